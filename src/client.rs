@@ -1,0 +1,217 @@
+//! The client: owns the secret key. Quantizes and encrypts raw rows; decrypts, dequantizes and
+//! post-processes results. Nothing here is needed, or accepted, by the server.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+use tfhe::core_crypto::commons::math::random::RandomGenerator;
+use tfhe::core_crypto::prelude::{
+    allocate_and_generate_new_binary_glwe_secret_key, new_seeder, DefaultRandomGenerator,
+    GlweDimension, GlweSecretKeyOwned, PolynomialSize, SecretRandomGenerator, TUniform,
+};
+
+use crate::data::check_row;
+use crate::error::{Error, Result};
+use crate::fhe::kernels::{
+    dot, expand_mask, extended_mask, pack_bits, reverse_key, round_to_bits, unpack_bits,
+};
+use crate::fhe::wire::{self, Kind};
+use crate::fhe::LeveledPlan;
+use crate::program::{Decoder, Prediction};
+use crate::quant::InputQuantizer;
+use crate::server::{EncryptedInput, EncryptedOutput};
+
+/// The public part of a model a client needs: names, quantizer, decoder, plan. No weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientSpec {
+    pub model_id: [u8; 16],
+    pub name: String,
+    pub feature_names: Vec<String>,
+    pub quantizer: InputQuantizer,
+    pub decoder: Decoder,
+    pub plan: LeveledPlan,
+}
+
+impl ClientSpec {
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        wire::seal(Kind::ClientSpec, self)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        wire::open(Kind::ClientSpec, bytes)
+    }
+}
+
+/// The secret key: tfhe's binary GLWE secret key (k = 1), held in reversed coefficient order
+/// for the kernels. Not `Serialize`: it leaves a `Client` only through `export_secret_key`,
+/// as a blob every server-side reader refuses.
+struct SecretKey {
+    reversed: Vec<u64>,
+}
+
+impl SecretKey {
+    fn generate(polynomial_size: usize) -> Self {
+        let mut seeder = new_seeder();
+        let mut generator = SecretRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
+        let key: GlweSecretKeyOwned<u64> = allocate_and_generate_new_binary_glwe_secret_key(
+            GlweDimension(1),
+            PolynomialSize(polynomial_size),
+            &mut generator,
+        );
+        Self {
+            reversed: reverse_key(key.as_ref()),
+        }
+    }
+}
+
+/// The data owner's side of encrypted inference.
+pub struct Client {
+    spec: ClientSpec,
+    key: SecretKey,
+    clipped: AtomicU64,
+}
+
+impl Client {
+    /// A client with a fresh secret key for the given model.
+    pub fn new(spec: ClientSpec) -> Result<Self> {
+        let params = &spec.plan.params;
+        params.check_features(spec.quantizer.n_features())?;
+        let key = SecretKey::generate(params.polynomial_size);
+        Ok(Self {
+            spec,
+            key,
+            clipped: AtomicU64::new(0),
+        })
+    }
+
+    pub fn spec(&self) -> &ClientSpec {
+        &self.spec
+    }
+
+    /// Feature values clipped into the calibrated range so far (never wrapped).
+    pub fn clipped_count(&self) -> u64 {
+        self.clipped.load(Ordering::Relaxed)
+    }
+
+    /// Saves the secret key for this client's own later use (kind `SecretKey`: every
+    /// server-side reader refuses it).
+    pub fn export_secret_key(&self) -> Result<Vec<u8>> {
+        wire::seal(Kind::SecretKey, &(self.spec.model_id, &self.key.reversed))
+    }
+
+    /// A client from a spec and a key saved by `export_secret_key`.
+    pub fn with_secret_key(spec: ClientSpec, key_blob: &[u8]) -> Result<Self> {
+        let (model_id, reversed): ([u8; 16], Vec<u64>) = wire::open(Kind::SecretKey, key_blob)?;
+        if model_id != spec.model_id {
+            return Err(Error::Wire(
+                "the secret key was made for another model".into(),
+            ));
+        }
+        if reversed.len() != spec.plan.params.polynomial_size || reversed.iter().any(|&b| b > 1) {
+            return Err(Error::Wire(
+                "not a binary key of the model's dimension".into(),
+            ));
+        }
+        Ok(Self {
+            spec,
+            key: SecretKey { reversed },
+            clipped: AtomicU64::new(0),
+        })
+    }
+
+    /// Quantizes (clipping out-of-range values) and encrypts one raw row.
+    pub fn encrypt(&self, row: &[f64]) -> Result<EncryptedInput> {
+        check_row(row, self.spec.quantizer.n_features())?;
+        let q = self.spec.quantizer.quantize(row);
+        self.clipped.fetch_add(q.clipped as u64, Ordering::Relaxed);
+        self.encrypt_quantized(&q.values)
+    }
+
+    /// Encrypts already-quantized inputs (each below `2^input_bits`).
+    pub fn encrypt_quantized(&self, values: &[u64]) -> Result<EncryptedInput> {
+        let plan = &self.spec.plan;
+        let params = &plan.params;
+        let d = self.spec.quantizer.n_features();
+        if values.len() != d {
+            return Err(Error::Input(format!(
+                "{} quantized inputs, the model takes {d}",
+                values.len()
+            )));
+        }
+        let max = self.spec.quantizer.max_level();
+        if let Some(j) = values.iter().position(|&v| v > max) {
+            return Err(Error::Input(format!(
+                "quantized input {j} is {}, above {max}",
+                values[j]
+            )));
+        }
+        let n = params.polynomial_size;
+        let mut seeder = new_seeder();
+        let seed = seeder.seed().0;
+        let mut noise = RandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
+        let distribution = TUniform::<u64>::new(params.noise_bound_log2);
+        let f = extended_mask(&expand_mask(seed, n), d);
+        let bodies: Vec<u64> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &m)| {
+                let e: u64 = noise.random_from_distribution(distribution);
+                let body = dot(&f[i..i + n], &self.key.reversed)
+                    .wrapping_add(m << plan.delta_log2)
+                    .wrapping_add(e);
+                round_to_bits(body, plan.input_body_bits)
+            })
+            .collect();
+        Ok(EncryptedInput {
+            model_id: self.spec.model_id,
+            seed,
+            body_bits: plan.input_body_bits,
+            n_inputs: d as u32,
+            bodies: pack_bits(&bodies, plan.input_body_bits),
+        })
+    }
+
+    /// Decrypts the integer scores: exactly what `simulate` computes.
+    pub fn decrypt_scores(&self, output: &EncryptedOutput) -> Result<Vec<i64>> {
+        let plan = &self.spec.plan;
+        let n = plan.params.lwe_dimension();
+        let outputs = self.spec.decoder.n_outputs();
+        if output.model_id != self.spec.model_id {
+            return Err(Error::Wire(
+                "the result was computed for another model".into(),
+            ));
+        }
+        if output.bits != plan.output_bits
+            || output.n_outputs as usize != outputs
+            || output.lwe_dimension as usize != n
+        {
+            return Err(Error::Wire(format!(
+                "result shape {}×{} at {} bits, expected {outputs}×{n} at {} bits",
+                output.n_outputs, output.lwe_dimension, output.bits, plan.output_bits
+            )));
+        }
+        let values = unpack_bits(&output.coefficients, output.bits, outputs * (n + 1))?;
+        let bits = plan.output_bits;
+        let modulus_mask = if bits == 64 {
+            u64::MAX
+        } else {
+            (1u64 << bits) - 1
+        };
+        // Delta after the modulus switch: 2^(delta_log2 - (64 - bits)).
+        let shift = plan.delta_log2 - (64 - bits);
+        Ok(values
+            .chunks_exact(n + 1)
+            .map(|ct| {
+                let phase = ct[n].wrapping_sub(dot(&ct[..n], &self.key.reversed)) & modulus_mask;
+                // Sign-extend from `bits` bits, then round to the nearest multiple of delta.
+                let signed = ((phase << (64 - bits)) as i64) >> (64 - bits);
+                (signed + (1i64 << shift >> 1)) >> shift
+            })
+            .collect())
+    }
+
+    /// Decrypts and post-processes: class (with probabilities) or value.
+    pub fn decrypt(&self, output: &EncryptedOutput) -> Result<Prediction> {
+        self.spec.decoder.decode(&self.decrypt_scores(output)?)
+    }
+}

@@ -1,0 +1,307 @@
+//! Data: CSV files to feature matrices, the deterministic (stratified) train/test split, and
+//! the standard scaler fitted on the training part only.
+
+use std::path::Path;
+
+use linfa::Dataset;
+use ndarray::Ix1;
+use ndarray::{Array1, Array2, ArrayView1, Axis};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Largest CSV the loader reads, so a wrong path cannot exhaust memory.
+pub const MAX_CSV_BYTES: u64 = 256 * 1024 * 1024;
+
+/// A numeric table read from a CSV: features and the `target` column (its last column).
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// The file stem, used in reports.
+    pub name: String,
+    pub feature_names: Vec<String>,
+    /// One row per sample.
+    pub features: Array2<f64>,
+    pub target: Array1<f64>,
+}
+
+/// Reads a CSV with a header row whose last column is `target`. Every other cell must be a
+/// finite number; errors name the file, line and column.
+pub fn load_csv(path: impl AsRef<Path>) -> Result<Table> {
+    let path = path.as_ref();
+    let csv_err = |message: String| Error::Csv {
+        path: path.to_path_buf(),
+        message,
+    };
+    let meta = std::fs::metadata(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.len() > MAX_CSV_BYTES {
+        return Err(csv_err(format!(
+            "file is {} bytes, larger than the {} byte limit",
+            meta.len(),
+            MAX_CSV_BYTES
+        )));
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .map_err(|e| csv_err(e.to_string()))?;
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| csv_err(e.to_string()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if header.len() < 2 || header.last().map(String::as_str) != Some("target") {
+        return Err(csv_err(
+            "the header must name at least one feature and end with a `target` column".into(),
+        ));
+    }
+    let width = header.len();
+    let mut values = Vec::new();
+    let mut target = Vec::new();
+    for (row_index, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| csv_err(e.to_string()))?;
+        let line = record
+            .position()
+            .map_or(row_index + 2, |p| p.line() as usize);
+        if record.len() != width {
+            return Err(csv_err(format!(
+                "line {line}: {} cells, but the header has {width} columns",
+                record.len()
+            )));
+        }
+        for (column, cell) in record.iter().enumerate() {
+            let value: f64 = cell.parse().map_err(|_| {
+                csv_err(format!(
+                    "line {line}, column `{}`: `{cell}` is not a number",
+                    header[column]
+                ))
+            })?;
+            if !value.is_finite() {
+                return Err(csv_err(format!(
+                    "line {line}, column `{}`: {cell} is not a finite number",
+                    header[column]
+                )));
+            }
+            if column + 1 == width {
+                target.push(value);
+            } else {
+                values.push(value);
+            }
+        }
+    }
+    if target.is_empty() {
+        return Err(csv_err("no data rows".into()));
+    }
+    let n = target.len();
+    let features = Array2::from_shape_vec((n, width - 1), values)
+        .map_err(|e| csv_err(format!("internal shape error: {e}")))?;
+    Ok(Table {
+        name: path
+            .file_stem()
+            .map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned()),
+        feature_names: header[..width - 1].to_vec(),
+        features,
+        target: Array1::from(target),
+    })
+}
+
+/// Per-feature standardization `(x - mean) / std`, fitted on training rows only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scaler {
+    pub mean: Vec<f64>,
+    /// Standard deviations; a constant feature gets 1 so it maps to 0.
+    pub std: Vec<f64>,
+}
+
+impl Scaler {
+    pub fn fit(x: &Array2<f64>) -> Self {
+        let mean = x.mean_axis(Axis(0)).map_or_else(Vec::new, |m| m.to_vec());
+        let std = x
+            .std_axis(Axis(0), 0.0)
+            .iter()
+            .map(|&s| if s > 1e-12 { s } else { 1.0 })
+            .collect();
+        Self { mean, std }
+    }
+
+    pub fn transform(&self, x: &Array2<f64>) -> Array2<f64> {
+        let mut out = x.clone();
+        for mut row in out.rows_mut() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = (*v - self.mean[j]) / self.std[j];
+            }
+        }
+        out
+    }
+
+    pub fn transform_row(&self, row: ArrayView1<f64>) -> Vec<f64> {
+        row.iter()
+            .enumerate()
+            .map(|(j, v)| (v - self.mean[j]) / self.std[j])
+            .collect()
+    }
+}
+
+/// A train/test split: scaled linfa datasets for training and evaluation, the raw test rows a
+/// client would encrypt, and the scaler (part of the compiled model, so clients send raw rows).
+#[derive(Debug, Clone)]
+pub struct Split<T> {
+    pub name: String,
+    pub feature_names: Vec<String>,
+    /// Scaled training set (what linfa fits on).
+    pub train: Dataset<f64, T, Ix1>,
+    /// Scaled test set, aligned with `test_raw`.
+    pub test: Dataset<f64, T, Ix1>,
+    /// Raw (unscaled) training rows, for calibration in raw units.
+    pub train_raw: Array2<f64>,
+    /// Raw (unscaled) test rows: what a client holds and encrypts.
+    pub test_raw: Array2<f64>,
+    pub scaler: Scaler,
+    /// Original label of each class index (classification only; empty for regression).
+    pub classes: Vec<i64>,
+}
+
+impl<T> Split<T> {
+    pub fn n_features(&self) -> usize {
+        self.feature_names.len()
+    }
+}
+
+impl Table {
+    /// Stratified split for classification: the target must hold integers and at least two
+    /// classes, each with at least two samples. Classes become indices `0..k` in label order.
+    pub fn split(&self, test_fraction: f64, seed: u64) -> Result<Split<usize>> {
+        check_fraction(test_fraction)?;
+        let mut classes: Vec<i64> = Vec::new();
+        for &t in &self.target {
+            if t.fract() != 0.0 || t.abs() > 2f64.powi(53) {
+                return Err(Error::Data(format!(
+                    "{}: target {t} is not an integer class label (use --model linear for regression)",
+                    self.name
+                )));
+            }
+            classes.push(t as i64);
+        }
+        let labels = classes.clone();
+        classes.sort_unstable();
+        classes.dedup();
+        if classes.len() < 2 {
+            return Err(Error::Data(format!(
+                "{}: the target holds a single class ({}); a classifier needs at least two",
+                self.name, classes[0]
+            )));
+        }
+        let index_of = |label: i64| classes.binary_search(&label).unwrap_or(0);
+        let y: Vec<usize> = labels.iter().map(|&l| index_of(l)).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut test = Vec::new();
+        for (c, &label) in classes.iter().enumerate() {
+            let mut members: Vec<usize> = (0..y.len()).filter(|&i| y[i] == c).collect();
+            if members.len() < 2 {
+                return Err(Error::Data(format!(
+                    "{}: class {label} has {} sample(s); each class needs at least two to split",
+                    self.name,
+                    members.len()
+                )));
+            }
+            members.shuffle(&mut rng);
+            let n_test = ((members.len() as f64 * test_fraction).round() as usize)
+                .clamp(1, members.len() - 1);
+            test.extend_from_slice(&members[..n_test]);
+        }
+        let (train_idx, test_idx) = complement(y.len(), test);
+        let y = Array1::from(y);
+        Ok(self.assemble(&train_idx, &test_idx, &y, classes))
+    }
+
+    /// Seeded random split for regression (real-valued target).
+    pub fn split_regression(&self, test_fraction: f64, seed: u64) -> Result<Split<f64>> {
+        check_fraction(test_fraction)?;
+        let n = self.target.len();
+        if n < 3 {
+            return Err(Error::Data(format!(
+                "{}: {n} rows are too few to split",
+                self.name
+            )));
+        }
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+        let n_test = ((n as f64 * test_fraction).round() as usize).clamp(1, n - 2);
+        order.truncate(n_test);
+        let (train_idx, test_idx) = complement(n, order);
+        Ok(self.assemble(&train_idx, &test_idx, &self.target, Vec::new()))
+    }
+
+    fn assemble<T: Clone>(
+        &self,
+        train_idx: &[usize],
+        test_idx: &[usize],
+        y: &Array1<T>,
+        classes: Vec<i64>,
+    ) -> Split<T> {
+        let train_raw = self.features.select(Axis(0), train_idx);
+        let test_raw = self.features.select(Axis(0), test_idx);
+        let scaler = Scaler::fit(&train_raw);
+        let names = self.feature_names.clone();
+        let train = Dataset::new(scaler.transform(&train_raw), y.select(Axis(0), train_idx))
+            .with_feature_names(names.clone());
+        let test = Dataset::new(scaler.transform(&test_raw), y.select(Axis(0), test_idx))
+            .with_feature_names(names);
+        Split {
+            name: self.name.clone(),
+            feature_names: self.feature_names.clone(),
+            train,
+            test,
+            train_raw,
+            test_raw,
+            scaler,
+            classes,
+        }
+    }
+}
+
+fn check_fraction(f: f64) -> Result<()> {
+    if f.is_finite() && f > 0.0 && f < 1.0 {
+        Ok(())
+    } else {
+        Err(Error::Data(format!(
+            "test fraction must be strictly between 0 and 1, got {f}"
+        )))
+    }
+}
+
+/// Sorted train and test indices, given the test ones.
+fn complement(n: usize, mut test: Vec<usize>) -> (Vec<usize>, Vec<usize>) {
+    test.sort_unstable();
+    let mut is_test = vec![false; n];
+    for &i in &test {
+        is_test[i] = true;
+    }
+    let train = (0..n).filter(|&i| !is_test[i]).collect();
+    (train, test)
+}
+
+/// Checks a raw row a client is about to encrypt: length and finiteness.
+pub fn check_row(row: &[f64], n_features: usize) -> Result<()> {
+    if row.len() != n_features {
+        return Err(Error::Input(format!(
+            "a row has {} features, the model expects {n_features}",
+            row.len()
+        )));
+    }
+    if let Some(j) = row.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Input(format!(
+            "feature {j} is {}, not a finite number",
+            row[j]
+        )));
+    }
+    Ok(())
+}

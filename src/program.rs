@@ -1,0 +1,261 @@
+//! The integer model program every supported model compiles to, its clear interpreter
+//! (`simulate`), and the client-side post-processing (dequantize, sigmoid or softmax, argmax).
+//!
+//! `simulate` computes exactly the integers the encrypted interpreter (`fhe::leveled`) decrypts
+//! to; the tests hold the two equal on whole test sets.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A leveled linear map `y = W x + b` on integers: `W` is `n_outputs × n_inputs`, row-major.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinearLayer {
+    pub n_inputs: usize,
+    pub n_outputs: usize,
+    pub weights: Vec<i64>,
+    pub bias: Vec<i64>,
+}
+
+impl LinearLayer {
+    pub fn new(
+        n_inputs: usize,
+        n_outputs: usize,
+        weights: Vec<i64>,
+        bias: Vec<i64>,
+    ) -> Result<Self> {
+        if n_inputs == 0 || n_outputs == 0 {
+            return Err(Error::Compile(
+                "a linear layer needs inputs and outputs".into(),
+            ));
+        }
+        if weights.len() != n_inputs * n_outputs || bias.len() != n_outputs {
+            return Err(Error::Compile(format!(
+                "linear layer {n_outputs}×{n_inputs} given {} weights and {} biases",
+                weights.len(),
+                bias.len()
+            )));
+        }
+        Ok(Self {
+            n_inputs,
+            n_outputs,
+            weights,
+            bias,
+        })
+    }
+
+    pub fn row(&self, output: usize) -> &[i64] {
+        &self.weights[output * self.n_inputs..(output + 1) * self.n_inputs]
+    }
+
+    /// Largest L1 norm of a weight row: bounds how much input noise one output accumulates.
+    pub fn max_row_l1(&self) -> u64 {
+        (0..self.n_outputs)
+            .map(|o| self.row(o).iter().map(|w| w.unsigned_abs()).sum())
+            .max()
+            .unwrap_or(0)
+    }
+
+    pub fn apply(&self, x: &[i64]) -> Vec<i64> {
+        (0..self.n_outputs)
+            .map(|o| {
+                self.row(o)
+                    .iter()
+                    .zip(x)
+                    .fold(self.bias[o], |acc, (w, v)| acc + w * v)
+            })
+            .collect()
+    }
+
+    /// Exact output interval for inputs in the given per-input intervals.
+    pub fn bounds(&self, inputs: &[(i64, i64)]) -> Vec<(i64, i64)> {
+        (0..self.n_outputs)
+            .map(|o| {
+                self.row(o).iter().zip(inputs).fold(
+                    (self.bias[o], self.bias[o]),
+                    |(lo, hi), (&w, &(a, b))| {
+                        let (p, q) = (w * a, w * b);
+                        (lo + p.min(q), hi + p.max(q))
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// One step of the program. Linear models are one `Linear` step; activations and comparisons
+/// (table lookups through bootstrapping) join as further variants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Step {
+    Linear(LinearLayer),
+}
+
+/// An integer model: unsigned inputs of `input_bits` bits through a sequence of steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Program {
+    pub n_inputs: usize,
+    pub input_bits: u32,
+    pub steps: Vec<Step>,
+}
+
+impl Program {
+    pub fn n_outputs(&self) -> usize {
+        match self.steps.last() {
+            Some(Step::Linear(l)) => l.n_outputs,
+            None => self.n_inputs,
+        }
+    }
+
+    /// The single linear step of a leveled (linear) program, if that is what it is.
+    pub fn as_linear(&self) -> Option<&LinearLayer> {
+        match self.steps.as_slice() {
+            [Step::Linear(l)] => Some(l),
+            _ => None,
+        }
+    }
+
+    /// Checks input count and range: the clear twin refuses what encryption would refuse.
+    pub fn check_input(&self, x: &[u64]) -> Result<()> {
+        if x.len() != self.n_inputs {
+            return Err(Error::Input(format!(
+                "{} quantized inputs, the program takes {}",
+                x.len(),
+                self.n_inputs
+            )));
+        }
+        let max = (1u64 << self.input_bits) - 1;
+        if let Some(j) = x.iter().position(|&v| v > max) {
+            return Err(Error::Input(format!(
+                "quantized input {j} is {}, above the {}-bit maximum {max}",
+                x[j], self.input_bits
+            )));
+        }
+        Ok(())
+    }
+
+    /// The clear interpreter: the exact integers the encrypted path decrypts to.
+    pub fn simulate(&self, x: &[u64]) -> Result<Vec<i64>> {
+        self.check_input(x)?;
+        let mut values: Vec<i64> = x.iter().map(|&v| v as i64).collect();
+        for step in &self.steps {
+            values = match step {
+                Step::Linear(layer) => layer.apply(&values),
+            };
+        }
+        Ok(values)
+    }
+
+    /// Exact interval of every output over all valid inputs.
+    pub fn output_bounds(&self) -> Vec<(i64, i64)> {
+        let max = ((1u64 << self.input_bits) - 1) as i64;
+        let mut bounds = vec![(0, max); self.n_inputs];
+        for step in &self.steps {
+            bounds = match step {
+                Step::Linear(layer) => layer.bounds(&bounds),
+            };
+        }
+        bounds
+    }
+}
+
+/// What the model's outputs mean, and how the client turns decrypted integers into an answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum OutputKind {
+    /// One logit: `score >= 0` means `classes[1]`.
+    Binary { classes: [i64; 2] },
+    /// One logit per class: the largest wins.
+    Multiclass { classes: Vec<i64> },
+    /// One real value.
+    Regression,
+}
+
+/// Client-side post-processing: `real = integer * scale`, then sigmoid/softmax/argmax.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decoder {
+    pub kind: OutputKind,
+    pub scale: f64,
+}
+
+/// A decoded prediction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Prediction {
+    Class {
+        /// Index into the model's classes (0-based, in label order).
+        index: usize,
+        /// The label as it appeared in the training data.
+        label: i64,
+        /// Class probabilities (sigmoid or softmax of the dequantized logits).
+        probabilities: Vec<f64>,
+    },
+    Value(f64),
+}
+
+impl Prediction {
+    pub fn class_index(&self) -> Option<usize> {
+        match self {
+            Prediction::Class { index, .. } => Some(*index),
+            Prediction::Value(_) => None,
+        }
+    }
+
+    pub fn value(&self) -> Option<f64> {
+        match self {
+            Prediction::Value(v) => Some(*v),
+            Prediction::Class { .. } => None,
+        }
+    }
+}
+
+impl Decoder {
+    pub fn n_outputs(&self) -> usize {
+        match &self.kind {
+            OutputKind::Binary { .. } | OutputKind::Regression => 1,
+            OutputKind::Multiclass { classes } => classes.len(),
+        }
+    }
+
+    pub fn decode(&self, scores: &[i64]) -> Result<Prediction> {
+        if scores.len() != self.n_outputs() {
+            return Err(Error::Input(format!(
+                "{} scores, the model has {} outputs",
+                scores.len(),
+                self.n_outputs()
+            )));
+        }
+        let real: Vec<f64> = scores.iter().map(|&s| s as f64 * self.scale).collect();
+        Ok(match &self.kind {
+            OutputKind::Binary { classes } => {
+                let p = 1.0 / (1.0 + (-real[0]).exp());
+                let index = usize::from(scores[0] >= 0);
+                Prediction::Class {
+                    index,
+                    label: classes[index],
+                    probabilities: vec![1.0 - p, p],
+                }
+            }
+            OutputKind::Multiclass { classes } => {
+                // First maximum on ties, as linfa's argmax does.
+                let index =
+                    (0..scores.len()).fold(
+                        0,
+                        |best, i| {
+                            if scores[i] > scores[best] {
+                                i
+                            } else {
+                                best
+                            }
+                        },
+                    );
+                let top = real[index];
+                let exp: Vec<f64> = real.iter().map(|r| (r - top).exp()).collect();
+                let total: f64 = exp.iter().sum();
+                Prediction::Class {
+                    index,
+                    label: classes[index],
+                    probabilities: exp.iter().map(|e| e / total).collect(),
+                }
+            }
+            OutputKind::Regression => Prediction::Value(real[0]),
+        })
+    }
+}
