@@ -27,31 +27,51 @@ pub struct Table {
     pub target: Array1<f64>,
 }
 
+/// The breast-cancer CSV shipped in `data/`, built in so `fhe-ml demo` runs from anywhere.
+pub const BREAST_CANCER_CSV: &str = include_str!("../data/breast_cancer.csv");
+
 /// Reads a CSV with a header row whose last column is `target`. Every other cell must be a
 /// finite number; errors name the file, line and column.
 pub fn load_csv(path: impl AsRef<Path>) -> Result<Table> {
     let path = path.as_ref();
-    let csv_err = |message: String| Error::Csv {
-        path: path.to_path_buf(),
-        message,
-    };
     let meta = std::fs::metadata(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
     if meta.len() > MAX_CSV_BYTES {
-        return Err(csv_err(format!(
-            "file is {} bytes, larger than the {} byte limit",
-            meta.len(),
-            MAX_CSV_BYTES
-        )));
+        return Err(Error::Csv {
+            path: path.to_path_buf(),
+            message: format!(
+                "file is {} bytes, larger than the {MAX_CSV_BYTES} byte limit",
+                meta.len()
+            ),
+        });
     }
+    let file = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let name = path
+        .file_stem()
+        .map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned());
+    parse_csv(file, &name, path)
+}
+
+/// Parses CSV text already in memory (`name` names it in reports and errors).
+pub fn parse_csv_str(text: &str, name: &str) -> Result<Table> {
+    parse_csv(text.as_bytes(), name, Path::new(name))
+}
+
+fn parse_csv(input: impl std::io::Read, name: &str, path: &Path) -> Result<Table> {
+    let csv_err = |message: String| Error::Csv {
+        path: path.to_path_buf(),
+        message,
+    };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| csv_err(e.to_string()))?;
+        .from_reader(input);
     let header: Vec<String> = reader
         .headers()
         .map_err(|e| csv_err(e.to_string()))?
@@ -104,9 +124,7 @@ pub fn load_csv(path: impl AsRef<Path>) -> Result<Table> {
     let features = Array2::from_shape_vec((n, width - 1), values)
         .map_err(|e| csv_err(format!("internal shape error: {e}")))?;
     Ok(Table {
-        name: path
-            .file_stem()
-            .map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned()),
+        name: name.to_string(),
         feature_names: header[..width - 1].to_vec(),
         features,
         target: Array1::from(target),
@@ -201,21 +219,24 @@ impl Table {
         }
         let index_of = |label: i64| classes.binary_search(&label).unwrap_or(0);
         let y: Vec<usize> = labels.iter().map(|&l| index_of(l)).collect();
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); classes.len()];
+        for (i, &c) in y.iter().enumerate() {
+            members[c].push(i);
+        }
+        if let Some(c) = members.iter().position(|m| m.len() < 2) {
+            return Err(Error::Data(format!(
+                "{}: class {} has {} sample(s); each class needs at least two to split",
+                self.name,
+                classes[c],
+                members[c].len()
+            )));
+        }
+        let counts = stratified_counts(&members, test_fraction);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut test = Vec::new();
-        for (c, &label) in classes.iter().enumerate() {
-            let mut members: Vec<usize> = (0..y.len()).filter(|&i| y[i] == c).collect();
-            if members.len() < 2 {
-                return Err(Error::Data(format!(
-                    "{}: class {label} has {} sample(s); each class needs at least two to split",
-                    self.name,
-                    members.len()
-                )));
-            }
-            members.shuffle(&mut rng);
-            let n_test = ((members.len() as f64 * test_fraction).round() as usize)
-                .clamp(1, members.len() - 1);
-            test.extend_from_slice(&members[..n_test]);
+        for (m, n_test) in members.iter_mut().zip(counts) {
+            m.shuffle(&mut rng);
+            test.extend_from_slice(&m[..n_test]);
         }
         let (train_idx, test_idx) = complement(y.len(), test);
         let y = Array1::from(y);
@@ -234,7 +255,7 @@ impl Table {
         }
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-        let n_test = ((n as f64 * test_fraction).round() as usize).clamp(1, n - 2);
+        let n_test = ((n as f64 * test_fraction).ceil() as usize).clamp(1, n - 2);
         order.truncate(n_test);
         let (train_idx, test_idx) = complement(n, order);
         Ok(self.assemble(&train_idx, &test_idx, &self.target, Vec::new()))
@@ -266,6 +287,32 @@ impl Table {
             classes,
         }
     }
+}
+
+/// Test rows per class: `ceil(fraction * n)` in all (as scikit-learn's `train_test_split`),
+/// shared in proportion to class sizes by largest remainder, at least one test and one
+/// training row per class.
+fn stratified_counts(members: &[Vec<usize>], fraction: f64) -> Vec<usize> {
+    let n: usize = members.iter().map(Vec::len).sum();
+    let total = (fraction * n as f64).ceil() as usize;
+    let exact: Vec<f64> = members.iter().map(|m| m.len() as f64 * fraction).collect();
+    let mut counts: Vec<usize> = exact.iter().map(|e| e.floor() as usize).collect();
+    let mut order: Vec<usize> = (0..members.len()).collect();
+    order.sort_by(|&a, &b| (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())));
+    let mut missing = total.saturating_sub(counts.iter().sum());
+    for &c in order.iter().cycle().take(members.len() * 2) {
+        if missing == 0 {
+            break;
+        }
+        if counts[c] + 1 < members[c].len() {
+            counts[c] += 1;
+            missing -= 1;
+        }
+    }
+    for (count, m) in counts.iter_mut().zip(members) {
+        *count = (*count).clamp(1, m.len() - 1);
+    }
+    counts
 }
 
 fn check_fraction(f: f64) -> Result<()> {

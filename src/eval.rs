@@ -1,1 +1,377 @@
+//! The evaluation pipeline behind `fhe-ml demo` and `fhe-ml eval`: load, split, train, compile,
+//! generate keys, encrypt, infer, decrypt, and measure accuracy, agreement, latency, throughput
+//! and sizes.
 
+use std::path::PathBuf;
+use std::time::Instant;
+
+use indicatif::ProgressBar;
+use ndarray::Axis;
+use rayon::prelude::*;
+
+use crate::data::{self, Split, Table};
+use crate::error::{Error, Result};
+use crate::model::{compile, CompiledModel, LinearModel};
+use crate::program::Prediction;
+use crate::quant::Quantization;
+use crate::report::{Agreement, Bytes, EvalReport, Latency, PerSample, Triple};
+use crate::train;
+
+/// Which model family to train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// Logistic regression (binary or multinomial, from the number of classes).
+    Logistic,
+    /// Ordinary least-squares regression on a real-valued target.
+    Linear,
+}
+
+impl ModelKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Logistic => "logistic",
+            ModelKind::Linear => "linear",
+        }
+    }
+}
+
+/// Where the data comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    File(PathBuf),
+    /// The built-in copy of `data/breast_cancer.csv`.
+    BuiltinBreastCancer,
+}
+
+#[derive(Debug, Clone)]
+pub struct EvalConfig {
+    pub source: Source,
+    pub model: ModelKind,
+    pub quantization: Quantization,
+    pub seed: u64,
+    pub test_fraction: f64,
+    /// Evaluate at most this many test rows (the first ones of the test split).
+    pub limit: Option<usize>,
+}
+
+impl EvalConfig {
+    pub fn new(source: Source, model: ModelKind) -> Self {
+        Self {
+            source,
+            model,
+            quantization: Quantization::default(),
+            seed: 42,
+            test_fraction: 0.2,
+            limit: None,
+        }
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+fn fraction(hits: usize, n: usize) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        hits as f64 / n as f64
+    }
+}
+
+fn r2(truth: &[f64], predicted: &[f64]) -> f64 {
+    let mean = truth.iter().sum::<f64>() / truth.len().max(1) as f64;
+    let ss_tot: f64 = truth.iter().map(|t| (t - mean).powi(2)).sum();
+    let ss_res: f64 = truth
+        .iter()
+        .zip(predicted)
+        .map(|(t, p)| (t - p).powi(2))
+        .sum();
+    if ss_tot > 0.0 {
+        1.0 - ss_res / ss_tot
+    } else {
+        0.0
+    }
+}
+
+/// Runs the whole pipeline; `progress` advances once per encrypted test row.
+pub fn run(config: &EvalConfig, progress: &ProgressBar) -> Result<EvalReport> {
+    let table = match &config.source {
+        Source::File(path) => data::load_csv(path)?,
+        Source::BuiltinBreastCancer => {
+            data::parse_csv_str(data::BREAST_CANCER_CSV, "breast_cancer")?
+        }
+    };
+    match config.model {
+        ModelKind::Logistic => run_logistic(config, &table, progress),
+        ModelKind::Linear => run_linear(config, &table, progress),
+    }
+}
+
+/// The encrypted run shared by both tasks: per-sample timings one row at a time, then the
+/// batch rate on all cores. Returns predictions, whether every decrypted score equalled the
+/// clear twin's, and the measurements.
+struct EncryptedRun {
+    predictions: Vec<Prediction>,
+    exact_scores: bool,
+    latency: Latency,
+    per_sample: PerSample,
+    throughput_per_s: f64,
+    bytes: Bytes,
+    clipped_features: u64,
+}
+
+fn encrypted_run<T>(
+    model: &CompiledModel,
+    split: &Split<T>,
+    n_test: usize,
+    progress: &ProgressBar,
+) -> Result<EncryptedRun> {
+    // Key generation: median of a few, keeping the last pair.
+    let mut keygen_ms = Vec::new();
+    let mut pair = None;
+    for _ in 0..5 {
+        let t = Instant::now();
+        pair = Some(model.keygen()?);
+        keygen_ms.push(ms(t));
+    }
+    let (client, server) = pair.expect("five keygens ran");
+
+    let rows: Vec<Vec<f64>> = split
+        .test_raw
+        .axis_iter(Axis(0))
+        .take(n_test)
+        .map(|r| r.to_vec())
+        .collect();
+    progress.set_length(rows.len() as u64);
+    let mut per_sample = PerSample::default();
+    let mut predictions = Vec::with_capacity(rows.len());
+    let mut exact_scores = true;
+    let mut bytes = Bytes::default();
+    for row in &rows {
+        let t = Instant::now();
+        let ct = client.encrypt(row)?;
+        per_sample.encrypt_ms.push(ms(t));
+        let t = Instant::now();
+        let out = server.infer(&ct)?;
+        per_sample.infer_ms.push(ms(t));
+        let t = Instant::now();
+        let scores = client.decrypt_scores(&out)?;
+        let prediction = model.decoder.decode(&scores)?;
+        per_sample.decrypt_ms.push(ms(t));
+        exact_scores &= scores == model.simulate(row)?;
+        predictions.push(prediction);
+        if bytes.input_ciphertext == 0 {
+            bytes.input_ciphertext = ct.to_bytes()?.len();
+            bytes.output_ciphertext = out.to_bytes()?.len();
+        }
+        progress.inc(1);
+    }
+    let clipped_features = client.clipped_count();
+    let totals: Vec<f64> = (0..rows.len())
+        .map(|i| per_sample.encrypt_ms[i] + per_sample.infer_ms[i] + per_sample.decrypt_ms[i])
+        .collect();
+    let latency = Latency {
+        keygen: median(&keygen_ms),
+        encrypt: median(&per_sample.encrypt_ms),
+        infer: median(&per_sample.infer_ms),
+        decrypt: median(&per_sample.decrypt_ms),
+        total: median(&totals),
+    };
+    per_sample.total_ms = totals;
+
+    // Batch: encrypt, infer and decrypt every row, spread over all cores.
+    let t = Instant::now();
+    let batch: Result<Vec<Prediction>> = rows
+        .par_iter()
+        .map(|row| client.decrypt(&server.infer(&client.encrypt(row)?)?))
+        .collect();
+    let batch_s = t.elapsed().as_secs_f64();
+    if batch? != predictions {
+        return Err(Error::Other(
+            "batch and one-at-a-time encrypted predictions differ".into(),
+        ));
+    }
+    Ok(EncryptedRun {
+        predictions,
+        exact_scores,
+        latency,
+        per_sample,
+        throughput_per_s: rows.len() as f64 / batch_s.max(1e-9),
+        bytes,
+        clipped_features,
+    })
+}
+
+fn report_base<T>(
+    config: &EvalConfig,
+    split: &Split<T>,
+    model: &CompiledModel,
+    task: &str,
+    n_test: usize,
+    train_ms: f64,
+) -> EvalReport {
+    EvalReport {
+        dataset: split.name.clone(),
+        model: config.model.name().into(),
+        task: task.into(),
+        n_train: split.train.records().nrows(),
+        n_test,
+        n_features: split.n_features(),
+        n_classes: (!split.classes.is_empty()).then_some(split.classes.len()),
+        params: model.plan.params.describe(),
+        bits: config.quantization.input_bits,
+        seed: config.seed,
+        test_fraction: config.test_fraction,
+        accuracy: None,
+        agreement: None,
+        r2: None,
+        max_abs_error: None,
+        latency_ms: Latency::default(),
+        throughput_per_s: 0.0,
+        bytes: Bytes::default(),
+        train_ms,
+        clipped_features: 0,
+        exact_scores: false,
+        per_sample: PerSample::default(),
+    }
+}
+
+fn n_test_rows(limit: Option<usize>, available: usize) -> Result<usize> {
+    match limit {
+        Some(0) => Err(Error::Input("--limit must be at least 1".into())),
+        Some(l) => Ok(l.min(available)),
+        None => Ok(available),
+    }
+}
+
+fn finish(report: &mut EvalReport, run: EncryptedRun) {
+    report.latency_ms = run.latency;
+    report.throughput_per_s = run.throughput_per_s;
+    report.bytes = run.bytes;
+    report.clipped_features = run.clipped_features;
+    report.exact_scores = run.exact_scores;
+    report.per_sample = run.per_sample;
+}
+
+fn run_logistic(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> Result<EvalReport> {
+    let split = table.split(config.test_fraction, config.seed)?;
+    let n_test = n_test_rows(config.limit, split.test_raw.nrows())?;
+    let t = Instant::now();
+    let fitted = train::fit_logistic(&split)?;
+    let train_ms = ms(t);
+    let model = compile(&fitted, &split, config.quantization)?;
+    let truth: Vec<usize> = split.test.targets().iter().take(n_test).copied().collect();
+    let plain: Vec<usize> = fitted
+        .predict(split.test.records())
+        .into_iter()
+        .take(n_test)
+        .collect();
+    let quantized = predict_classes(&model, &split, n_test)?;
+    let run = encrypted_run(&model, &split, n_test, progress)?;
+    let encrypted: Vec<usize> = run
+        .predictions
+        .iter()
+        .map(|p| p.class_index().unwrap_or(usize::MAX))
+        .collect();
+    let hits = |pred: &[usize], reference: &[usize]| {
+        fraction(
+            pred.iter().zip(reference).filter(|(a, b)| a == b).count(),
+            n_test,
+        )
+    };
+    let task = if split.classes.len() == 2 {
+        "binary-classification"
+    } else {
+        "multiclass-classification"
+    };
+    let mut report = report_base(config, &split, &model, task, n_test, train_ms);
+    report.accuracy = Some(Triple {
+        plain: hits(&plain, &truth),
+        quantized: hits(&quantized, &truth),
+        encrypted: hits(&encrypted, &truth),
+    });
+    report.agreement = Some(Agreement {
+        encrypted_vs_quantized: hits(&encrypted, &quantized),
+        encrypted_vs_plain: hits(&encrypted, &plain),
+        quantized_vs_plain: hits(&quantized, &plain),
+    });
+    finish(&mut report, run);
+    Ok(report)
+}
+
+fn predict_classes<T>(model: &CompiledModel, split: &Split<T>, n: usize) -> Result<Vec<usize>> {
+    split
+        .test_raw
+        .axis_iter(Axis(0))
+        .take(n)
+        .map(|r| {
+            let p = model.predict_simulated(&r.to_vec())?;
+            Ok(p.class_index().unwrap_or(usize::MAX))
+        })
+        .collect()
+}
+
+fn run_linear(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> Result<EvalReport> {
+    let split = table.split_regression(config.test_fraction, config.seed)?;
+    let n_test = n_test_rows(config.limit, split.test_raw.nrows())?;
+    let t = Instant::now();
+    let fitted = train::fit_linear(&split)?;
+    let train_ms = ms(t);
+    let model = compile(&fitted, &split, config.quantization)?;
+    let truth: Vec<f64> = split.test.targets().iter().take(n_test).copied().collect();
+    let float = fitted.float_model(&[])?;
+    let plain: Vec<f64> = split
+        .test
+        .records()
+        .axis_iter(Axis(0))
+        .take(n_test)
+        .map(|r| r.dot(&float.weights.row(0)) + float.bias[0])
+        .collect();
+    let quantized: Vec<f64> = split
+        .test_raw
+        .axis_iter(Axis(0))
+        .take(n_test)
+        .map(|r| {
+            let p = model.predict_simulated(&r.to_vec())?;
+            Ok(p.value().unwrap_or(f64::NAN))
+        })
+        .collect::<Result<_>>()?;
+    let run = encrypted_run(&model, &split, n_test, progress)?;
+    let encrypted: Vec<f64> = run
+        .predictions
+        .iter()
+        .map(|p| p.value().unwrap_or(f64::NAN))
+        .collect();
+    let max_err = |a: &[f64], b: &[f64]| {
+        a.iter()
+            .zip(b)
+            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+    };
+    let mut report = report_base(config, &split, &model, "regression", n_test, train_ms);
+    report.r2 = Some(Triple {
+        plain: r2(&truth, &plain),
+        quantized: r2(&truth, &quantized),
+        encrypted: r2(&truth, &encrypted),
+    });
+    report.max_abs_error = Some(crate::report::ErrorPair {
+        encrypted_vs_quantized: max_err(&encrypted, &quantized),
+        encrypted_vs_plain: max_err(&encrypted, &plain),
+    });
+    finish(&mut report, run);
+    Ok(report)
+}

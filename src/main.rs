@@ -1,1 +1,138 @@
-fn main() {}
+//! The `fhe-ml` command line: `demo` (the main job on the shipped breast-cancer data) and
+//! `eval` (the same pipeline on any CSV, optionally as JSON).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use fhe_ml::eval::{self, EvalConfig, ModelKind, Source};
+use fhe_ml::quant::Quantization;
+
+#[derive(Parser)]
+#[command(
+    name = "fhe-ml",
+    version,
+    about = "Encrypted inference with TFHE: train on plaintext, infer on ciphertexts"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModelArg {
+    Logistic,
+    Linear,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train, quantize, encrypt, infer and decrypt on the shipped breast-cancer data; print a
+    /// table and write charts.
+    Demo {
+        /// Folder for the SVG charts.
+        #[arg(long, default_value = "fhe-ml-demo")]
+        out: PathBuf,
+        /// Quantization bits for inputs and weights.
+        #[arg(long, default_value_t = Quantization::DEFAULT_BITS)]
+        bits: u32,
+    },
+    /// Run the pipeline on any CSV whose last column is `target`.
+    Eval {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, value_enum)]
+        model: ModelArg,
+        #[arg(long, default_value_t = Quantization::DEFAULT_BITS)]
+        bits: u32,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 0.2)]
+        test_fraction: f64,
+        /// Evaluate at most this many test rows.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Also write the charts into this folder.
+        #[arg(long)]
+        charts: Option<PathBuf>,
+    },
+}
+
+fn progress() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("encrypted inference {bar:40} {pos}/{len} rows ({eta})")
+            .expect("a valid template"),
+    );
+    bar
+}
+
+fn run(cli: Cli) -> fhe_ml::Result<()> {
+    match cli.command {
+        Command::Demo { out, bits } => {
+            let mut config = EvalConfig::new(Source::BuiltinBreastCancer, ModelKind::Logistic);
+            config.quantization = Quantization::bits(bits);
+            let bar = progress();
+            let report = eval::run(&config, &bar)?;
+            bar.finish_and_clear();
+            println!("{}", report.to_table());
+            let paths = fhe_ml::plots::write_charts(&report, &out)?;
+            println!("charts written to {}/:", out.display());
+            for p in paths {
+                println!("  {}", p.display());
+            }
+        }
+        Command::Eval {
+            data,
+            model,
+            bits,
+            seed,
+            test_fraction,
+            limit,
+            json,
+            charts,
+        } => {
+            let kind = match model {
+                ModelArg::Logistic => ModelKind::Logistic,
+                ModelArg::Linear => ModelKind::Linear,
+            };
+            let mut config = EvalConfig::new(Source::File(data), kind);
+            config.quantization = Quantization::bits(bits);
+            config.seed = seed;
+            config.test_fraction = test_fraction;
+            config.limit = limit;
+            let bar = progress();
+            let report = eval::run(&config, &bar)?;
+            bar.finish_and_clear();
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                println!("{}", report.to_table());
+            }
+            if let Some(dir) = charts {
+                fhe_ml::plots::write_charts(&report, &dir)?;
+                eprintln!("charts written to {}/", dir.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    // Any panic would be a bug; still report it as one line, without a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error: {info}");
+    }));
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

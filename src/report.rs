@@ -1,1 +1,192 @@
+//! Evaluation reports: the JSON contract of `fhe-ml eval --json` and the table `demo` prints.
 
+use serde::Serialize;
+
+/// Plaintext / quantized / encrypted values of one metric.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Triple {
+    pub plain: f64,
+    pub quantized: f64,
+    pub encrypted: f64,
+}
+
+/// Label agreement between pipelines (fraction of test rows with the same label).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Agreement {
+    pub encrypted_vs_quantized: f64,
+    pub encrypted_vs_plain: f64,
+    pub quantized_vs_plain: f64,
+}
+
+/// Largest absolute difference between regression predictions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct ErrorPair {
+    pub encrypted_vs_quantized: f64,
+    pub encrypted_vs_plain: f64,
+}
+
+/// Per-sample medians in milliseconds, one sample at a time (keygen: median of 5).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Latency {
+    pub keygen: f64,
+    pub encrypt: f64,
+    pub infer: f64,
+    pub decrypt: f64,
+    pub total: f64,
+}
+
+/// Serialized sizes per sample.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Bytes {
+    pub input_ciphertext: usize,
+    pub output_ciphertext: usize,
+    /// Linear models need no evaluation key: 0.
+    pub evaluation_key: usize,
+}
+
+/// Every sample's stage timings (for charts; not in the JSON).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PerSample {
+    pub encrypt_ms: Vec<f64>,
+    pub infer_ms: Vec<f64>,
+    pub decrypt_ms: Vec<f64>,
+    pub total_ms: Vec<f64>,
+}
+
+/// One evaluation run. Field names and nesting are the CLI's JSON contract.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub dataset: String,
+    pub model: String,
+    pub task: String,
+    pub n_train: usize,
+    pub n_test: usize,
+    pub n_features: usize,
+    pub n_classes: Option<usize>,
+    pub params: String,
+    pub bits: u32,
+    pub seed: u64,
+    pub test_fraction: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<Triple>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<Agreement>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub r2: Option<Triple>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_abs_error: Option<ErrorPair>,
+    pub latency_ms: Latency,
+    /// Encrypt + infer + decrypt of the whole test set in parallel on all cores, rows per second.
+    pub throughput_per_s: f64,
+    pub bytes: Bytes,
+    pub train_ms: f64,
+    /// Test feature values outside the calibrated range, clipped (never wrapped).
+    pub clipped_features: u64,
+    /// Every decrypted score equalled the clear twin's (`simulate`).
+    pub exact_scores: bool,
+    #[serde(skip)]
+    pub per_sample: PerSample,
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.2}%", x * 100.0)
+}
+
+fn size(bytes: usize) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+    } else if bytes >= 1 << 10 {
+        format!("{:.1} KiB ({bytes} B)", bytes as f64 / 1024.0)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+impl EvalReport {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report serializes")
+    }
+
+    /// The human-readable table.
+    pub fn to_table(&self) -> String {
+        let mut s = String::new();
+        let classes = self
+            .n_classes
+            .map_or(String::new(), |c| format!(", {c} classes"));
+        s += &format!(
+            "fhe-ml · {} · {} ({}) · {} train / {} test rows, {} features{classes}\n",
+            self.dataset, self.model, self.task, self.n_train, self.n_test, self.n_features
+        );
+        s += &format!("parameters: {}\n", self.params);
+        s += &format!(
+            "quantization: {}-bit inputs and weights; {} test feature value(s) clipped\n\n",
+            self.bits, self.clipped_features
+        );
+        let (metric, triple) = match (&self.accuracy, &self.r2) {
+            (Some(a), _) => ("accuracy", a),
+            (None, Some(r)) => ("R²", r),
+            (None, None) => ("metric", &Triple::default()),
+        };
+        let fmt = |x: f64| {
+            if self.accuracy.is_some() {
+                pct(x)
+            } else {
+                format!("{x:.4}")
+            }
+        };
+        s += &format!(
+            "{:<26}{:>12}{:>12}{:>12}\n",
+            "", "plaintext", "quantized", "encrypted"
+        );
+        s += &format!(
+            "{metric:<26}{:>12}{:>12}{:>12}\n",
+            fmt(triple.plain),
+            fmt(triple.quantized),
+            fmt(triple.encrypted)
+        );
+        if let Some(a) = &self.agreement {
+            s += &format!(
+                "label agreement: quantized vs plaintext {}, encrypted vs quantized {}, encrypted vs plaintext {}\n",
+                pct(a.quantized_vs_plain),
+                pct(a.encrypted_vs_quantized),
+                pct(a.encrypted_vs_plain)
+            );
+        }
+        if let Some(e) = &self.max_abs_error {
+            s += &format!(
+                "max |encrypted − quantized| = {:.3e}, max |encrypted − plain| = {:.4}\n",
+                e.encrypted_vs_quantized, e.encrypted_vs_plain
+            );
+        }
+        s += &format!(
+            "encrypted scores equal simulate: {}\n\n",
+            if self.exact_scores {
+                "yes, every row"
+            } else {
+                "NO"
+            }
+        );
+        let l = &self.latency_ms;
+        s += "latency per sample (median, one sample at a time):\n";
+        for (name, v) in [
+            ("key generation", l.keygen),
+            ("encrypt (client)", l.encrypt),
+            ("infer (server)", l.infer),
+            ("decrypt (client)", l.decrypt),
+            ("total", l.total),
+        ] {
+            s += &format!("  {name:<24}{:>10.3} ms\n", v);
+        }
+        s += &format!(
+            "throughput (encrypt+infer+decrypt, all cores): {:.0} samples/s\n\n",
+            self.throughput_per_s
+        );
+        s += &format!(
+            "bytes per sample: input ciphertext {}, output ciphertext {}, evaluation key {}\n",
+            size(self.bytes.input_ciphertext),
+            size(self.bytes.output_ciphertext),
+            size(self.bytes.evaluation_key)
+        );
+        s
+    }
+}
