@@ -40,7 +40,7 @@ fn bar_chart(
             .margin(16)
             .x_label_area_size(40)
             .y_label_area_size(64)
-            .build_cartesian_2d((0u32..n).into_segmented(), y_range.0..y_range.1)
+            .build_cartesian_2d((0u32..n - 1).into_segmented(), y_range.0..y_range.1)
             .map_err(plot_err)?;
         chart
             .configure_mesh()
@@ -168,6 +168,7 @@ pub fn latency_histogram(report: &EvalReport) -> Result<String> {
             .configure_mesh()
             .x_desc("encrypt + infer + decrypt (ms)")
             .y_desc("samples")
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .x_label_formatter(&|v| format!("{v:.3}"))
             .draw()
             .map_err(plot_err)?;

@@ -61,7 +61,7 @@ impl LeveledPlan {
         let l1_bits = ceil_log2(layer.max_row_l1().max(1));
         if l1_bits + params.noise_bound_log2 + 4 > delta_log2 {
             return Err(Error::Compile(format!(
-                "weights too large: L1 norm 2^{l1_bits} times noise 2^{} exceeds delta/16 = 2^{}",
+                "weights too large: L1 norm 2^{l1_bits} times noise 2^{} exceeds delta/16 = 2^{}; use fewer bits",
                 params.noise_bound_log2,
                 delta_log2 - 4
             )));

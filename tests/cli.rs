@@ -1,0 +1,144 @@
+//! The CLI contract: `eval --json` prints the documented object; errors exit non-zero with one
+//! line and no panic.
+
+use std::process::Command;
+
+fn fhe_ml(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_fhe-ml"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn eval_json_follows_the_contract() {
+    let out = fhe_ml(&[
+        "eval",
+        "--data",
+        "data/breast_cancer.csv",
+        "--model",
+        "logistic",
+        "--limit",
+        "40",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "dataset",
+        "model",
+        "task",
+        "n_train",
+        "n_test",
+        "n_features",
+        "n_classes",
+        "params",
+        "accuracy",
+        "agreement",
+        "latency_ms",
+        "throughput_per_s",
+        "bytes",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(v["n_test"], 40);
+    assert_eq!(v["n_features"], 30);
+    assert_eq!(v["agreement"]["encrypted_vs_quantized"], 1.0);
+    assert!(v["params"].as_str().unwrap().contains("TUNIFORM_2M128"));
+    for key in ["plain", "quantized", "encrypted"] {
+        assert!(v["accuracy"][key].as_f64().unwrap() > 0.9);
+    }
+    for key in ["keygen", "encrypt", "infer", "decrypt", "total"] {
+        assert!(v["latency_ms"][key].as_f64().unwrap() > 0.0, "{key}");
+    }
+    for key in ["input_ciphertext", "output_ciphertext", "evaluation_key"] {
+        assert!(v["bytes"][key].is_u64(), "{key}");
+    }
+    assert!(v["bytes"]["input_ciphertext"].as_u64().unwrap() <= 984);
+    assert_eq!(v["exact_scores"], true);
+}
+
+#[test]
+fn regression_json_has_r2_and_max_abs_error() {
+    let path = std::env::temp_dir().join(format!("fhe_ml_cli_reg_{}.csv", std::process::id()));
+    let mut text = String::from("x1,x2,target\n");
+    for i in 0..120 {
+        let (a, b) = ((i % 17) as f64, (i % 5) as f64 * 0.5);
+        text += &format!("{a},{b},{}\n", 2.0 * a - b + 1.0);
+    }
+    std::fs::write(&path, text).unwrap();
+    let out = fhe_ml(&[
+        "eval",
+        "--data",
+        path.to_str().unwrap(),
+        "--model",
+        "linear",
+        "--json",
+    ]);
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["task"], "regression");
+    assert!(v["r2"]["encrypted"].as_f64().unwrap() > 0.99);
+    assert_eq!(v["max_abs_error"]["encrypted_vs_quantized"], 0.0);
+    assert!(v.get("accuracy").is_none());
+}
+
+#[test]
+fn errors_are_one_line_without_panic() {
+    for args in [
+        vec!["eval", "--data", "data/missing.csv", "--model", "logistic"],
+        vec![
+            "eval",
+            "--data",
+            "data/breast_cancer.csv",
+            "--model",
+            "logistic",
+            "--bits",
+            "1",
+        ],
+        vec![
+            "eval",
+            "--data",
+            "data/breast_cancer.csv",
+            "--model",
+            "logistic",
+            "--test-fraction",
+            "1.5",
+        ],
+        vec![
+            "eval",
+            "--data",
+            "data/breast_cancer.csv",
+            "--model",
+            "logistic",
+            "--limit",
+            "0",
+        ],
+        vec![
+            "eval",
+            "--data",
+            "data/breast_cancer.csv",
+            "--model",
+            "linear",
+            "--bits",
+            "16",
+        ],
+        vec!["eval", "--data", "Cargo.toml", "--model", "logistic"],
+    ] {
+        let out = fhe_ml(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
