@@ -38,7 +38,40 @@ impl ClientSpec {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        wire::open(Kind::ClientSpec, bytes)
+        let spec: Self = wire::open(Kind::ClientSpec, bytes)?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks what a client relies on, so a spec read from a blob cannot make it panic.
+    pub fn validate(&self) -> Result<()> {
+        let q = &self.quantizer;
+        let d = q.n_features();
+        self.plan.params.check_features(d)?;
+        let bad = |m: String| Err(Error::Wire(format!("invalid client spec: {m}")));
+        if !(1..=crate::program::MAX_INPUT_BITS).contains(&q.bits) {
+            return bad(format!("{}-bit inputs", q.bits));
+        }
+        if q.step.len() != d || self.feature_names.len() != d {
+            return bad("quantizer and feature names disagree on the feature count".into());
+        }
+        if q.low.iter().any(|v| !v.is_finite())
+            || q.step.iter().any(|v| !v.is_finite() || *v <= 0.0)
+        {
+            return bad("non-finite or non-positive quantizer ranges".into());
+        }
+        if !self.decoder.scale.is_finite() || self.decoder.n_outputs() == 0 {
+            return bad("decoder without outputs or with a non-finite scale".into());
+        }
+        let plan = &self.plan;
+        if plan.delta_log2 >= 63
+            || !(1..=64).contains(&plan.input_body_bits)
+            || !(1..=64).contains(&plan.output_bits)
+            || plan.delta_log2 + plan.output_bits < 64
+        {
+            return bad("inconsistent encoding plan".into());
+        }
+        Ok(())
     }
 }
 
@@ -74,9 +107,8 @@ pub struct Client {
 impl Client {
     /// A client with a fresh secret key for the given model.
     pub fn new(spec: ClientSpec) -> Result<Self> {
-        let params = &spec.plan.params;
-        params.check_features(spec.quantizer.n_features())?;
-        let key = SecretKey::generate(params.polynomial_size);
+        spec.validate()?;
+        let key = SecretKey::generate(spec.plan.params.polynomial_size);
         Ok(Self {
             spec,
             key,
@@ -101,6 +133,7 @@ impl Client {
 
     /// A client from a spec and a key saved by `export_secret_key`.
     pub fn with_secret_key(spec: ClientSpec, key_blob: &[u8]) -> Result<Self> {
+        spec.validate()?;
         let (model_id, reversed): ([u8; 16], Vec<u64>) = wire::open(Kind::SecretKey, key_blob)?;
         if model_id != spec.model_id {
             return Err(Error::Wire(
@@ -205,7 +238,7 @@ impl Client {
                 let phase = ct[n].wrapping_sub(dot(&ct[..n], &self.key.reversed)) & modulus_mask;
                 // Sign-extend from `bits` bits, then round to the nearest multiple of delta.
                 let signed = ((phase << (64 - bits)) as i64) >> (64 - bits);
-                (signed + (1i64 << shift >> 1)) >> shift
+                signed.wrapping_add(1i64 << shift >> 1) >> shift
             })
             .collect())
     }

@@ -98,7 +98,52 @@ pub struct Program {
     pub steps: Vec<Step>,
 }
 
+/// Limits that keep every integer of a valid program far from i64 overflow.
+pub const MAX_WEIGHT: i64 = 1 << 20;
+pub const MAX_BIAS: i64 = 1 << 40;
+pub const MAX_INPUT_BITS: u32 = 16;
+
 impl Program {
+    /// Checks shapes and ranges, so a program read from a blob cannot make an interpreter
+    /// index out of bounds or overflow.
+    pub fn validate(&self) -> Result<()> {
+        if self.n_inputs == 0 || !(1..=MAX_INPUT_BITS).contains(&self.input_bits) {
+            return Err(Error::Compile(format!(
+                "program takes {} inputs of {} bits",
+                self.n_inputs, self.input_bits
+            )));
+        }
+        let mut width = self.n_inputs;
+        for (k, step) in self.steps.iter().enumerate() {
+            match step {
+                Step::Linear(l) => {
+                    if l.n_inputs != width
+                        || l.n_outputs == 0
+                        || l.weights.len() != l.n_inputs * l.n_outputs
+                        || l.bias.len() != l.n_outputs
+                    {
+                        return Err(Error::Compile(format!(
+                            "step {k}: a {}×{} layer with {} weights and {} biases after {width} values",
+                            l.n_outputs,
+                            l.n_inputs,
+                            l.weights.len(),
+                            l.bias.len()
+                        )));
+                    }
+                    if l.weights.iter().any(|w| w.abs() > MAX_WEIGHT)
+                        || l.bias.iter().any(|b| b.abs() > MAX_BIAS)
+                    {
+                        return Err(Error::Compile(format!(
+                            "step {k}: weights beyond ±2^20 or biases beyond ±2^40"
+                        )));
+                    }
+                    width = l.n_outputs;
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn n_outputs(&self) -> usize {
         match self.steps.last() {
             Some(Step::Linear(l)) => l.n_outputs,

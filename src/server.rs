@@ -70,6 +70,8 @@ pub struct Server {
 impl Server {
     /// A server for a model. Only leveled (single linear step) programs run encrypted so far.
     pub fn new(model: ServerModel) -> Result<Self> {
+        model.program.validate()?;
+        model.plan.params.check_features(model.program.n_inputs)?;
         let layer = model.program.as_linear().ok_or_else(|| {
             Error::Compile("the encrypted interpreter runs single linear-step programs".into())
         })?;

@@ -187,3 +187,91 @@ fn secret_key_roundtrips_only_on_the_client_side() {
     let other = model("data/iris.csv", 6);
     assert!(fhe_ml::client::Client::with_secret_key(other.client_spec(), &key).is_err());
 }
+
+#[test]
+fn crafted_blobs_with_the_right_model_id_but_wrong_shape_are_refused() {
+    use fhe_ml::fhe::wire::{open, seal, Kind};
+    type Input = ([u8; 16], u128, u32, u32, Vec<u8>);
+    type Output = ([u8; 16], u32, u32, u32, Vec<u8>);
+    let m = model("data/breast_cancer.csv", 8);
+    let (client, server) = m.keygen().unwrap();
+    let row = vec![15.0; 30];
+    let good: Input = open(
+        Kind::EncryptedInput,
+        &client.encrypt(&row).unwrap().to_bytes().unwrap(),
+    )
+    .unwrap();
+    let (id, seed, bits, n, bodies) = good.clone();
+    for crafted in [
+        (id, seed, bits + 1, n, bodies.clone()),
+        (id, seed, bits, n + 1, bodies.clone()),
+        (id, seed, bits, u32::MAX, bodies.clone()),
+        (id, seed, bits, n, bodies[..bodies.len() - 1].to_vec()),
+        (id, seed, bits, n, Vec::new()),
+        (id, seed, 0, 0, Vec::new()),
+    ] {
+        let blob = seal(Kind::EncryptedInput, &crafted).unwrap();
+        assert!(
+            server.infer_bytes(&blob).is_err(),
+            "{:?}",
+            (crafted.2, crafted.3)
+        );
+    }
+    let out_blob = server
+        .infer_bytes(&seal(Kind::EncryptedInput, &good).unwrap())
+        .unwrap();
+    let (oid, obits, on, odim, coeffs): Output = open(Kind::EncryptedOutput, &out_blob).unwrap();
+    for crafted in [
+        (oid, obits + 1, on, odim, coeffs.clone()),
+        (oid, obits, on + 1, odim, coeffs.clone()),
+        (oid, obits, on, odim - 1, coeffs.clone()),
+        (oid, obits, on, odim, coeffs[1..].to_vec()),
+        (oid, 0, 0, 0, Vec::new()),
+    ] {
+        let out =
+            EncryptedOutput::from_bytes(&seal(Kind::EncryptedOutput, &crafted).unwrap()).unwrap();
+        assert!(client.decrypt(&out).is_err());
+    }
+}
+
+#[test]
+fn crafted_models_and_specs_are_refused() {
+    let m = model("data/iris.csv", 8);
+    // A server model whose layer shape lies, or whose parameters are not a known tfhe set.
+    let mut bad = m.server_model();
+    let fhe_ml::program::Step::Linear(l) = &mut bad.program.steps[0];
+    l.weights.pop();
+    assert!(Server::new(bad).is_err());
+    let mut bad = m.server_model();
+    bad.plan.params.polynomial_size = 1024;
+    assert!(Server::new(bad)
+        .unwrap_err()
+        .to_string()
+        .contains("unknown parameter set"));
+    let mut bad = m.server_model();
+    bad.plan.output_bits -= 1;
+    assert!(Server::new(bad).is_err());
+    // A client spec with an empty quantizer or impossible plan.
+    let mut spec = m.client_spec();
+    spec.quantizer.step.clear();
+    assert!(fhe_ml::client::Client::new(spec).is_err());
+    let mut spec = m.client_spec();
+    spec.plan.delta_log2 = 70;
+    assert!(fhe_ml::client::Client::new(spec.clone()).is_err());
+    assert!(ClientSpec::from_bytes(
+        &fhe_ml::fhe::wire::seal(fhe_ml::fhe::wire::Kind::ClientSpec, &spec).unwrap()
+    )
+    .is_err());
+    // The genuine ones round-trip.
+    let spec = ClientSpec::from_bytes(&m.client_spec().to_bytes().unwrap()).unwrap();
+    let server =
+        Server::new(ServerModel::from_bytes(&m.server_model().to_bytes().unwrap()).unwrap())
+            .unwrap();
+    let client = fhe_ml::client::Client::new(spec).unwrap();
+    let row = [6.0, 3.0, 4.5, 1.5];
+    let out = server.infer(&client.encrypt(&row).unwrap()).unwrap();
+    assert_eq!(
+        client.decrypt_scores(&out).unwrap(),
+        m.simulate(&row).unwrap()
+    );
+}

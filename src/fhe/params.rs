@@ -48,8 +48,31 @@ impl LeveledParameters {
         self.glwe_dimension * self.polynomial_size
     }
 
-    /// The packing of features into one GLWE needs k = 1 and at most N features.
+    /// The shipped sets this build knows; parameters read from a blob must be one of them.
+    pub fn known() -> Vec<Self> {
+        vec![Self::tfhe_v1_8_message_2_carry_2()]
+    }
+
+    /// The packing of features into one GLWE needs k = 1 and at most N features, and the
+    /// parameters must be a known tfhe set (a blob cannot smuggle in its own).
     pub fn check_features(&self, n_features: usize) -> Result<()> {
+        if !Self::known().contains(self) {
+            return Err(Error::Wire(format!(
+                "unknown parameter set {} (k={}, N={}, noise 2^{}); this build knows {}",
+                self.name,
+                self.glwe_dimension,
+                self.polynomial_size,
+                self.noise_bound_log2,
+                Self::known()
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if n_features == 0 {
+            return Err(Error::Compile("a model needs at least one feature".into()));
+        }
         if self.glwe_dimension != 1 {
             return Err(Error::Compile(format!(
                 "{} has GLWE dimension {}; the leveled path packs features into one polynomial and needs 1",
