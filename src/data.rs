@@ -193,6 +193,22 @@ impl<T> Split<T> {
     }
 }
 
+impl<T: Clone> Split<T> {
+    /// The raw test rows, one `Vec` each: what a client encrypts.
+    pub fn test_rows(&self) -> Vec<Vec<f64>> {
+        self.test_raw
+            .rows()
+            .into_iter()
+            .map(|r| r.to_vec())
+            .collect()
+    }
+
+    /// The test targets (class indices for classification, values for regression).
+    pub fn test_targets(&self) -> Vec<T> {
+        self.test.targets().to_vec()
+    }
+}
+
 impl Table {
     /// Stratified split for classification: the target must hold integers and at least two
     /// classes, each with at least two samples. Classes become indices `0..k` in label order.

@@ -67,7 +67,8 @@ impl EvalConfig {
     }
 }
 
-fn median(values: &[f64]) -> f64 {
+/// The median of some timings (0 for none).
+pub fn median(values: &[f64]) -> f64 {
     if values.is_empty() {
         return 0.0;
     }
@@ -83,6 +84,14 @@ fn median(values: &[f64]) -> f64 {
 
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
+}
+
+/// Fraction of positions where two label vectors agree (accuracy against the truth).
+pub fn agreement<T: PartialEq>(a: &[T], b: &[T]) -> f64 {
+    fraction(
+        a.iter().zip(b).filter(|(x, y)| x == y).count(),
+        a.len().min(b.len()),
+    )
 }
 
 fn fraction(hits: usize, n: usize) -> f64 {
@@ -108,8 +117,13 @@ fn r2(truth: &[f64], predicted: &[f64]) -> f64 {
     }
 }
 
+/// Runs the whole pipeline.
+pub fn run(config: &EvalConfig) -> Result<EvalReport> {
+    run_with_progress(config, &ProgressBar::hidden())
+}
+
 /// Runs the whole pipeline; `progress` advances once per encrypted test row.
-pub fn run(config: &EvalConfig, progress: &ProgressBar) -> Result<EvalReport> {
+pub fn run_with_progress(config: &EvalConfig, progress: &ProgressBar) -> Result<EvalReport> {
     let table = match &config.source {
         Source::File(path) => data::load_csv(path)?,
         Source::BuiltinBreastCancer => {

@@ -78,7 +78,7 @@ fn run(cli: Cli) -> fhe_ml::Result<()> {
             let mut config = EvalConfig::new(Source::BuiltinBreastCancer, ModelKind::Logistic);
             config.quantization = Quantization::bits(bits);
             let bar = progress();
-            let report = eval::run(&config, &bar)?;
+            let report = eval::run_with_progress(&config, &bar)?;
             bar.finish_and_clear();
             println!("{}", report.to_table());
             let paths = fhe_ml::plots::write_charts(&report, &out)?;
@@ -107,7 +107,7 @@ fn run(cli: Cli) -> fhe_ml::Result<()> {
             config.test_fraction = test_fraction;
             config.limit = limit;
             let bar = progress();
-            let report = eval::run(&config, &bar)?;
+            let report = eval::run_with_progress(&config, &bar)?;
             bar.finish_and_clear();
             if json {
                 println!("{}", report.to_json());

@@ -1,5 +1,5 @@
-//! Charts as SVG strings (plotters, no font files needed: browsers render the text), for the
-//! CLI's output folder and, inline, for notebooks.
+//! Charts as SVG (plotters' SVG backend: no font files or fontconfig; the viewer renders the
+//! text). An [`Svg`] displays inline in evcxr notebooks and saves to a file for the CLI.
 
 use std::path::{Path, PathBuf};
 
@@ -10,31 +10,61 @@ use crate::error::{Error, Result};
 use crate::report::EvalReport;
 
 const SIZE: (u32, u32) = (720, 440);
-const PALETTE: [RGBColor; 4] = [
+const PALETTE: [RGBColor; 5] = [
     RGBColor(76, 114, 176),
     RGBColor(221, 132, 82),
     RGBColor(85, 168, 104),
     RGBColor(129, 114, 179),
+    RGBColor(196, 78, 82),
 ];
+
+/// An SVG chart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Svg(pub String);
+
+impl Svg {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Writes the SVG to `path`.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        std::fs::write(path, &self.0).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Inline display in evcxr (Jupyter's Rust kernel).
+    pub fn evcxr_display(&self) {
+        println!(
+            "EVCXR_BEGIN_CONTENT image/svg+xml\n{}\nEVCXR_END_CONTENT",
+            self.0
+        );
+    }
+}
 
 fn plot_err<E: std::fmt::Display>(e: E) -> Error {
     Error::Other(format!("cannot draw chart: {e}"))
 }
 
 /// Bars with value labels over named categories.
-fn bar_chart(
+pub fn bars(
     title: &str,
     y_desc: &str,
-    names: &[&str],
-    values: &[f64],
+    bars: &[(&str, f64)],
     y_range: (f64, f64),
     label: impl Fn(f64) -> String,
-) -> Result<String> {
+) -> Result<Svg> {
+    if bars.is_empty() {
+        return Err(Error::Other("a bar chart needs at least one bar".into()));
+    }
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
-        let n = names.len() as u32;
+        let n = bars.len() as u32;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 20))
             .margin(16)
@@ -47,19 +77,18 @@ fn bar_chart(
             .disable_x_mesh()
             .y_desc(y_desc)
             .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => names
+                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => bars
                     .get(*i as usize)
-                    .map_or(String::new(), |s| s.to_string()),
+                    .map_or(String::new(), |b| b.0.to_string()),
                 SegmentValue::Last => String::new(),
             })
             .draw()
             .map_err(plot_err)?;
-        for (i, &v) in values.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
+        for (i, &(_, v)) in bars.iter().enumerate() {
             chart
                 .draw_series(
                     Histogram::vertical(&chart)
-                        .style(color.filled())
+                        .style(PALETTE[i % PALETTE.len()].filled())
                         .margin(24)
                         .data([(i as u32, v)]),
                 )
@@ -75,74 +104,55 @@ fn bar_chart(
         }
         root.present().map_err(plot_err)?;
     }
-    Ok(svg)
+    Ok(Svg(svg))
 }
 
-/// Plaintext / quantized / encrypted accuracy (or R² for regression).
-pub fn accuracy_chart(report: &EvalReport) -> Result<String> {
-    let names = ["plaintext", "quantized", "encrypted"];
-    if let Some(a) = &report.accuracy {
-        let values = [a.plain * 100.0, a.quantized * 100.0, a.encrypted * 100.0];
-        let low = values.iter().fold(100.0f64, |m, v| m.min(*v));
-        let floor = ((low - 10.0) / 10.0).floor().max(0.0) * 10.0;
-        bar_chart(
-            &format!("Test accuracy: {} ({} rows)", report.dataset, report.n_test),
-            "accuracy (%)",
-            &names,
-            &values,
-            (floor, 104.0),
-            |v| format!("{v:.2}%"),
-        )
-    } else {
-        let r = report.r2.unwrap_or_default();
-        let values = [r.plain, r.quantized, r.encrypted];
-        let low = values.iter().fold(1.0f64, |m, v| m.min(*v)).min(0.0);
-        bar_chart(
-            &format!("Test R²: {} ({} rows)", report.dataset, report.n_test),
-            "R² (1 = perfect)",
-            &names,
-            &values,
-            (low, 1.08),
-            |v| format!("{v:.4}"),
-        )
-    }
+/// Plaintext / quantized / encrypted accuracy, as fractions in `0..=1`.
+pub fn accuracy_bars(title: &str, plain: f64, quantized: f64, encrypted: f64) -> Result<Svg> {
+    let values = [plain * 100.0, quantized * 100.0, encrypted * 100.0];
+    let low = values.iter().fold(100.0f64, |m, v| m.min(*v));
+    let floor = ((low - 10.0) / 10.0).floor().max(0.0) * 10.0;
+    bars(
+        title,
+        "accuracy (%)",
+        &[
+            ("plaintext", values[0]),
+            ("quantized", values[1]),
+            ("encrypted", values[2]),
+        ],
+        (floor, 104.0),
+        |v| format!("{v:.2}%"),
+    )
 }
 
-/// Median per-sample latency of each stage, one sample at a time.
-pub fn latency_chart(report: &EvalReport) -> Result<String> {
-    let l = &report.latency_ms;
-    let values = [l.encrypt, l.infer, l.decrypt, l.total];
-    let top = values.iter().fold(0.0f64, |m, v| m.max(*v)) * 1.2;
-    bar_chart(
-        &format!(
-            "Per-sample latency, median of {} ({})",
-            report.n_test, report.dataset
-        ),
+/// Median per-sample latency of each stage and their total, in milliseconds.
+pub fn latency_bars(title: &str, encrypt_ms: f64, infer_ms: f64, decrypt_ms: f64) -> Result<Svg> {
+    let total = encrypt_ms + infer_ms + decrypt_ms;
+    bars(
+        title,
         "milliseconds per sample",
         &[
-            "encrypt (client)",
-            "infer (server)",
-            "decrypt (client)",
-            "total",
+            ("encrypt (client)", encrypt_ms),
+            ("infer (server)", infer_ms),
+            ("decrypt (client)", decrypt_ms),
+            ("total", total),
         ],
-        &values,
-        (0.0, top.max(1e-3)),
+        (0.0, (total * 1.2).max(1e-3)),
         |v| format!("{v:.3} ms"),
     )
 }
 
-/// Distribution of per-sample total latency (encrypt + infer + decrypt).
-pub fn latency_histogram(report: &EvalReport) -> Result<String> {
-    let totals = &report.per_sample.total_ms;
-    if totals.is_empty() {
-        return Err(Error::Other("no per-sample timings to chart".into()));
+/// Histogram of values (24 equal bins), e.g. per-sample times in milliseconds.
+pub fn histogram(title: &str, x_desc: &str, samples_ms: &[f64]) -> Result<Svg> {
+    if samples_ms.is_empty() || samples_ms.iter().any(|v| !v.is_finite()) {
+        return Err(Error::Other("no finite timings to chart".into()));
     }
-    let lo = totals.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = totals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let lo = samples_ms.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = samples_ms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let bins = 24usize;
     let width = ((hi - lo) / bins as f64).max(1e-6);
     let mut counts = vec![0u32; bins];
-    for &t in totals {
+    for &t in samples_ms {
         counts[(((t - lo) / width) as usize).min(bins - 1)] += 1;
     }
     let top = *counts.iter().max().unwrap_or(&1) as f64 * 1.15;
@@ -151,14 +161,7 @@ pub fn latency_histogram(report: &EvalReport) -> Result<String> {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(
-                format!(
-                    "Per-sample latency distribution ({} samples, {})",
-                    totals.len(),
-                    report.dataset
-                ),
-                ("sans-serif", 20),
-            )
+            .caption(title, ("sans-serif", 20))
             .margin(16)
             .x_label_area_size(40)
             .y_label_area_size(56)
@@ -166,10 +169,10 @@ pub fn latency_histogram(report: &EvalReport) -> Result<String> {
             .map_err(plot_err)?;
         chart
             .configure_mesh()
-            .x_desc("encrypt + infer + decrypt (ms)")
-            .y_desc("samples")
-            .y_label_formatter(&|v| format!("{v:.0}"))
+            .x_desc(x_desc)
+            .y_desc("count")
             .x_label_formatter(&|v| format!("{v:.3}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .draw()
             .map_err(plot_err)?;
         chart
@@ -183,29 +186,195 @@ pub fn latency_histogram(report: &EvalReport) -> Result<String> {
             .map_err(plot_err)?;
         root.present().map_err(plot_err)?;
     }
-    Ok(svg)
+    Ok(Svg(svg))
 }
 
-/// Writes the three charts into `dir` (created if missing); returns their paths.
+/// Lines with markers: one `(name, points)` series each, on linear axes.
+pub fn lines(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[(&str, Vec<(f64, f64)>)],
+) -> Result<Svg> {
+    let points: Vec<(f64, f64)> = series.iter().flat_map(|s| s.1.iter().copied()).collect();
+    if points.is_empty() || points.iter().any(|(x, y)| !x.is_finite() || !y.is_finite()) {
+        return Err(Error::Other("a line chart needs finite points".into()));
+    }
+    let (x0, x1) = points
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.0), b.max(p.0))
+        });
+    let (y0, y1) = points
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.1), b.max(p.1))
+        });
+    let pad = ((y1 - y0) * 0.1).max(y1.abs() * 0.05).max(1e-9);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(72)
+            .build_cartesian_2d(x0 - 0.3..x1 + 0.3, (y0 - pad)..(y1 + pad))
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .draw()
+            .map_err(plot_err)?;
+        for (i, (name, pts)) in series.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+                .map_err(plot_err)?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(plot_err)?;
+        }
+        if series.len() > 1 {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK.mix(0.3))
+                .position(SeriesLabelPosition::LowerRight)
+                .draw()
+                .map_err(plot_err)?;
+        }
+        root.present().map_err(plot_err)?;
+    }
+    Ok(Svg(svg))
+}
+
+/// Grayscale images (row-major pixels, `side × side`, any range) with a caption under each.
+pub fn image_gallery(
+    title: &str,
+    side: usize,
+    images: &[(Vec<f64>, String)],
+    columns: usize,
+) -> Result<Svg> {
+    if images.is_empty() || columns == 0 || images.iter().any(|(p, _)| p.len() != side * side) {
+        return Err(Error::Other(format!(
+            "a gallery needs images of {side}×{side} pixels"
+        )));
+    }
+    let rows = images.len().div_ceil(columns);
+    let cell = 150u32;
+    let mut svg = String::new();
+    {
+        let size = (cell * columns as u32, cell * rows as u32 + 40);
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let root = root.titled(title, ("sans-serif", 20)).map_err(plot_err)?;
+        let areas = root.split_evenly((rows, columns));
+        for (area, (pixels, caption)) in areas.iter().zip(images) {
+            let max = pixels.iter().copied().fold(f64::MIN_POSITIVE, f64::max);
+            let (area, text) = area.split_vertically(cell - 34);
+            let mut chart = ChartBuilder::on(&area)
+                .margin(6)
+                .build_cartesian_2d(0..side as i32, 0..side as i32)
+                .map_err(plot_err)?;
+            chart
+                .draw_series((0..side * side).map(|k| {
+                    let (r, c) = ((k / side) as i32, (k % side) as i32);
+                    let level = 255 - (pixels[k].max(0.0) / max * 255.0).round() as u8;
+                    Rectangle::new(
+                        [(c, side as i32 - r - 1), (c + 1, side as i32 - r)],
+                        RGBColor(level, level, level).filled(),
+                    )
+                }))
+                .map_err(plot_err)?;
+            text.draw(&Text::new(
+                caption.clone(),
+                (6, 4),
+                ("sans-serif", 13).into_font(),
+            ))
+            .map_err(plot_err)?;
+        }
+        root.present().map_err(plot_err)?;
+    }
+    Ok(Svg(svg))
+}
+
+/// The accuracy (or R² for regression) chart of a report.
+pub fn accuracy_chart(report: &EvalReport) -> Result<Svg> {
+    if let Some(a) = &report.accuracy {
+        accuracy_bars(
+            &format!("Test accuracy: {} ({} rows)", report.dataset, report.n_test),
+            a.plain,
+            a.quantized,
+            a.encrypted,
+        )
+    } else {
+        let r = report.r2.unwrap_or_default();
+        let values = [r.plain, r.quantized, r.encrypted];
+        let low = values.iter().fold(1.0f64, |m, v| m.min(*v)).min(0.0);
+        bars(
+            &format!("Test R²: {} ({} rows)", report.dataset, report.n_test),
+            "R² (1 = perfect)",
+            &[
+                ("plaintext", r.plain),
+                ("quantized", r.quantized),
+                ("encrypted", r.encrypted),
+            ],
+            (low, 1.08),
+            |v| format!("{v:.4}"),
+        )
+    }
+}
+
+/// The per-stage latency chart of a report.
+pub fn latency_chart(report: &EvalReport) -> Result<Svg> {
+    let l = &report.latency_ms;
+    latency_bars(
+        &format!(
+            "Per-sample latency, median of {} ({})",
+            report.n_test, report.dataset
+        ),
+        l.encrypt,
+        l.infer,
+        l.decrypt,
+    )
+}
+
+/// The latency distribution of a report.
+pub fn latency_distribution(report: &EvalReport) -> Result<Svg> {
+    histogram(
+        &format!(
+            "Per-sample latency distribution ({} samples, {})",
+            report.per_sample.total_ms.len(),
+            report.dataset
+        ),
+        "encrypt + infer + decrypt (ms)",
+        &report.per_sample.total_ms,
+    )
+}
+
+/// Writes the report's three charts into `dir` (created if missing); returns their paths.
 pub fn write_charts(report: &EvalReport, dir: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
         path: dir.to_path_buf(),
         source,
     })?;
-    let charts = [
+    [
         ("accuracy.svg", accuracy_chart(report)?),
         ("latency_breakdown.svg", latency_chart(report)?),
-        ("latency_distribution.svg", latency_histogram(report)?),
-    ];
-    charts
-        .into_iter()
-        .map(|(name, svg)| {
-            let path = dir.join(name);
-            std::fs::write(&path, svg).map_err(|source| Error::Io {
-                path: path.clone(),
-                source,
-            })?;
-            Ok(path)
-        })
-        .collect()
+        ("latency_distribution.svg", latency_distribution(report)?),
+    ]
+    .into_iter()
+    .map(|(name, svg)| {
+        let path = dir.join(name);
+        svg.save(&path)?;
+        Ok(path)
+    })
+    .collect()
 }

@@ -88,6 +88,12 @@ pub struct EvalReport {
     pub per_sample: PerSample,
 }
 
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 fn pct(x: f64) -> String {
     format!("{:.2}%", x * 100.0)
 }
@@ -103,6 +109,67 @@ fn size(bytes: usize) -> String {
 }
 
 impl EvalReport {
+    /// An HTML table of the figures (notebooks show it inline).
+    pub fn to_html(&self) -> String {
+        let mut h = format!(
+            "<div><b>{} · {} ({})</b> · {} train / {} test rows, {} features · {}-bit · <code>{}</code>",
+            escape(&self.dataset),
+            escape(&self.model),
+            escape(&self.task),
+            self.n_train,
+            self.n_test,
+            self.n_features,
+            self.bits,
+            escape(&self.params)
+        );
+        h += "<table><tr><th></th><th>plaintext</th><th>quantized</th><th>encrypted</th></tr>";
+        let row = |name: &str, t: &Triple, f: &dyn Fn(f64) -> String| {
+            format!(
+                "<tr><td>{name}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                f(t.plain),
+                f(t.quantized),
+                f(t.encrypted)
+            )
+        };
+        if let Some(a) = &self.accuracy {
+            h += &row("accuracy", a, &pct);
+        }
+        if let Some(r) = &self.r2 {
+            h += &row("R²", r, &|x| format!("{x:.4}"));
+        }
+        h += "</table>";
+        if let Some(a) = &self.agreement {
+            h += &format!(
+                "<p>label agreement: encrypted vs quantized <b>{}</b>, encrypted vs plaintext {}, quantized vs plaintext {}; encrypted scores equal simulate: <b>{}</b></p>",
+                pct(a.encrypted_vs_quantized),
+                pct(a.encrypted_vs_plain),
+                pct(a.quantized_vs_plain),
+                if self.exact_scores { "yes, every row" } else { "NO" }
+            );
+        }
+        let l = &self.latency_ms;
+        h += "<table><tr><th>per sample (median)</th><th>key generation</th><th>encrypt</th><th>infer</th><th>decrypt</th><th>total</th><th>throughput (all cores)</th></tr>";
+        h += &format!(
+            "<tr><td>milliseconds</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.0} samples/s</td></tr></table>",
+            l.keygen, l.encrypt, l.infer, l.decrypt, l.total, self.throughput_per_s
+        );
+        h += &format!(
+            "<p>bytes per sample: input ciphertext {}, output ciphertext {}, evaluation key {}</p></div>",
+            size(self.bytes.input_ciphertext),
+            size(self.bytes.output_ciphertext),
+            size(self.bytes.evaluation_key)
+        );
+        h
+    }
+
+    /// Inline display in evcxr (Jupyter's Rust kernel).
+    pub fn evcxr_display(&self) {
+        println!(
+            "EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT",
+            self.to_html()
+        );
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a report serializes")
     }

@@ -58,6 +58,13 @@ macro_rules! wire_type {
     };
 }
 wire_type!(EncryptedInput, Kind::EncryptedInput);
+
+impl EncryptedInput {
+    /// The encrypted body coefficients, bit-packed: what travels besides the 16-byte seed.
+    pub fn body_bytes(&self) -> &[u8] {
+        &self.bodies
+    }
+}
 wire_type!(EncryptedOutput, Kind::EncryptedOutput);
 wire_type!(ServerModel, Kind::ServerModel);
 
