@@ -171,7 +171,7 @@ pub fn histogram(title: &str, x_desc: &str, samples_ms: &[f64]) -> Result<Svg> {
             .configure_mesh()
             .x_desc(x_desc)
             .y_desc("count")
-            .x_label_formatter(&|v| format!("{v:.3}"))
+            .x_label_formatter(&|v| tick(*v, hi - lo))
             .y_label_formatter(&|v| format!("{v:.0}"))
             .draw()
             .map_err(plot_err)?;
@@ -187,6 +187,20 @@ pub fn histogram(title: &str, x_desc: &str, samples_ms: &[f64]) -> Result<Svg> {
         root.present().map_err(plot_err)?;
     }
     Ok(Svg(svg))
+}
+
+/// A tick label with as many decimals as the axis span needs.
+fn tick(v: f64, span: f64) -> String {
+    let decimals = if span >= 50.0 {
+        0
+    } else if span >= 5.0 {
+        1
+    } else if span >= 0.5 {
+        2
+    } else {
+        3
+    };
+    format!("{v:.decimals$}")
 }
 
 /// Lines with markers: one `(name, points)` series each, on linear axes.
