@@ -22,7 +22,8 @@ def check(path):
             if out.get("name") == "stderr" and ("error[" in text or "panicked" in text or "Error:" in text):
                 problems.append(f"cell {i}: {text.strip()[:300]}")
             data = out.get("data", {})
-            if "image/svg+xml" in data or "<svg" in "".join(data.get("text/html", [])):
+            html = "".join(data.get("text/html", []))
+            if "image/svg+xml" in data or "data:image/svg+xml" in html:
                 charts += 1
     if charts < MIN_CHARTS:
         problems.append(f"{charts} chart(s), expected at least {MIN_CHARTS}")

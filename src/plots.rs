@@ -36,11 +36,22 @@ impl Svg {
         })
     }
 
+    /// An HTML `<img>` holding the SVG as a data URI. JupyterLab renders raw `image/svg+xml`
+    /// outputs only in trusted notebooks, so a committed notebook opened elsewhere would show
+    /// no charts; this form survives its HTML sanitizer.
+    pub fn to_html_img(&self) -> String {
+        use base64::Engine;
+        format!(
+            "<img alt=\"chart\" src=\"data:image/svg+xml;base64,{}\"/>",
+            base64::engine::general_purpose::STANDARD.encode(&self.0)
+        )
+    }
+
     /// Inline display in evcxr (Jupyter's Rust kernel).
     pub fn evcxr_display(&self) {
         println!(
-            "EVCXR_BEGIN_CONTENT image/svg+xml\n{}\nEVCXR_END_CONTENT",
-            self.0
+            "EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT",
+            self.to_html_img()
         );
     }
 }
