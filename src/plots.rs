@@ -403,3 +403,56 @@ pub fn write_charts(report: &EvalReport, dir: &Path) -> Result<Vec<PathBuf>> {
     })
     .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_are_titled_svg_with_their_labels() {
+        let svg = accuracy_bars("Accuracy test", 0.9825, 0.9912, 0.9912).unwrap();
+        for text in [
+            "Accuracy test",
+            "plaintext",
+            "encrypted",
+            "98.25%",
+            "accuracy (%)",
+        ] {
+            assert!(svg.as_str().contains(text), "missing {text}");
+        }
+        assert!(svg.as_str().starts_with("<svg"));
+        let html = svg.to_html_img();
+        assert!(html.starts_with("<img") && html.contains("data:image/svg+xml;base64,"));
+        let lat = latency_bars("Latency", 0.07, 0.08, 0.01).unwrap();
+        assert!(
+            lat.as_str().contains("0.160 ms") && lat.as_str().contains("milliseconds per sample")
+        );
+        let hist = histogram("Spread", "ms", &[0.1, 0.2, 0.2, 0.3]).unwrap();
+        assert!(hist.as_str().contains("Spread") && hist.as_str().contains("count"));
+        let line = lines(
+            "Lines",
+            "bits",
+            "accuracy",
+            &[("a", vec![(3.0, 90.0), (8.0, 99.0)])],
+        )
+        .unwrap();
+        assert!(line.as_str().contains("Lines"));
+        let gallery = image_gallery(
+            "Digits",
+            2,
+            &[(vec![0.0, 1.0, 2.0, 3.0], "true 1".into())],
+            4,
+        )
+        .unwrap();
+        assert!(gallery.as_str().contains("true 1"));
+    }
+
+    #[test]
+    fn bad_chart_input_is_an_error_not_a_panic() {
+        assert!(histogram("t", "x", &[]).is_err());
+        assert!(histogram("t", "x", &[f64::NAN]).is_err());
+        assert!(lines("t", "x", "y", &[]).is_err());
+        assert!(bars("t", "y", &[], (0.0, 1.0), |v| v.to_string()).is_err());
+        assert!(image_gallery("t", 8, &[(vec![0.0; 3], String::new())], 2).is_err());
+    }
+}
