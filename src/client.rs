@@ -16,7 +16,7 @@ use crate::fhe::kernels::{
     dot, expand_mask, extended_mask, pack_bits, reverse_key, round_to_bits, unpack_bits,
 };
 use crate::fhe::wire::{self, Kind};
-use crate::fhe::LeveledPlan;
+use crate::fhe::{EncodingPlan, EvaluationKey};
 use crate::program::{Decoder, Prediction};
 use crate::quant::InputQuantizer;
 use crate::server::{EncryptedInput, EncryptedOutput};
@@ -29,7 +29,7 @@ pub struct ClientSpec {
     pub feature_names: Vec<String>,
     pub quantizer: InputQuantizer,
     pub decoder: Decoder,
-    pub plan: LeveledPlan,
+    pub plan: EncodingPlan,
 }
 
 impl ClientSpec {
@@ -65,9 +65,10 @@ impl ClientSpec {
         }
         let plan = &self.plan;
         if plan.delta_log2 >= 63
+            || plan.output_delta_log2 >= 63
             || !(1..=64).contains(&plan.input_body_bits)
             || !(1..=64).contains(&plan.output_bits)
-            || plan.delta_log2 + plan.output_bits < 64
+            || plan.output_delta_log2 + plan.output_bits < 64
         {
             return bad("inconsistent encoding plan".into());
         }
@@ -77,7 +78,8 @@ impl ClientSpec {
 
 /// The secret key: tfhe's binary GLWE secret key (k = 1), held in reversed coefficient order
 /// for the kernels. Not `Serialize`: it leaves a `Client` only through `export_secret_key`,
-/// as a blob every server-side reader refuses.
+/// as a blob every server-side reader refuses. (Models that bootstrap also use a small LWE key,
+/// only while generating the evaluation key.)
 struct SecretKey {
     reversed: Vec<u64>,
 }
@@ -150,6 +152,14 @@ impl Client {
             key: SecretKey { reversed },
             clipped: AtomicU64::new(0),
         })
+    }
+
+    /// The evaluation key a server needs for models that bootstrap (tfhe's compressed server
+    /// key, about 29 MiB for the 2_2 set): generated from this client's secret key, safe to
+    /// send. Takes a second or two.
+    pub fn evaluation_key(&self) -> Result<EvaluationKey> {
+        let natural = reverse_key(&self.key.reversed);
+        EvaluationKey::generate(&self.spec.plan.params, natural)
     }
 
     /// Quantizes (clipping out-of-range values) and encrypts one raw row.
@@ -230,8 +240,8 @@ impl Client {
         } else {
             (1u64 << bits) - 1
         };
-        // Delta after the modulus switch: 2^(delta_log2 - (64 - bits)).
-        let shift = plan.delta_log2 - (64 - bits);
+        // Delta after the modulus switch: 2^(output_delta_log2 - (64 - bits)).
+        let shift = plan.output_delta_log2 - (64 - bits);
         Ok(values
             .chunks_exact(n + 1)
             .map(|ct| {

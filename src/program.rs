@@ -83,11 +83,121 @@ impl LinearLayer {
     }
 }
 
-/// One step of the program. Linear models are one `Linear` step; activations and comparisons
-/// (table lookups through bootstrapping) join as further variants.
+/// A step function of one value, as one programmable bootstrap evaluates it: the value is
+/// first placed on the bootstrap's circle of `positions` (2N) positions, then read through a
+/// table of `N` entries whose second half is the negacyclic mirror of the first.
+///
+/// Entry `q` of the table (the position `window_start + q`) holds the number of `thresholds`
+/// at or below that position, so a ReLU clipped to `levels` steps is `levels` thresholds.
+/// A position `p` with `d = (p - window_start) mod 2N` reads `T[d]` when `d < N` and
+/// `levels - T[d - N]` otherwise: that is what a bootstrap computes (negacyclic rotation, plus
+/// a constant `levels/2` added around it), so the clear twin and the ciphertexts agree on
+/// every position, in range or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepFunction {
+    pub window_start: i64,
+    /// Ascending positions where the output steps up by one.
+    pub thresholds: Vec<i64>,
+}
+
+/// One table lookup per value (a hidden layer's activation), evaluated by programmable
+/// bootstrapping. A value `z` sits at position `p = round_half_up(z * scale_num / 2^scale_shift)`
+/// on a circle of `positions` positions; each neuron's step function maps it to `0..=levels`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupLayer {
+    pub positions: u32,
+    pub scale_num: i64,
+    pub scale_shift: u32,
+    pub levels: u32,
+    pub neurons: Vec<StepFunction>,
+}
+
+/// Limits on lookup layers read from blobs (so interpreters cannot overflow).
+pub const MAX_LEVELS: u32 = 255;
+pub const MAX_SCALE_NUM: i64 = 1 << 20;
+pub const MAX_SCALE_SHIFT: u32 = 40;
+
+impl LookupLayer {
+    /// The position of value `z` on the circle, in `0..positions`.
+    pub fn position(&self, z: i64) -> i64 {
+        let scaled = z as i128 * self.scale_num as i128;
+        let rounded = if self.scale_shift == 0 {
+            scaled
+        } else {
+            (scaled + (1i128 << (self.scale_shift - 1))) >> self.scale_shift
+        };
+        rounded.rem_euclid(self.positions as i128) as i64
+    }
+
+    /// The table entry `T[q]` of a neuron, `q` in `0..positions/2`.
+    pub fn table_entry(&self, neuron: &StepFunction, q: i64) -> i64 {
+        let at = neuron.window_start + q;
+        neuron.thresholds.iter().filter(|&&t| t <= at).count() as i64
+    }
+
+    /// What the bootstrap returns for a neuron at position `p`.
+    pub fn read(&self, neuron: &StepFunction, p: i64) -> i64 {
+        let two_n = self.positions as i64;
+        let half = two_n / 2;
+        let d = (p - neuron.window_start).rem_euclid(two_n);
+        if d < half {
+            self.table_entry(neuron, d)
+        } else {
+            self.levels as i64 - self.table_entry(neuron, d - half)
+        }
+    }
+
+    pub fn apply(&self, z: &[i64]) -> Vec<i64> {
+        self.neurons
+            .iter()
+            .zip(z)
+            .map(|(neuron, &v)| self.read(neuron, self.position(v)))
+            .collect()
+    }
+
+    fn validate(&self, k: usize, width: usize) -> Result<()> {
+        let bad = |m: String| Err(Error::Compile(format!("step {k}: {m}")));
+        if self.neurons.len() != width {
+            return bad(format!(
+                "{} lookups after {width} values",
+                self.neurons.len()
+            ));
+        }
+        if !self.positions.is_power_of_two() || self.positions < 4 {
+            return bad(format!(
+                "{} positions is not a power of two",
+                self.positions
+            ));
+        }
+        if !(1..=MAX_SCALE_NUM).contains(&self.scale_num) || self.scale_shift > MAX_SCALE_SHIFT {
+            return bad("position scale out of range".into());
+        }
+        if !(1..=MAX_LEVELS).contains(&self.levels) {
+            return bad(format!("{} output levels", self.levels));
+        }
+        for neuron in &self.neurons {
+            if neuron.thresholds.len() != self.levels as usize
+                || neuron.thresholds.windows(2).any(|w| w[0] > w[1])
+                || neuron.window_start.unsigned_abs() > self.positions as u64
+                || neuron
+                    .thresholds
+                    .iter()
+                    .any(|t| t.unsigned_abs() > 4 * self.positions as u64)
+            {
+                return bad(
+                    "a step function needs `levels` ascending thresholds near its window".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One step of the program: leveled linear maps, and table lookups through bootstrapping.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Step {
     Linear(LinearLayer),
+    Lookup(LookupLayer),
 }
 
 /// An integer model: unsigned inputs of `input_bits` bits through a sequence of steps.
@@ -139,16 +249,51 @@ impl Program {
                     }
                     width = l.n_outputs;
                 }
+                Step::Lookup(l) => l.validate(k, width)?,
             }
         }
         Ok(())
     }
 
     pub fn n_outputs(&self) -> usize {
-        match self.steps.last() {
-            Some(Step::Linear(l)) => l.n_outputs,
-            None => self.n_inputs,
+        self.steps
+            .iter()
+            .fold(self.n_inputs, |width, step| match step {
+                Step::Linear(l) => l.n_outputs,
+                Step::Lookup(_) => width,
+            })
+    }
+
+    /// Programmable bootstraps one inference costs (one per looked-up value).
+    pub fn bootstraps(&self) -> usize {
+        self.steps
+            .iter()
+            .map(|s| match s {
+                Step::Lookup(l) => l.neurons.len(),
+                Step::Linear(_) => 0,
+            })
+            .sum()
+    }
+
+    /// The linear layers, in order.
+    pub fn linear_layers(&self) -> impl Iterator<Item = &LinearLayer> {
+        self.steps.iter().filter_map(|s| match s {
+            Step::Linear(l) => Some(l),
+            Step::Lookup(_) => None,
+        })
+    }
+
+    /// The clear interpreter up to (not including) step `end`: the values each step sees.
+    pub fn simulate_until(&self, x: &[u64], end: usize) -> Result<Vec<i64>> {
+        self.check_input(x)?;
+        let mut values: Vec<i64> = x.iter().map(|&v| v as i64).collect();
+        for step in &self.steps[..end.min(self.steps.len())] {
+            values = match step {
+                Step::Linear(layer) => layer.apply(&values),
+                Step::Lookup(layer) => layer.apply(&values),
+            };
         }
+        Ok(values)
     }
 
     /// The single linear step of a leveled (linear) program, if that is what it is.
@@ -180,14 +325,7 @@ impl Program {
 
     /// The clear interpreter: the exact integers the encrypted path decrypts to.
     pub fn simulate(&self, x: &[u64]) -> Result<Vec<i64>> {
-        self.check_input(x)?;
-        let mut values: Vec<i64> = x.iter().map(|&v| v as i64).collect();
-        for step in &self.steps {
-            values = match step {
-                Step::Linear(layer) => layer.apply(&values),
-            };
-        }
-        Ok(values)
+        self.simulate_until(x, self.steps.len())
     }
 
     /// Exact interval of every output over all valid inputs.
@@ -197,6 +335,7 @@ impl Program {
         for step in &self.steps {
             bounds = match step {
                 Step::Linear(layer) => layer.bounds(&bounds),
+                Step::Lookup(layer) => vec![(0, layer.levels as i64); layer.neurons.len()],
             };
         }
         bounds

@@ -1,23 +1,27 @@
-//! The server: owns the integer model and computes on ciphertexts. It holds no key material,
-//! and no constructor or method takes a secret key; wire readers refuse one.
+//! The server: owns the integer model and computes on ciphertexts: leveled linear layers, and
+//! table lookups by programmable bootstrapping with the client's evaluation key. It holds no
+//! secret key material, and no constructor or method takes one; wire readers refuse one.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use std::time::Instant;
+
 use crate::error::{Error, Result};
+use crate::fhe::bootstrap::{output_offset, Bootstrapper, TestPolynomial};
 use crate::fhe::kernels::{
     axpy, expand_mask, extended_mask, pack_bits, round_to_bits, unpack_bits,
 };
 use crate::fhe::wire::{self, Kind};
-use crate::fhe::LeveledPlan;
-use crate::program::{LinearLayer, Program};
+use crate::fhe::{EncodingPlan, EvaluationKey, LookupEncoding};
+use crate::program::{Program, Step};
 
 /// What the server holds: the integer program and its encoding plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerModel {
     pub model_id: [u8; 16],
     pub program: Program,
-    pub plan: LeveledPlan,
+    pub plan: EncodingPlan,
 }
 
 /// One encrypted row: the GLWE mask's seed and the first `n_inputs` body coefficients, rounded
@@ -69,45 +73,129 @@ wire_type!(EncryptedOutput, Kind::EncryptedOutput);
 wire_type!(ServerModel, Kind::ServerModel);
 
 /// The evaluating side of encrypted inference.
-#[derive(Debug, Clone)]
 pub struct Server {
     model: ServerModel,
+    bootstrap: Option<Lookups>,
+}
+
+/// What a bootstrapped program needs besides the model: the client's expanded evaluation key
+/// and every neuron's test polynomial with its encodings (built once, reused per query).
+struct Lookups {
+    bootstrapper: Bootstrapper,
+    /// Per lookup layer: encodings, output offset, and one test polynomial per neuron.
+    layers: Vec<(LookupEncoding, u64, Vec<TestPolynomial>)>,
+}
+
+/// Wall-clock time of one program step of one inference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepTiming {
+    /// `linear 64→32`, `lookup ×32 (bootstrap)`, ...
+    pub step: String,
+    pub ms: f64,
+    pub bootstraps: usize,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("model", &self.model)
+            .field("bootstraps", &self.bootstrap.is_some())
+            .finish()
+    }
 }
 
 impl Server {
-    /// A server for a model. Only leveled (single linear step) programs run encrypted so far.
+    /// A server for a leveled model (one linear step), which needs no evaluation key.
     pub fn new(model: ServerModel) -> Result<Self> {
+        Self::check(&model)?;
+        if model.program.as_linear().is_none() {
+            return Err(Error::Compile(
+                "this model bootstraps: build the server with the client's evaluation key (Server::with_evaluation_key)".into(),
+            ));
+        }
+        Ok(Self {
+            model,
+            bootstrap: None,
+        })
+    }
+
+    /// A server for any model, with the evaluation key a client generated
+    /// (`Client::evaluation_key`); leveled models ignore the key.
+    pub fn with_evaluation_key(model: ServerModel, key: &EvaluationKey) -> Result<Self> {
+        Self::check(&model)?;
+        if model.program.as_linear().is_some() {
+            return Ok(Self {
+                model,
+                bootstrap: None,
+            });
+        }
+        let bootstrapper = key.expand(&model.plan.params)?;
+        let encodings = EncodingPlan::lookup_encodings(
+            &model.plan.params,
+            &model.program,
+            model.plan.output_delta_log2,
+        )?;
+        let lookups = model.program.steps.iter().filter_map(|s| match s {
+            Step::Lookup(l) => Some(l),
+            Step::Linear(_) => None,
+        });
+        let layers = lookups
+            .zip(encodings)
+            .map(|(layer, enc)| {
+                let tables = (0..layer.neurons.len())
+                    .map(|j| bootstrapper.test_polynomial(layer, j, enc.output_delta))
+                    .collect();
+                (enc, output_offset(layer, enc.output_delta), tables)
+            })
+            .collect();
+        Ok(Self {
+            model,
+            bootstrap: Some(Lookups {
+                bootstrapper,
+                layers,
+            }),
+        })
+    }
+
+    /// The program must be valid and its plan the one this build derives from it.
+    fn check(model: &ServerModel) -> Result<()> {
         model.program.validate()?;
         model.plan.params.check_features(model.program.n_inputs)?;
-        let layer = model.program.as_linear().ok_or_else(|| {
-            Error::Compile("the encrypted interpreter runs single linear-step programs".into())
-        })?;
-        let bounds = model.program.output_bounds();
-        let expected = LeveledPlan::for_linear(model.plan.params.clone(), layer, &bounds)?;
+        let expected = EncodingPlan::for_program(model.plan.params.clone(), &model.program)?;
         if expected != model.plan {
             return Err(Error::Compile(
                 "the model's encoding plan does not match its program".into(),
             ));
         }
-        Ok(Self { model })
+        Ok(())
     }
 
     pub fn model(&self) -> &ServerModel {
         &self.model
     }
 
-    fn layer(&self) -> &LinearLayer {
-        self.model
-            .program
-            .as_linear()
-            .expect("checked in Server::new")
+    /// Bootstraps one inference costs.
+    pub fn bootstraps_per_inference(&self) -> usize {
+        self.model.program.bootstraps()
     }
 
     /// Runs the model on one encrypted row.
     pub fn infer(&self, input: &EncryptedInput) -> Result<EncryptedOutput> {
+        Ok(self.run(input, false)?.0)
+    }
+
+    /// `infer`, timing each program step.
+    pub fn infer_profiled(
+        &self,
+        input: &EncryptedInput,
+    ) -> Result<(EncryptedOutput, Vec<StepTiming>)> {
+        self.run(input, true)
+    }
+
+    /// Checks an input against the model and unpacks its body coefficients to 64 bits.
+    fn unpack_input(&self, input: &EncryptedInput) -> Result<Vec<u64>> {
         let plan = &self.model.plan;
-        let layer = self.layer();
-        let d = layer.n_inputs;
+        let d = self.model.program.n_inputs;
         if input.model_id != self.model.model_id {
             return Err(Error::Wire(
                 "the ciphertext was made for another model or parameter set".into(),
@@ -120,33 +208,119 @@ impl Server {
             )));
         }
         let shift = 64 - plan.input_body_bits;
-        let bodies: Vec<u64> = unpack_bits(&input.bodies, input.body_bits, d)?
+        Ok(unpack_bits(&input.bodies, input.body_bits, d)?
             .into_iter()
             .map(|b| if shift == 64 { 0 } else { b << shift })
-            .collect();
+            .collect())
+    }
+
+    /// The interpreter: the first linear layer reads the packed GLWE input, lookups bootstrap,
+    /// later linear layers combine LWE ciphertexts; every value carries the delta the plan
+    /// gives it, so decryption yields `simulate`'s integers.
+    fn run(
+        &self,
+        input: &EncryptedInput,
+        profile: bool,
+    ) -> Result<(EncryptedOutput, Vec<StepTiming>)> {
+        let plan = &self.model.plan;
+        let bodies = self.unpack_input(input)?;
         let n = plan.params.polynomial_size;
-        let f = extended_mask(&expand_mask(input.seed, n), d);
-        let mut out = Vec::with_capacity(layer.n_outputs * (n + 1));
-        let mut mask = vec![0u64; n];
-        for o in 0..layer.n_outputs {
-            mask.fill(0);
-            let mut body = (layer.bias[o] as u64).wrapping_shl(plan.delta_log2);
-            for (i, &w) in layer.row(o).iter().enumerate() {
-                if w != 0 {
-                    axpy(&mut mask, w as u64, &f[i..i + n]);
-                    body = body.wrapping_add((w as u64).wrapping_mul(bodies[i]));
+        let lwe_size = plan.params.lwe_dimension() + 1;
+        let mut timings = Vec::new();
+        let mut clock = Instant::now();
+        let mut lap = |step: String, bootstraps: usize, timings: &mut Vec<StepTiming>| {
+            if profile {
+                timings.push(StepTiming {
+                    step,
+                    ms: clock.elapsed().as_secs_f64() * 1e3,
+                    bootstraps,
+                });
+                clock = Instant::now();
+            }
+        };
+        // Values as LWE ciphertexts (mask then body), at the current delta.
+        let mut values: Vec<Vec<u64>> = Vec::new();
+        let mut delta = 1u64 << plan.delta_log2;
+        let mut lookup_index = 0;
+        for (k, step) in self.model.program.steps.iter().enumerate() {
+            match step {
+                Step::Linear(layer) if k == 0 => {
+                    let f = extended_mask(&expand_mask(input.seed, n), layer.n_inputs);
+                    values = (0..layer.n_outputs)
+                        .map(|o| {
+                            let mut ct = vec![0u64; lwe_size];
+                            let (mask, body) = ct.split_at_mut(n);
+                            let mut b = (layer.bias[o] as u64).wrapping_mul(delta);
+                            for (i, &w) in layer.row(o).iter().enumerate() {
+                                if w != 0 {
+                                    axpy(mask, w as u64, &f[i..i + n]);
+                                    b = b.wrapping_add((w as u64).wrapping_mul(bodies[i]));
+                                }
+                            }
+                            body[0] = b;
+                            ct
+                        })
+                        .collect();
+                    lap(
+                        format!("linear {}→{}", layer.n_inputs, layer.n_outputs),
+                        0,
+                        &mut timings,
+                    );
+                }
+                Step::Linear(layer) => {
+                    values = (0..layer.n_outputs)
+                        .map(|o| {
+                            let mut ct = vec![0u64; lwe_size];
+                            for (&w, v) in layer.row(o).iter().zip(&values) {
+                                if w != 0 {
+                                    axpy(&mut ct, w as u64, v);
+                                }
+                            }
+                            let body = &mut ct[lwe_size - 1];
+                            *body = body.wrapping_add((layer.bias[o] as u64).wrapping_mul(delta));
+                            ct
+                        })
+                        .collect();
+                    lap(
+                        format!("linear {}→{}", layer.n_inputs, layer.n_outputs),
+                        0,
+                        &mut timings,
+                    );
+                }
+                Step::Lookup(layer) => {
+                    let lookups = self.bootstrap.as_ref().ok_or_else(|| {
+                        Error::Compile("this model needs an evaluation key".into())
+                    })?;
+                    let (enc, offset, tables) = &lookups.layers[lookup_index];
+                    lookup_index += 1;
+                    debug_assert_eq!(enc.input_delta, delta);
+                    values = std::mem::take(&mut values)
+                        .into_par_iter()
+                        .zip(tables.par_iter())
+                        .map(|(ct, table)| lookups.bootstrapper.lookup(ct, table, *offset))
+                        .collect::<Result<_>>()?;
+                    delta = enc.output_delta;
+                    lap(
+                        format!("lookup ×{} (bootstrap)", layer.neurons.len()),
+                        layer.neurons.len(),
+                        &mut timings,
+                    );
                 }
             }
-            out.extend(mask.iter().map(|&m| round_to_bits(m, plan.output_bits)));
-            out.push(round_to_bits(body, plan.output_bits));
         }
-        Ok(EncryptedOutput {
+        let bits = plan.output_bits;
+        let mut out = Vec::with_capacity(values.len() * lwe_size);
+        for ct in &values {
+            out.extend(ct.iter().map(|&c| round_to_bits(c, bits)));
+        }
+        let output = EncryptedOutput {
             model_id: self.model.model_id,
-            bits: plan.output_bits,
-            n_outputs: layer.n_outputs as u32,
-            lwe_dimension: n as u32,
-            coefficients: pack_bits(&out, plan.output_bits),
-        })
+            bits,
+            n_outputs: values.len() as u32,
+            lwe_dimension: (lwe_size - 1) as u32,
+            coefficients: pack_bits(&out, bits),
+        };
+        Ok((output, timings))
     }
 
     /// Runs the model on many rows, in parallel on all cores; one result per row.

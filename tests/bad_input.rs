@@ -239,7 +239,9 @@ fn crafted_models_and_specs_are_refused() {
     let m = model("data/iris.csv", 8);
     // A server model whose layer shape lies, or whose parameters are not a known tfhe set.
     let mut bad = m.server_model();
-    let fhe_ml::program::Step::Linear(l) = &mut bad.program.steps[0];
+    let fhe_ml::program::Step::Linear(l) = &mut bad.program.steps[0] else {
+        unreachable!("a linear model")
+    };
     l.weights.pop();
     assert!(Server::new(bad).is_err());
     let mut bad = m.server_model();

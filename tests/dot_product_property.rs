@@ -2,7 +2,7 @@
 //! inputs anywhere in range, including the extremes the noise bounds are planned for.
 
 use fhe_ml::client::{Client, ClientSpec};
-use fhe_ml::fhe::{LeveledParameters, LeveledPlan};
+use fhe_ml::fhe::{EncodingPlan, LeveledParameters};
 use fhe_ml::program::{Decoder, LinearLayer, OutputKind, Program, Step};
 use fhe_ml::quant::InputQuantizer;
 use fhe_ml::server::{Server, ServerModel};
@@ -14,7 +14,7 @@ fn pair(layer: LinearLayer, input_bits: u32) -> (Client, Server, Program) {
         input_bits,
         steps: vec![Step::Linear(layer.clone())],
     };
-    let plan = LeveledPlan::for_linear(
+    let plan = EncodingPlan::for_linear(
         LeveledParameters::default(),
         &layer,
         &program.output_bounds(),
@@ -113,7 +113,7 @@ fn plans_beyond_the_noise_budget_are_refused() {
         input_bits: bits,
         steps: vec![Step::Linear(layer.clone())],
     };
-    let err = LeveledPlan::for_linear(
+    let err = EncodingPlan::for_linear(
         LeveledParameters::default(),
         &layer,
         &program.output_bounds(),

@@ -1,10 +1,13 @@
-//! Cryptography on `tfhe`'s core_crypto layer: the parameter set, the leveled encoding plan
-//! with its noise bounds, the LWE/GLWE kernels, and the wire format.
+//! Cryptography on `tfhe`: the parameter set, the encoding plan with its noise bounds, the
+//! LWE/GLWE kernels (core_crypto), bootstrapped lookups and evaluation keys (shortint), and the
+//! wire format.
 
+pub mod bootstrap;
 pub mod kernels;
 pub mod params;
 pub mod plan;
 pub mod wire;
 
-pub use params::LeveledParameters;
-pub use plan::LeveledPlan;
+pub use bootstrap::EvaluationKey;
+pub use params::{BootstrapNoise, LeveledParameters};
+pub use plan::{EncodingPlan, LookupEncoding, NoiseReport};

@@ -5,8 +5,12 @@
 //! binary GLWE secret key, exactly as the set's bootstrapping key encrypts its secrets.
 
 use serde::{Deserialize, Serialize};
+use tfhe::core_crypto::commons::noise_formulas::centered_mean_shifted_modulus_switch::centered_binary_shifted_modulus_switch_additive_variance_impl;
+use tfhe::core_crypto::commons::noise_formulas::lwe_keyswitch::keyswitch_additive_variance_132_bits_security_tuniform_impl;
+use tfhe::core_crypto::commons::noise_formulas::lwe_programmable_bootstrap::pbs_variance_132_bits_security_tuniform_fft_mul_impl;
 use tfhe::core_crypto::prelude::DynamicDistribution;
 use tfhe::shortint::parameters::v1_8::V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128;
+use tfhe::shortint::ClassicPBSParameters;
 
 use crate::error::{Error, Result};
 
@@ -46,6 +50,68 @@ impl LeveledParameters {
     /// LWE dimension of a coefficient extracted from a GLWE: k·N.
     pub fn lwe_dimension(&self) -> usize {
         self.glwe_dimension * self.polynomial_size
+    }
+
+    /// Positions on a bootstrap's circle: the modulus switch before blind rotation maps the
+    /// torus to `2N` positions.
+    pub fn positions(&self) -> u32 {
+        2 * self.polynomial_size as u32
+    }
+
+    /// log2 of one position in torus units (2^64 / 2N).
+    pub fn position_log2(&self) -> u32 {
+        64 - self.positions().trailing_zeros()
+    }
+
+    /// The whole tfhe set (keyswitch and bootstrap parameters), for models that bootstrap.
+    pub fn bootstrap_parameters(&self) -> Result<ClassicPBSParameters> {
+        if *self == Self::tfhe_v1_8_message_2_carry_2() {
+            Ok(V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128)
+        } else {
+            Err(Error::Wire(format!(
+                "no bootstrap parameters for {}",
+                self.name
+            )))
+        }
+    }
+
+    /// The noise of one keyswitch + modulus switch + bootstrap, from tfhe's own noise formulas
+    /// for this set (`core_crypto::commons::noise_formulas`).
+    pub fn bootstrap_noise(&self) -> Result<BootstrapNoise> {
+        let p = self.bootstrap_parameters()?;
+        let q = 2f64.powi(64);
+        let two_n = self.positions() as f64;
+        let position = q / two_n;
+        let to_positions = |variance_torus: f64| (variance_torus * q * q).sqrt() / position;
+        let small_n = p.lwe_dimension.0 as f64;
+        let modulus_switch = to_positions(
+            centered_binary_shifted_modulus_switch_additive_variance_impl(small_n, q, two_n),
+        );
+        let keyswitch = to_positions(keyswitch_additive_variance_132_bits_security_tuniform_impl(
+            self.lwe_dimension() as f64,
+            small_n,
+            2f64.powi(p.ks_base_log.0 as i32),
+            p.ks_level.0 as f64,
+            q,
+            q,
+        ));
+        let output = (pbs_variance_132_bits_security_tuniform_fft_mul_impl(
+            small_n,
+            p.glwe_dimension.0 as f64,
+            p.polynomial_size.0 as f64,
+            2f64.powi(p.pbs_base_log.0 as i32),
+            p.pbs_level.0 as f64,
+            53.0,
+            q,
+        ) * q
+            * q)
+            .sqrt();
+        Ok(BootstrapNoise {
+            modulus_switch_positions: modulus_switch,
+            keyswitch_positions: keyswitch,
+            output_std: output,
+            small_lwe_dimension: p.lwe_dimension.0,
+        })
     }
 
     /// The shipped sets this build knows; parameters read from a blob must be one of them.
@@ -98,6 +164,29 @@ impl LeveledParameters {
             self.noise_bound_log2,
             self.modulus_bits
         )
+    }
+}
+
+/// Standard deviations of the noise a bootstrapped lookup adds, from tfhe's noise formulas.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BootstrapNoise {
+    /// The modulus switch to `2N` positions (centered, as shortint does it), in positions.
+    pub modulus_switch_positions: f64,
+    /// The keyswitch to the small LWE key, in positions.
+    pub keyswitch_positions: f64,
+    /// A bootstrap's output noise, in torus units (2^-64).
+    pub output_std: f64,
+    /// Dimension of the small LWE key the keyswitch goes to.
+    pub small_lwe_dimension: usize,
+}
+
+impl BootstrapNoise {
+    /// Total position noise at a lookup whose input already carries `input_std` (torus units).
+    pub fn lookup_positions(&self, input_std: f64, position: f64) -> f64 {
+        (self.modulus_switch_positions.powi(2)
+            + self.keyswitch_positions.powi(2)
+            + (input_std / position).powi(2))
+        .sqrt()
     }
 }
 

@@ -1,7 +1,8 @@
-//! The leveled encoding plan: where the message sits in the 64-bit torus (`delta`), how many
-//! bits of each input body travel, and how many bits of each output coefficient come back.
+//! The encoding plan: where messages sit in the 64-bit torus (`delta`), how many bits of each
+//! input body travel, and how many bits of each output coefficient come back.
 //!
-//! All noise here is bounded, so the plan proves exact decryption with probability 1:
+//! Leveled programs (linear models): all noise is bounded, so the plan proves exact decryption
+//! with probability 1:
 //! - encryption noise: |e| <= 2^b per input (tfhe's TUniform(b) is bounded);
 //! - input body rounding to `q_in` bits: <= 2^(63 - q_in) per input;
 //! - a linear layer multiplies both by at most `L1` (the largest weight-row L1 norm);
@@ -11,22 +12,63 @@
 //! The plan picks `delta = 2^d` with `max|score| * delta < 2^62`, then
 //! `L1 * 2^b <= delta/16`, `L1 * 2^(63-q_in) <= delta/16` and `(n+1) * 2^(63-q_out) <= delta/8`,
 //! so the total error stays under `delta/4`, half of the `delta/2` that rounding tolerates.
+//!
+//! Bootstrapped programs (linear, lookup, linear, ...): each lookup's input is placed in
+//! position units of the bootstrap (2^64 / 2N), so the leveled layer before it needs no range
+//! at all (everything is modulo 2^64, as the clear twin's positions are modulo 2N); the
+//! leveled errors are kept under 1/16 of a position. What bootstrapping adds is Gaussian, with
+//! the standard deviations of tfhe's noise formulas: see [`EncodingPlan::noise`].
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::fhe::LeveledParameters;
-use crate::program::LinearLayer;
+use crate::program::{LinearLayer, LookupLayer, Program, Step};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LeveledPlan {
+pub struct EncodingPlan {
     pub params: LeveledParameters,
-    /// log2 of the scaling factor delta applied to messages.
+    /// log2 of the scaling factor delta applied to input messages.
     pub delta_log2: u32,
     /// Bits of each input body sent (the top bits of the 64-bit body, rounded).
     pub input_body_bits: u32,
+    /// log2 of delta for the outputs (equal to `delta_log2` for leveled programs).
+    pub output_delta_log2: u32,
     /// Bits of each output coefficient returned (after modulus switching).
     pub output_bits: u32,
+}
+
+/// How a bootstrapped lookup layer's values are encoded: its input at `input_delta` per unit,
+/// its outputs at `output_delta` per unit (what the next layer needs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookupEncoding {
+    pub input_delta: u64,
+    pub output_delta: u64,
+}
+
+/// What decryption is expected to get wrong, from tfhe's noise formulas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoiseReport {
+    /// Standard deviation of the position each lookup layer reads, in positions (0 if none).
+    pub lookup_sigma_positions: Vec<f64>,
+    /// Standard deviation of a decrypted score, in score units (0 for leveled programs, whose
+    /// error is bounded).
+    pub score_sigma: f64,
+    /// Probability that one decrypted score differs from the clear twin's given exact lookups.
+    pub score_error_probability: f64,
+}
+
+/// Tail of the standard normal: P(|X| >= t) (Abramowitz-Stegun 7.1.26, ample for reports).
+pub fn two_sided_tail(t: f64) -> f64 {
+    if t <= 0.0 {
+        return 1.0;
+    }
+    let x = t / std::f64::consts::SQRT_2;
+    let k = 1.0 / (1.0 + 0.3275911 * x);
+    let poly = k
+        * (0.254829592
+            + k * (-0.284496736 + k * (1.421413741 + k * (-1.453152027 + k * 1.061405429))));
+    (poly * (-x * x).exp()).min(1.0)
 }
 
 /// Smallest `k` with `2^k >= x`.
@@ -38,7 +80,15 @@ fn ceil_log2(x: u64) -> u32 {
     }
 }
 
-impl LeveledPlan {
+impl EncodingPlan {
+    /// Plans any program: one linear step is leveled; linear, lookup, linear, ... bootstraps.
+    pub fn for_program(params: LeveledParameters, program: &Program) -> Result<Self> {
+        if let Some(layer) = program.as_linear() {
+            return Self::for_linear(params, layer, &program.output_bounds());
+        }
+        Self::for_bootstrapped(params, program)
+    }
+
     /// Plans the encoding of a linear layer whose outputs lie in `bounds`.
     pub fn for_linear(
         params: LeveledParameters,
@@ -75,7 +125,161 @@ impl LeveledPlan {
             params,
             delta_log2,
             input_body_bits,
+            output_delta_log2: delta_log2,
             output_bits,
+        })
+    }
+
+    /// The lookup layers' encodings, checking the program has the shape the bootstrapped
+    /// interpreter runs: linear, then (lookup, linear) pairs, with scales that are exact in
+    /// position units.
+    pub fn lookup_encodings(
+        params: &LeveledParameters,
+        program: &Program,
+        output_delta_log2: u32,
+    ) -> Result<Vec<LookupEncoding>> {
+        let steps = &program.steps;
+        let shape_ok = steps.len() >= 3
+            && steps.len() % 2 == 1
+            && steps.iter().enumerate().all(|(i, s)| match s {
+                Step::Linear(_) => i % 2 == 0,
+                Step::Lookup(_) => i % 2 == 1,
+            });
+        if !shape_ok {
+            return Err(Error::Compile(
+                "a bootstrapped program alternates linear and lookup steps, starting and ending linear".into(),
+            ));
+        }
+        let position_log2 = params.position_log2();
+        let lookups: Vec<&LookupLayer> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Lookup(l) => Some(l),
+                Step::Linear(_) => None,
+            })
+            .collect();
+        let input_delta = |l: &LookupLayer| -> Result<u64> {
+            if l.positions != params.positions() || l.scale_shift >= position_log2 {
+                return Err(Error::Compile(format!(
+                    "a lookup over {} positions with scale 2^-{} does not fit {} ({} positions)",
+                    l.positions,
+                    l.scale_shift,
+                    params.name,
+                    params.positions()
+                )));
+            }
+            (l.scale_num as u64)
+                .checked_shl(position_log2 - l.scale_shift)
+                .filter(|d| {
+                    d.leading_zeros() >= 1
+                        && d >> (position_log2 - l.scale_shift) == l.scale_num as u64
+                })
+                .ok_or_else(|| Error::Compile("lookup scale overflows the torus".into()))
+        };
+        let mut out = Vec::with_capacity(lookups.len());
+        for (i, l) in lookups.iter().enumerate() {
+            let output_delta = match lookups.get(i + 1) {
+                Some(next) => input_delta(next)?,
+                None => 1u64 << output_delta_log2,
+            };
+            out.push(LookupEncoding {
+                input_delta: input_delta(l)?,
+                output_delta,
+            });
+        }
+        if !out[0].input_delta.is_power_of_two() {
+            return Err(Error::Compile(
+                "the first lookup's scale must be a power of two (the client encrypts at 2^k)"
+                    .into(),
+            ));
+        }
+        Ok(out)
+    }
+
+    fn for_bootstrapped(params: LeveledParameters, program: &Program) -> Result<Self> {
+        params.check_features(program.n_inputs)?;
+        params.bootstrap_parameters()?;
+        let bounds = program.output_bounds();
+        let max_abs = bounds
+            .iter()
+            .map(|&(lo, hi)| lo.unsigned_abs().max(hi.unsigned_abs()))
+            .max()
+            .unwrap_or(0);
+        let message_bits = ceil_log2(max_abs + 1);
+        if message_bits > 40 {
+            return Err(Error::Compile(format!(
+                "scores reach {max_abs}, too large for the 64-bit encoding"
+            )));
+        }
+        let output_delta_log2 = 62 - message_bits;
+        let encodings = Self::lookup_encodings(&params, program, output_delta_log2)?;
+        let delta_log2 = encodings[0].input_delta.trailing_zeros();
+        let first = program.linear_layers().next().expect("checked shape");
+        // Leveled errors before the first lookup stay under 1/16 of a position (2^(p-4)):
+        // encryption L1 * 2^b <= 2^(p-5) and input rounding L1 * 2^(63-q_in) <= 2^(p-5).
+        let l1_bits = ceil_log2(first.max_row_l1().max(1));
+        let position_log2 = params.position_log2();
+        if l1_bits + params.noise_bound_log2 + 5 > position_log2 {
+            return Err(Error::Compile(format!(
+                "first-layer weights too large: L1 norm 2^{l1_bits} times noise 2^{} exceeds 1/32 position",
+                params.noise_bound_log2
+            )));
+        }
+        let input_body_bits = (68 + l1_bits).saturating_sub(position_log2).clamp(1, 64);
+        let n_bits = ceil_log2(params.lwe_dimension() as u64 + 1);
+        let output_bits = (66 + n_bits).saturating_sub(output_delta_log2).clamp(1, 64);
+        Ok(Self {
+            params,
+            delta_log2,
+            input_body_bits,
+            output_delta_log2,
+            output_bits,
+        })
+    }
+
+    /// Expected decryption errors from the noise bootstrapping adds (none for leveled plans).
+    pub fn noise(&self, program: &Program) -> Result<NoiseReport> {
+        if program.as_linear().is_some() {
+            return Ok(NoiseReport {
+                lookup_sigma_positions: Vec::new(),
+                score_sigma: 0.0,
+                score_error_probability: 0.0,
+            });
+        }
+        let noise = self.params.bootstrap_noise()?;
+        let position = 2f64.powi(self.params.position_log2() as i32);
+        let n_lookups =
+            Self::lookup_encodings(&self.params, program, self.output_delta_log2)?.len();
+        let layers: Vec<&LinearLayer> = program.linear_layers().collect();
+        let l2 = |l: &LinearLayer| {
+            (0..l.n_outputs)
+                .map(|o| {
+                    l.row(o)
+                        .iter()
+                        .map(|&w| (w as f64).powi(2))
+                        .sum::<f64>()
+                        .sqrt()
+                })
+                .fold(0.0, f64::max)
+        };
+        let mut lookup_sigma_positions = Vec::with_capacity(n_lookups);
+        for i in 0..n_lookups {
+            // Inputs of the first lookup are leveled (bounded, under 1/16 position); later
+            // ones are weighted sums of bootstrap outputs.
+            let input_std = if i == 0 {
+                0.0
+            } else {
+                noise.output_std * l2(layers[i])
+            };
+            lookup_sigma_positions.push(noise.lookup_positions(input_std, position));
+        }
+        let delta = 2f64.powi(self.output_delta_log2 as i32);
+        let score_std = noise.output_std * l2(layers[layers.len() - 1]);
+        // The output modulus switch adds a bounded error of at most delta/8.
+        Ok(NoiseReport {
+            lookup_sigma_positions,
+            score_sigma: score_std / delta,
+            score_error_probability: two_sided_tail((delta / 2.0 - delta / 8.0) / score_std),
         })
     }
 
@@ -115,7 +319,7 @@ mod tests {
     fn plan_bounds_error_below_quarter_delta() {
         let layer = LinearLayer::new(30, 1, vec![127; 30], vec![-5000]).unwrap();
         let bounds = layer.bounds(&vec![(0, 255); 30]);
-        let plan = LeveledPlan::for_linear(LeveledParameters::default(), &layer, &bounds).unwrap();
+        let plan = EncodingPlan::for_linear(LeveledParameters::default(), &layer, &bounds).unwrap();
         let (err, delta) = plan.error_bound(layer.max_row_l1());
         assert!(err <= delta / 4, "{err} > {delta}/4");
         assert!(plan.input_body_bits < 64 && plan.output_bits < 64);

@@ -26,6 +26,7 @@ pub enum Kind {
     EncryptedInput = 3,
     EncryptedOutput = 4,
     SecretKey = 5,
+    EvaluationKey = 6,
 }
 
 impl Kind {
@@ -36,6 +37,7 @@ impl Kind {
             3 => Kind::EncryptedInput,
             4 => Kind::EncryptedOutput,
             5 => Kind::SecretKey,
+            6 => Kind::EvaluationKey,
             _ => return None,
         })
     }
@@ -46,6 +48,8 @@ impl Kind {
             Kind::EncryptedInput => 1 << 20,
             Kind::EncryptedOutput => 64 << 20,
             Kind::SecretKey => 1 << 20,
+            // tfhe's compressed 2_2 server key is about 29 MiB.
+            Kind::EvaluationKey => 64 << 20,
             Kind::ClientSpec | Kind::ServerModel => 64 << 20,
         }
     }

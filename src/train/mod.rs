@@ -1,5 +1,7 @@
-//! Training on plaintext with linfa: binary and multinomial logistic regression, and linear
-//! regression, on a split's scaled training set.
+//! Training on plaintext: binary and multinomial logistic regression and linear regression
+//! with linfa (on a split's scaled training set), and MLP classifiers with candle (`mlp`).
+
+pub mod mlp;
 
 use linfa::prelude::*;
 use linfa::Dataset;

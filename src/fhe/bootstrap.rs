@@ -1,0 +1,289 @@
+//! Programmable bootstrapping for table lookups, on tfhe's shortint layer: the evaluation key
+//! (tfhe's compressed server key: keyswitching and bootstrapping keys, made by the client from
+//! its own GLWE secret key), and the server's lookup: keyswitch, modulus switch (shortint's
+//! centered switch, as in the set's published failure probability) and blind rotation of a
+//! test polynomial built from the program's step function.
+//!
+//! Values travel as LWE ciphertexts of dimension `k·N` under the client's GLWE key (shortint's
+//! "big" key), exactly what the leveled layers produce and what a bootstrap returns, so leveled
+//! and bootstrapped steps chain without conversions.
+
+use serde::{Deserialize, Serialize};
+use tfhe::core_crypto::prelude::{
+    allocate_and_generate_new_binary_lwe_secret_key, new_seeder, DefaultRandomGenerator,
+    GlweCiphertextOwned, GlweSecretKeyOwned, LweCiphertextOwned, LweDimension, PolynomialSize,
+    SecretRandomGenerator,
+};
+use tfhe::shortint::ciphertext::{Degree, NoiseLevel};
+use tfhe::shortint::client_key::atomic_pattern::{
+    AtomicPatternClientKey, StandardAtomicPatternClientKey,
+};
+use tfhe::shortint::server_key::LookupTableOwned;
+use tfhe::shortint::{
+    AtomicPatternKind, AtomicPatternParameters, CiphertextModulus, ClientKey, CompressedServerKey,
+    PBSOrder, PBSParameters, ServerKey,
+};
+
+use crate::error::{Error, Result};
+use crate::fhe::wire::{self, Kind};
+use crate::fhe::LeveledParameters;
+use crate::program::LookupLayer;
+
+/// What a server needs to bootstrap for one client: tfhe's compressed server key (seeded
+/// keyswitching and bootstrapping keys), generated from the client's secret keys. It reveals
+/// nothing of them (tfhe's security argument for its public evaluation keys).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct EvaluationKey {
+    /// The parameter set (by name, as in every plan); a key for another set is refused.
+    pub(crate) params: LeveledParameters,
+    pub(crate) key: CompressedServerKey,
+}
+
+impl std::fmt::Debug for EvaluationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EvaluationKey({})", self.params.name)
+    }
+}
+
+impl EvaluationKey {
+    /// Generates the key from the client's GLWE secret key (`k = 1`, natural coefficient order)
+    /// and a fresh small LWE key, which is dropped afterwards: results come back under the
+    /// GLWE key, so the client never needs it again.
+    pub(crate) fn generate(params: &LeveledParameters, glwe_key: Vec<u64>) -> Result<Self> {
+        let pbs = params.bootstrap_parameters()?;
+        let mut seeder = new_seeder();
+        let mut generator = SecretRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
+        let small = allocate_and_generate_new_binary_lwe_secret_key(
+            LweDimension(pbs.lwe_dimension.0),
+            &mut generator,
+        );
+        let glwe =
+            GlweSecretKeyOwned::from_container(glwe_key, PolynomialSize(params.polynomial_size));
+        let client = ClientKey {
+            atomic_pattern: AtomicPatternClientKey::Standard(
+                StandardAtomicPatternClientKey::from_raw_parts(
+                    glwe,
+                    small,
+                    PBSParameters::PBS(pbs),
+                    None,
+                ),
+            ),
+        };
+        Ok(Self {
+            params: params.clone(),
+            key: CompressedServerKey::new(&client),
+        })
+    }
+
+    /// Serializes into a versioned, size-limited, integrity-checked blob.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        wire::seal(Kind::EvaluationKey, self)
+    }
+
+    /// Reads a blob written by `to_bytes`, refusing anything else (a secret key included).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        wire::open(Kind::EvaluationKey, bytes)
+    }
+
+    /// Checks the key against the parameter set, then expands it for bootstrapping.
+    pub(crate) fn expand(&self, params: &LeveledParameters) -> Result<Bootstrapper> {
+        if self.params != *params {
+            return Err(Error::Wire(format!(
+                "the evaluation key is for {}, the model uses {}",
+                self.params.name, params.name
+            )));
+        }
+        let pbs = params.bootstrap_parameters()?;
+        let conformant = {
+            use tfhe::conformance::ParameterSetConformant;
+            // The maximum degree only bounds shortint's own carry arithmetic, unused here.
+            self.key
+                .is_conformant(&(AtomicPatternParameters::from(pbs), self.key.max_degree))
+        };
+        if !conformant {
+            return Err(Error::Wire(format!(
+                "the evaluation key's dimensions do not match {}",
+                params.name
+            )));
+        }
+        Ok(Bootstrapper {
+            key: self.key.decompress(),
+            lwe_size: params.lwe_dimension() + 1,
+            polynomial_size: params.polynomial_size,
+        })
+    }
+}
+
+/// The server's expanded key: bootstraps LWE ciphertexts through test polynomials.
+pub struct Bootstrapper {
+    key: ServerKey,
+    lwe_size: usize,
+    polynomial_size: usize,
+}
+
+/// A test polynomial for one neuron (a trivial GLWE whose body holds the table).
+pub struct TestPolynomial(LookupTableOwned);
+
+impl Bootstrapper {
+    /// The test polynomial of neuron `j` of `layer`: coefficient `q` holds
+    /// `T[q] * output_delta - levels * output_delta / 2`; the bootstrap's negacyclic rotation
+    /// then gives `levels/2 - T` past the half circle, and adding `levels * output_delta / 2`
+    /// afterwards yields exactly the program's `read` (see `program::StepFunction`).
+    pub fn test_polynomial(
+        &self,
+        layer: &LookupLayer,
+        neuron: usize,
+        output_delta: u64,
+    ) -> TestPolynomial {
+        let n = self.polynomial_size;
+        let offset = output_offset(layer, output_delta);
+        let mut acc = GlweCiphertextOwned::new(
+            0u64,
+            tfhe::core_crypto::prelude::GlweSize(2),
+            PolynomialSize(n),
+            CiphertextModulus::new_native(),
+        );
+        let f = &layer.neurons[neuron];
+        for (q, c) in acc.get_mut_body().as_mut().iter_mut().enumerate() {
+            let t = layer.table_entry(f, q as i64) as u64;
+            *c = t.wrapping_mul(output_delta).wrapping_sub(offset);
+        }
+        TestPolynomial(LookupTableOwned {
+            acc,
+            degree: Degree::new(15),
+        })
+    }
+
+    /// Bootstraps one LWE ciphertext (mask then body, dimension `k·N`) whose phase is the
+    /// lookup's input at `input_delta` per unit: returns the step function's output at
+    /// `output_delta` per unit.
+    pub fn lookup(&self, lwe: Vec<u64>, table: &TestPolynomial, offset: u64) -> Result<Vec<u64>> {
+        if lwe.len() != self.lwe_size {
+            return Err(Error::Wire(format!(
+                "an LWE ciphertext of {} coefficients, the key takes {}",
+                lwe.len(),
+                self.lwe_size
+            )));
+        }
+        let mut lwe = lwe;
+        // shortint's centered modulus switch reads floor(phase); half a position up makes it
+        // round to the nearest position, which the clear twin uses.
+        let half_position = 1u64 << (63 - self.polynomial_size.trailing_zeros() - 1);
+        let body = lwe.last_mut().expect("non-empty");
+        *body = body.wrapping_add(half_position);
+        let mut ct = tfhe::shortint::Ciphertext::new(
+            LweCiphertextOwned::from_container(lwe, CiphertextModulus::new_native()),
+            Degree::new(15),
+            NoiseLevel::NOMINAL,
+            self.key.message_modulus,
+            self.key.carry_modulus,
+            AtomicPatternKind::Standard(PBSOrder::KeyswitchBootstrap),
+        );
+        self.key.apply_lookup_table_assign(&mut ct, &table.0);
+        let mut out = ct.ct.into_container();
+        let body = out.last_mut().expect("non-empty");
+        *body = body.wrapping_add(offset);
+        Ok(out)
+    }
+}
+
+/// `levels * output_delta / 2`: the constant around the negacyclic rotation.
+pub fn output_offset(layer: &LookupLayer, output_delta: u64) -> u64 {
+    (layer.levels as u64).wrapping_mul(output_delta / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tfhe::core_crypto::prelude::{
+        allocate_and_generate_new_binary_glwe_secret_key, decrypt_lwe_ciphertext,
+        encrypt_lwe_ciphertext, EncryptionRandomGenerator, GlweDimension, Plaintext,
+    };
+
+    /// Bootstraps encryptions of known positions through an identity table and checks what a
+    /// lookup reads: centred on the encrypted position (the half-position offset matches
+    /// shortint's centered modulus switch), negacyclic past the half circle, and with the
+    /// spread tfhe's noise formulas predict.
+    #[test]
+    fn lookup_reads_the_encrypted_position_with_the_predicted_noise() {
+        let params = LeveledParameters::default();
+        let n = params.polynomial_size;
+        let mut seeder = new_seeder();
+        let mut secret = SecretRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
+        let glwe: GlweSecretKeyOwned<u64> = allocate_and_generate_new_binary_glwe_secret_key(
+            GlweDimension(1),
+            PolynomialSize(n),
+            &mut secret,
+        );
+        let lwe_key = glwe.clone().into_lwe_secret_key();
+        let key = EvaluationKey::generate(&params, glwe.into_container()).unwrap();
+        let key = EvaluationKey::from_bytes(&key.to_bytes().unwrap()).unwrap();
+        let bootstrapper = key.expand(&params).unwrap();
+        // Identity table: entry q holds q positions at 2^51 per position (2^-13 of the torus).
+        let unit = 1u64 << 51;
+        let mut acc = GlweCiphertextOwned::new(
+            0u64,
+            tfhe::core_crypto::prelude::GlweSize(2),
+            PolynomialSize(n),
+            CiphertextModulus::new_native(),
+        );
+        for (q, c) in acc.get_mut_body().as_mut().iter_mut().enumerate() {
+            *c = (q as u64).wrapping_mul(unit);
+        }
+        let table = TestPolynomial(LookupTableOwned {
+            acc,
+            degree: Degree::new(15),
+        });
+        let mut encryption = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(
+            seeder.seed(),
+            seeder.as_mut(),
+        );
+        let position = 1u64 << 52;
+        let read = |p: u64, encryption: &mut EncryptionRandomGenerator<DefaultRandomGenerator>| {
+            let mut ct = LweCiphertextOwned::new(
+                0u64,
+                lwe_key.lwe_dimension().to_lwe_size(),
+                CiphertextModulus::new_native(),
+            );
+            encrypt_lwe_ciphertext(
+                &lwe_key,
+                &mut ct,
+                Plaintext(p.wrapping_mul(position)),
+                params_noise(&params),
+                encryption,
+            );
+            let out = bootstrapper.lookup(ct.into_container(), &table, 0).unwrap();
+            let out = LweCiphertextOwned::from_container(out, CiphertextModulus::new_native());
+            let phase = decrypt_lwe_ciphertext(&lwe_key, &out).0 as i64;
+            (phase as f64 / unit as f64).round() as i64
+        };
+        let centre = 1000i64;
+        let samples: Vec<i64> = (0..300)
+            .map(|_| read(centre as u64, &mut encryption) - centre)
+            .collect();
+        let mean = samples.iter().sum::<i64>() as f64 / samples.len() as f64;
+        let sd = (samples
+            .iter()
+            .map(|&e| (e as f64 - mean).powi(2))
+            .sum::<f64>()
+            / samples.len() as f64)
+            .sqrt();
+        let noise = params.bootstrap_noise().unwrap();
+        let predicted = noise.lookup_positions(0.0, 1.0);
+        eprintln!("lookup position error: mean {mean:.3}, sd {sd:.3}, predicted sd {predicted:.3} (ms {:.3}, ks {:.3}), output sd 2^{:.2}", noise.modulus_switch_positions, noise.keyswitch_positions, noise.output_std.log2());
+        assert!(mean.abs() < 0.6, "lookups centred at {mean} positions off");
+        assert!(
+            (0.75..1.3).contains(&(sd / predicted)),
+            "measured spread {sd:.2} positions, tfhe's formulas predict {predicted:.2}"
+        );
+        // Past the half circle the bootstrap returns minus the table.
+        let past = read((n as u64) + 7, &mut encryption);
+        assert!((past + 7).abs() <= 25, "negacyclic half read {past}");
+    }
+
+    fn params_noise(
+        params: &LeveledParameters,
+    ) -> tfhe::core_crypto::prelude::DynamicDistribution<u64> {
+        tfhe::core_crypto::prelude::DynamicDistribution::new_t_uniform(params.noise_bound_log2)
+    }
+}
