@@ -2,16 +2,19 @@
 //! post-processes results. Nothing here is needed, or accepted, by the server.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
-use tfhe::core_crypto::commons::math::random::RandomGenerator;
+use tfhe::core_crypto::commons::generators::DeterministicSeeder;
+use tfhe::core_crypto::commons::math::random::{RandomGenerator, Seed};
 use tfhe::core_crypto::prelude::{
     allocate_and_generate_new_binary_glwe_secret_key, new_seeder, DefaultRandomGenerator,
-    GlweDimension, GlweSecretKeyOwned, PolynomialSize, SecretRandomGenerator, TUniform,
+    GlweDimension, GlweSecretKeyOwned, PolynomialSize, SecretRandomGenerator, Seeder, TUniform,
 };
 
 use crate::data::check_row;
 use crate::error::{Error, Result};
+use crate::fhe::bootstrap::KeyId;
 use crate::fhe::kernels::{
     dot, expand_mask, extended_mask, pack_bits, reverse_key, round_to_bits, unpack_bits,
 };
@@ -84,10 +87,28 @@ struct SecretKey {
     reversed: Vec<u64>,
 }
 
+/// Where a client's randomness comes from: tfhe's seeder (the OS), or a fixed seed expanded by
+/// tfhe's CSPRNG, for reproducible tests and benchmarks.
+enum Seeds {
+    System,
+    Fixed(Mutex<DeterministicSeeder<DefaultRandomGenerator>>),
+}
+
+impl Seeds {
+    fn next(&self) -> Seed {
+        match self {
+            Seeds::System => new_seeder().seed(),
+            Seeds::Fixed(seeder) => seeder
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .seed(),
+        }
+    }
+}
+
 impl SecretKey {
-    fn generate(polynomial_size: usize) -> Self {
-        let mut seeder = new_seeder();
-        let mut generator = SecretRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
+    fn generate(polynomial_size: usize, seeds: &Seeds) -> Self {
+        let mut generator = SecretRandomGenerator::<DefaultRandomGenerator>::new(seeds.next());
         let key: GlweSecretKeyOwned<u64> = allocate_and_generate_new_binary_glwe_secret_key(
             GlweDimension(1),
             PolynomialSize(polynomial_size),
@@ -104,17 +125,34 @@ pub struct Client {
     spec: ClientSpec,
     key: SecretKey,
     clipped: AtomicU64,
+    seeds: Seeds,
+    /// Identifier of the last evaluation key generated (stamped on inputs).
+    key_id: Mutex<KeyId>,
 }
 
 impl Client {
     /// A client with a fresh secret key for the given model.
     pub fn new(spec: ClientSpec) -> Result<Self> {
+        Self::with_seeds(spec, Seeds::System)
+    }
+
+    /// A client whose key, encryptions and evaluation key all derive from `seed` through
+    /// tfhe's CSPRNG: runs repeat exactly, for tests and benchmarks. Its key is only as secret
+    /// as the seed: never use it for real data.
+    pub fn new_seeded(spec: ClientSpec, seed: u64) -> Result<Self> {
+        let seeder = DeterministicSeeder::<DefaultRandomGenerator>::new(Seed(seed as u128));
+        Self::with_seeds(spec, Seeds::Fixed(Mutex::new(seeder)))
+    }
+
+    fn with_seeds(spec: ClientSpec, seeds: Seeds) -> Result<Self> {
         spec.validate()?;
-        let key = SecretKey::generate(spec.plan.params.polynomial_size);
+        let key = SecretKey::generate(spec.plan.params.polynomial_size, &seeds);
         Ok(Self {
             spec,
             key,
             clipped: AtomicU64::new(0),
+            seeds,
+            key_id: Mutex::new(KeyId::default()),
         })
     }
 
@@ -151,15 +189,24 @@ impl Client {
             spec,
             key: SecretKey { reversed },
             clipped: AtomicU64::new(0),
+            seeds: Seeds::System,
+            key_id: Mutex::new(KeyId::default()),
         })
     }
 
     /// The evaluation key a server needs for models that bootstrap (tfhe's compressed server
     /// key, about 29 MiB for the 2_2 set): generated from this client's secret key, safe to
-    /// send. Takes a second or two.
+    /// send. Takes a second or two. Inputs encrypted afterwards carry its identifier, so a
+    /// server holding another key refuses them.
     pub fn evaluation_key(&self) -> Result<EvaluationKey> {
         let natural = reverse_key(&self.key.reversed);
-        EvaluationKey::generate(&self.spec.plan.params, natural)
+        let seed = match &self.seeds {
+            Seeds::System => None,
+            Seeds::Fixed(_) => Some(self.seeds.next()),
+        };
+        let key = EvaluationKey::generate(&self.spec.plan.params, natural, seed)?;
+        *self.key_id.lock().unwrap_or_else(|p| p.into_inner()) = key.id()?;
+        Ok(key)
     }
 
     /// Quantizes (clipping out-of-range values) and encrypts one raw row.
@@ -189,9 +236,8 @@ impl Client {
             )));
         }
         let n = params.polynomial_size;
-        let mut seeder = new_seeder();
-        let seed = seeder.seed().0;
-        let mut noise = RandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
+        let seed = self.seeds.next().0;
+        let mut noise = RandomGenerator::<DefaultRandomGenerator>::new(self.seeds.next());
         let distribution = TUniform::<u64>::new(params.noise_bound_log2);
         let f = extended_mask(&expand_mask(seed, n), d);
         let bodies: Vec<u64> = values
@@ -207,6 +253,7 @@ impl Client {
             .collect();
         Ok(EncryptedInput {
             model_id: self.spec.model_id,
+            key_id: *self.key_id.lock().unwrap_or_else(|p| p.into_inner()),
             seed,
             body_bits: plan.input_body_bits,
             n_inputs: d as u32,
@@ -251,6 +298,23 @@ impl Client {
                 signed.wrapping_add(1i64 << shift >> 1) >> shift
             })
             .collect())
+    }
+
+    /// Raw phases of full 64-bit LWE ciphertexts (mask then body, reversed-key order), as
+    /// `Server::trace` returns them: for tests of every program step.
+    #[doc(hidden)]
+    pub fn decrypt_phases(&self, cts: &[Vec<u64>]) -> Result<Vec<u64>> {
+        let n = self.spec.plan.params.lwe_dimension();
+        cts.iter()
+            .map(|ct| {
+                if ct.len() != n + 1 {
+                    return Err(Error::Wire(
+                        "not an LWE ciphertext of the model's dimension".into(),
+                    ));
+                }
+                Ok(ct[n].wrapping_sub(dot(&ct[..n], &self.key.reversed)))
+            })
+            .collect()
     }
 
     /// Decrypts and post-processes: class (with probabilities) or value.

@@ -9,13 +9,19 @@ use indicatif::ProgressBar;
 use ndarray::Axis;
 use rayon::prelude::*;
 
+use crate::client::Client;
 use crate::data::{self, Split, Table};
 use crate::error::{Error, Result};
-use crate::model::{compile, CompiledModel, LinearModel};
+use crate::fhe::EvaluationKey;
+use crate::model::{compile, compile_mlp, CompiledModel, LinearModel};
 use crate::program::Prediction;
 use crate::quant::Quantization;
-use crate::report::{Agreement, Bytes, EvalReport, Latency, PerSample, Triple};
+use crate::report::{
+    Agreement, Bytes, EvalReport, EvaluationKeyTimes, Latency, NoiseFigures, PerSample, Triple,
+};
+use crate::server::Server;
 use crate::train;
+use crate::train::mlp::MlpConfig;
 
 /// Which model family to train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +30,8 @@ pub enum ModelKind {
     Logistic,
     /// Ordinary least-squares regression on a real-valued target.
     Linear,
+    /// A multilayer perceptron classifier (`EvalConfig::mlp` sets its shape).
+    Mlp,
 }
 
 impl ModelKind {
@@ -31,6 +39,7 @@ impl ModelKind {
         match self {
             ModelKind::Logistic => "logistic",
             ModelKind::Linear => "linear",
+            ModelKind::Mlp => "mlp",
         }
     }
 }
@@ -52,6 +61,8 @@ pub struct EvalConfig {
     pub test_fraction: f64,
     /// Evaluate at most this many test rows (the first ones of the test split).
     pub limit: Option<usize>,
+    /// Shape, quantization and training of `ModelKind::Mlp` (its seed is `seed`).
+    pub mlp: MlpConfig,
 }
 
 impl EvalConfig {
@@ -63,6 +74,7 @@ impl EvalConfig {
             seed: 42,
             test_fraction: 0.2,
             limit: None,
+            mlp: MlpConfig::default(),
         }
     }
 }
@@ -133,21 +145,28 @@ pub fn run_with_progress(config: &EvalConfig, progress: &ProgressBar) -> Result<
     match config.model {
         ModelKind::Logistic => run_logistic(config, &table, progress),
         ModelKind::Linear => run_linear(config, &table, progress),
+        ModelKind::Mlp => run_mlp(config, &table, progress),
     }
 }
 
-/// The encrypted run shared by both tasks: per-sample timings one row at a time, then the
-/// batch rate on all cores. Returns predictions, whether every decrypted score equalled the
-/// clear twin's, and the measurements.
+/// The encrypted run shared by every task: keys, then per-sample timings one row at a time
+/// (with each program step timed), then the batch rate on all cores. Returns predictions, how
+/// many rows decrypted to exactly the clear twin's scores, and the measurements.
 struct EncryptedRun {
     predictions: Vec<Prediction>,
-    exact_scores: bool,
+    exact_rows: usize,
     latency: Latency,
     per_sample: PerSample,
     throughput_per_s: f64,
     bytes: Bytes,
     clipped_features: u64,
+    evaluation_key_ms: EvaluationKeyTimes,
+    step_ms: Vec<(String, f64)>,
 }
+
+/// Rows in the throughput batch of a model that bootstraps (its rows cost a bootstrap per
+/// neuron each, and one row at a time already uses every core).
+pub const BOOTSTRAPPED_BATCH_ROWS: usize = 64;
 
 fn encrypted_run<T>(
     model: &CompiledModel,
@@ -155,15 +174,35 @@ fn encrypted_run<T>(
     n_test: usize,
     progress: &ProgressBar,
 ) -> Result<EncryptedRun> {
-    // Key generation: median of a few, keeping the last pair.
     let mut keygen_ms = Vec::new();
-    let mut pair = None;
-    for _ in 0..5 {
+    let mut evaluation_key_ms = EvaluationKeyTimes::default();
+    let mut evaluation_key_bytes = 0;
+    let (client, server) = if model.needs_evaluation_key() {
         let t = Instant::now();
-        pair = Some(model.keygen()?);
-        keygen_ms.push(ms(t));
-    }
-    let (client, server) = pair.expect("five keygens ran");
+        let client = Client::new(model.client_spec())?;
+        let secret_ms = ms(t);
+        let t = Instant::now();
+        let key = client.evaluation_key()?;
+        evaluation_key_ms.generate = ms(t);
+        keygen_ms.push(secret_ms + evaluation_key_ms.generate);
+        let blob = key.to_bytes()?;
+        evaluation_key_bytes = blob.len();
+        // The server loads the key from its serialized form, as it would from the network.
+        let t = Instant::now();
+        let server =
+            Server::with_evaluation_key(model.server_model(), &EvaluationKey::from_bytes(&blob)?)?;
+        evaluation_key_ms.expand = ms(t);
+        (client, server)
+    } else {
+        // Median of a few, keeping the last pair.
+        let mut pair = None;
+        for _ in 0..5 {
+            let t = Instant::now();
+            pair = Some(model.keygen()?);
+            keygen_ms.push(ms(t));
+        }
+        pair.expect("five keygens ran")
+    };
 
     let rows: Vec<Vec<f64>> = split
         .test_raw
@@ -174,21 +213,31 @@ fn encrypted_run<T>(
     progress.set_length(rows.len() as u64);
     let mut per_sample = PerSample::default();
     let mut predictions = Vec::with_capacity(rows.len());
-    let mut exact_scores = true;
-    let mut bytes = Bytes::default();
+    let mut exact_rows = 0;
+    let mut bytes = Bytes {
+        evaluation_key: evaluation_key_bytes,
+        ..Bytes::default()
+    };
+    let mut step_samples: Vec<(String, Vec<f64>)> = Vec::new();
     for row in &rows {
         let t = Instant::now();
         let ct = client.encrypt(row)?;
         per_sample.encrypt_ms.push(ms(t));
         let t = Instant::now();
-        let out = server.infer(&ct)?;
+        let (out, steps) = server.infer_profiled(&ct)?;
         per_sample.infer_ms.push(ms(t));
         let t = Instant::now();
         let scores = client.decrypt_scores(&out)?;
         let prediction = model.decoder.decode(&scores)?;
         per_sample.decrypt_ms.push(ms(t));
-        exact_scores &= scores == model.simulate(row)?;
+        exact_rows += usize::from(scores == model.simulate(row)?);
         predictions.push(prediction);
+        for (i, step) in steps.into_iter().enumerate() {
+            match step_samples.get_mut(i) {
+                Some((_, v)) => v.push(step.ms),
+                None => step_samples.push((step.step, vec![step.ms])),
+            }
+        }
         if bytes.input_ciphertext == 0 {
             bytes.input_ciphertext = ct.to_bytes()?.len();
             bytes.output_ciphertext = out.to_bytes()?.len();
@@ -208,26 +257,39 @@ fn encrypted_run<T>(
     };
     per_sample.total_ms = totals;
 
-    // Batch: encrypt, infer and decrypt every row, spread over all cores.
+    // Batch: encrypt, infer and decrypt rows spread over all cores.
+    let batch_rows = if model.needs_evaluation_key() {
+        &rows[..rows.len().min(BOOTSTRAPPED_BATCH_ROWS)]
+    } else {
+        &rows[..]
+    };
     let t = Instant::now();
-    let batch: Result<Vec<Prediction>> = rows
+    let batch: Result<Vec<Prediction>> = batch_rows
         .par_iter()
         .map(|row| client.decrypt(&server.infer(&client.encrypt(row)?)?))
         .collect();
     let batch_s = t.elapsed().as_secs_f64();
-    if batch? != predictions {
+    let batch = batch?;
+    // Leveled results are exact, so the batch must reproduce them; bootstrapped ones carry
+    // fresh noise each run.
+    if !model.needs_evaluation_key() && batch != predictions {
         return Err(Error::Other(
             "batch and one-at-a-time encrypted predictions differ".into(),
         ));
     }
     Ok(EncryptedRun {
         predictions,
-        exact_scores,
+        exact_rows,
         latency,
         per_sample,
-        throughput_per_s: rows.len() as f64 / batch_s.max(1e-9),
+        throughput_per_s: batch_rows.len() as f64 / batch_s.max(1e-9),
         bytes,
         clipped_features,
+        evaluation_key_ms,
+        step_ms: step_samples
+            .into_iter()
+            .map(|(name, v)| (name, median(&v)))
+            .collect(),
     })
 }
 
@@ -261,6 +323,11 @@ fn report_base<T>(
         train_ms,
         clipped_features: 0,
         exact_scores: false,
+        architecture: model.architecture(),
+        pbs_per_sample: model.program.bootstraps(),
+        evaluation_key_ms: EvaluationKeyTimes::default(),
+        noise: None,
+        step_ms: Vec::new(),
         per_sample: PerSample::default(),
     }
 }
@@ -273,13 +340,38 @@ fn n_test_rows(limit: Option<usize>, available: usize) -> Result<usize> {
     }
 }
 
-fn finish(report: &mut EvalReport, run: EncryptedRun) {
+fn finish<T>(
+    report: &mut EvalReport,
+    run: EncryptedRun,
+    model: &CompiledModel,
+    split: &Split<T>,
+) -> Result<()> {
+    let n = run.predictions.len();
+    if model.needs_evaluation_key() {
+        let noise = model.noise()?;
+        let mut expected = 0.0;
+        for row in split.test_raw.axis_iter(Axis(0)).take(n) {
+            expected += model
+                .expected_lookup_mismatches(&row.to_vec())?
+                .iter()
+                .sum::<f64>();
+        }
+        report.noise = Some(NoiseFigures {
+            lookup_sigma_positions: noise.lookup_sigma_positions,
+            expected_lookup_mismatches: expected / n.max(1) as f64,
+            score_sigma: noise.score_sigma,
+            exact_score_rows: fraction(run.exact_rows, n),
+        });
+    }
     report.latency_ms = run.latency;
     report.throughput_per_s = run.throughput_per_s;
     report.bytes = run.bytes;
     report.clipped_features = run.clipped_features;
-    report.exact_scores = run.exact_scores;
+    report.exact_scores = run.exact_rows == n;
     report.per_sample = run.per_sample;
+    report.evaluation_key_ms = run.evaluation_key_ms;
+    report.step_ms = run.step_ms;
+    Ok(())
 }
 
 fn run_logistic(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> Result<EvalReport> {
@@ -324,7 +416,7 @@ fn run_logistic(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> R
         encrypted_vs_plain: hits(&encrypted, &plain),
         quantized_vs_plain: hits(&quantized, &plain),
     });
-    finish(&mut report, run);
+    finish(&mut report, run, &model, &split)?;
     Ok(report)
 }
 
@@ -386,6 +478,56 @@ fn run_linear(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> Res
         encrypted_vs_quantized: max_err(&encrypted, &quantized),
         encrypted_vs_plain: max_err(&encrypted, &plain),
     });
-    finish(&mut report, run);
+    finish(&mut report, run, &model, &split)?;
+    Ok(report)
+}
+
+fn run_mlp(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> Result<EvalReport> {
+    let split = table.split(config.test_fraction, config.seed)?;
+    let n_test = n_test_rows(config.limit, split.test_raw.nrows())?;
+    let mut mlp_config = config.mlp.clone();
+    mlp_config.seed = config.seed;
+    let t = Instant::now();
+    let mlp = train::mlp::fit_mlp(&split, &mlp_config)?;
+    let train_ms = ms(t);
+    let model = compile_mlp(&mlp, &split)?;
+    let rows: Vec<Vec<f64>> = split
+        .test_raw
+        .axis_iter(Axis(0))
+        .take(n_test)
+        .map(|r| r.to_vec())
+        .collect();
+    let truth: Vec<usize> = split.test.targets().iter().take(n_test).copied().collect();
+    let plain = mlp.predict_float(&rows)?;
+    let quantized = predict_classes(&model, &split, n_test)?;
+    let run = encrypted_run(&model, &split, n_test, progress)?;
+    let encrypted: Vec<usize> = run
+        .predictions
+        .iter()
+        .map(|p| p.class_index().unwrap_or(usize::MAX))
+        .collect();
+    let hits = |pred: &[usize], reference: &[usize]| {
+        fraction(
+            pred.iter().zip(reference).filter(|(a, b)| a == b).count(),
+            n_test,
+        )
+    };
+    let task = if split.classes.len() == 2 {
+        "binary-classification"
+    } else {
+        "multiclass-classification"
+    };
+    let mut report = report_base(config, &split, &model, task, n_test, train_ms);
+    report.accuracy = Some(Triple {
+        plain: hits(&plain, &truth),
+        quantized: hits(&quantized, &truth),
+        encrypted: hits(&encrypted, &truth),
+    });
+    report.agreement = Some(Agreement {
+        encrypted_vs_quantized: hits(&encrypted, &quantized),
+        encrypted_vs_plain: hits(&encrypted, &plain),
+        quantized_vs_plain: hits(&quantized, &plain),
+    });
+    finish(&mut report, run, &model, &split)?;
     Ok(report)
 }

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use fhe_ml::eval::{self, EvalConfig, ModelKind, Source};
 use fhe_ml::quant::Quantization;
+use fhe_ml::train::mlp::MlpConfig;
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +26,8 @@ struct Cli {
 enum ModelArg {
     Logistic,
     Linear,
+    /// Multilayer perceptron classifier (ReLU by programmable bootstrapping).
+    Mlp,
 }
 
 #[derive(Subcommand)]
@@ -60,6 +63,15 @@ enum Command {
         /// Also write the charts into this folder.
         #[arg(long)]
         charts: Option<PathBuf>,
+        /// MLP hidden layer widths, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "32")]
+        hidden: Vec<usize>,
+        /// MLP activation bits (a ReLU clipped to 2^bits - 1 levels).
+        #[arg(long, default_value_t = MlpConfig::default().activation_bits)]
+        activation_bits: u32,
+        /// MLP training epochs.
+        #[arg(long, default_value_t = MlpConfig::default().epochs)]
+        epochs: usize,
     },
 }
 
@@ -96,13 +108,21 @@ fn run(cli: Cli) -> fhe_ml::Result<()> {
             limit,
             json,
             charts,
+            hidden,
+            activation_bits,
+            epochs,
         } => {
             let kind = match model {
                 ModelArg::Logistic => ModelKind::Logistic,
                 ModelArg::Linear => ModelKind::Linear,
+                ModelArg::Mlp => ModelKind::Mlp,
             };
             let mut config = EvalConfig::new(Source::File(data), kind);
             config.quantization = Quantization::bits(bits);
+            config.mlp.hidden = hidden;
+            config.mlp.activation_bits = activation_bits;
+            config.mlp.epochs = epochs;
+            config.mlp.input_bits = bits;
             config.seed = seed;
             config.test_fraction = test_fraction;
             config.limit = limit;

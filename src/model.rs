@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::client::{Client, ClientSpec};
 use crate::data::{check_row, Split};
 use crate::error::{Error, Result};
+use crate::fhe::plan::normal_cdf;
 use crate::fhe::{EncodingPlan, LeveledParameters, NoiseReport};
 use crate::program::{
     Decoder, LinearLayer, LookupLayer, OutputKind, Prediction, Program, Step, StepFunction,
@@ -226,6 +227,27 @@ impl CompiledModel {
         Ok((client, server))
     }
 
+    /// One line: layer widths, and for MLPs the activation and weight quantization.
+    pub fn architecture(&self) -> String {
+        let mut widths = vec![self.program.n_inputs];
+        widths.extend(self.program.linear_layers().map(|l| l.n_outputs));
+        let shape = widths
+            .iter()
+            .map(|w| w.to_string())
+            .collect::<Vec<_>>()
+            .join("-");
+        match self.program.steps.iter().find_map(|s| match s {
+            Step::Lookup(l) => Some(l.levels),
+            Step::Linear(_) => None,
+        }) {
+            Some(levels) => format!(
+                "{shape} MLP: ReLU clipped to {levels} levels by bootstrapping, {}-bit inputs, {}-bit weights after the first layer",
+                self.quantization.input_bits, self.quantization.weight_bits
+            ),
+            None => format!("{shape} linear, {}-bit inputs and weights", self.quantization.input_bits),
+        }
+    }
+
     /// Whether the server needs the client's evaluation key (the program bootstraps).
     pub fn needs_evaluation_key(&self) -> bool {
         self.program.bootstraps() > 0
@@ -235,6 +257,80 @@ impl CompiledModel {
     /// leveled models).
     pub fn noise(&self) -> Result<NoiseReport> {
         self.plan.noise(&self.program)
+    }
+
+    /// Expected number of lookups, per lookup layer, whose encrypted output differs from the
+    /// clear twin's for this row: for each neuron, the probability that the bootstrap's noise
+    /// (tfhe's formulas) moves its position across a step of its function. Later layers are
+    /// taken from their clean inputs (a first-order estimate).
+    pub fn expected_lookup_mismatches(&self, row: &[f64]) -> Result<Vec<f64>> {
+        let noise = self.noise()?;
+        let x = self.quantize(row)?.values;
+        let mut out = Vec::new();
+        for (k, step) in self.program.steps.iter().enumerate() {
+            let Step::Lookup(layer) = step else { continue };
+            let sigma = noise.lookup_sigma_positions[out.len()];
+            let z = self.program.simulate_until(&x, k)?;
+            let reach = (6.0 * sigma).ceil() as i64 + 1;
+            let scale = layer.scale_num as f64 / (1u64 << layer.scale_shift) as f64;
+            let mut expected = 0.0;
+            for (neuron, &v) in layer.neurons.iter().zip(&z) {
+                let p_real = v as f64 * scale;
+                let p0 = layer.position(v);
+                let offset = p_real - (p_real + 0.5).floor();
+                let clean = layer.read(neuron, p0);
+                for d in -reach..=reach {
+                    if d != 0 && layer.read(neuron, p0 + d) != clean {
+                        let lo = (d as f64 - 0.5 - offset) / sigma;
+                        let hi = (d as f64 + 0.5 - offset) / sigma;
+                        expected += normal_cdf(hi) - normal_cdf(lo);
+                    }
+                }
+            }
+            out.push(expected);
+        }
+        Ok(out)
+    }
+
+    /// The clear twin with the noise bootstrapping adds, drawn from tfhe's noise formulas
+    /// (Concrete ML's "simulate" with errors): each lookup reads a position moved by Gaussian
+    /// noise, each score gets its Gaussian noise and is rounded. Fast, for estimating how
+    /// often encrypted results differ from `simulate`'s; equals `simulate` for leveled models.
+    pub fn simulate_noisy<R: rand::Rng>(&self, row: &[f64], rng: &mut R) -> Result<Vec<i64>> {
+        let x = self.quantize(row)?.values;
+        if !self.needs_evaluation_key() {
+            return self.program.simulate(&x);
+        }
+        let noise = self.noise()?;
+        let mut gaussian = || {
+            let u1: f64 = rng.gen_range(f64::EPSILON..1.0);
+            let u2: f64 = rng.gen();
+            (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        };
+        let mut values: Vec<i64> = x.iter().map(|&v| v as i64).collect();
+        let mut lookup = 0;
+        for step in &self.program.steps {
+            values = match step {
+                Step::Linear(l) => l.apply(&values),
+                Step::Lookup(l) => {
+                    let sigma = noise.lookup_sigma_positions[lookup];
+                    lookup += 1;
+                    let scale = l.scale_num as f64 / (1u64 << l.scale_shift) as f64;
+                    l.neurons
+                        .iter()
+                        .zip(&values)
+                        .map(|(f, &v)| {
+                            let p = (v as f64 * scale + sigma * gaussian() + 0.5).floor() as i64;
+                            l.read(f, p.rem_euclid(l.positions as i64))
+                        })
+                        .collect()
+                }
+            };
+        }
+        Ok(values
+            .into_iter()
+            .map(|v| v + (noise.score_sigma * gaussian()).round() as i64)
+            .collect())
     }
 
     /// Quantizes a raw row (checked for length and finiteness).

@@ -44,6 +44,27 @@ pub struct Bytes {
     pub evaluation_key: usize,
 }
 
+/// What bootstrapping noise does to decrypted results: tfhe's formulas, and what the run saw.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NoiseFigures {
+    /// Standard deviation of the position each lookup layer reads (positions of 2N).
+    pub lookup_sigma_positions: Vec<f64>,
+    /// Expected lookups per sample whose output differs from the clear twin's, over the test
+    /// rows (first layer exact, later layers from their clean inputs).
+    pub expected_lookup_mismatches: f64,
+    /// Standard deviation of a decrypted score, in score units.
+    pub score_sigma: f64,
+    /// Test rows whose decrypted scores all equalled `simulate`'s.
+    pub exact_score_rows: f64,
+}
+
+/// Time to make and to load the evaluation key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct EvaluationKeyTimes {
+    pub generate: f64,
+    pub expand: f64,
+}
+
 /// Every sample's stage timings (for charts; not in the JSON).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PerSample {
@@ -84,6 +105,17 @@ pub struct EvalReport {
     pub clipped_features: u64,
     /// Every decrypted score equalled the clear twin's (`simulate`).
     pub exact_scores: bool,
+    /// `64-32-10 MLP, ReLU clipped to 7 levels, ...` or `30→1 linear`.
+    pub architecture: String,
+    /// Programmable bootstraps per inference (0 for linear models).
+    pub pbs_per_sample: usize,
+    /// Evaluation key generation (client) and expansion (server), milliseconds (0 if none).
+    pub evaluation_key_ms: EvaluationKeyTimes,
+    /// Bootstrapping noise, predicted and seen (empty for leveled models, which are exact).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise: Option<NoiseFigures>,
+    /// Median milliseconds of each program step, one sample at a time (`linear 64→32`, ...).
+    pub step_ms: Vec<(String, f64)>,
     #[serde(skip)]
     pub per_sample: PerSample,
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::fhe::bootstrap::{output_offset, Bootstrapper, TestPolynomial};
+use crate::fhe::bootstrap::{output_offset, Bootstrapper, KeyId, TestPolynomial};
 use crate::fhe::kernels::{
     axpy, expand_mask, extended_mask, pack_bits, round_to_bits, unpack_bits,
 };
@@ -29,6 +29,9 @@ pub struct ServerModel {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EncryptedInput {
     pub(crate) model_id: [u8; 16],
+    /// The evaluation key the encrypting client generated (zeros if none): models that
+    /// bootstrap run only under that key.
+    pub(crate) key_id: KeyId,
     pub(crate) seed: u128,
     pub(crate) body_bits: u32,
     pub(crate) n_inputs: u32,
@@ -181,7 +184,17 @@ impl Server {
 
     /// Runs the model on one encrypted row.
     pub fn infer(&self, input: &EncryptedInput) -> Result<EncryptedOutput> {
-        Ok(self.run(input, false)?.0)
+        Ok(self.run(input, false, None)?.0)
+    }
+
+    /// The ciphertexts after every step (full 64-bit LWE, mask then body, masks in the order
+    /// `Client::decrypt_phases` reads) with each step's delta: lets tests compare every step
+    /// with `Program::simulate_until`. Only the client can read them.
+    #[doc(hidden)]
+    pub fn trace(&self, input: &EncryptedInput) -> Result<Vec<(u64, Vec<Vec<u64>>)>> {
+        let mut trace = Vec::new();
+        self.run(input, false, Some(&mut trace))?;
+        Ok(trace)
     }
 
     /// `infer`, timing each program step.
@@ -189,7 +202,7 @@ impl Server {
         &self,
         input: &EncryptedInput,
     ) -> Result<(EncryptedOutput, Vec<StepTiming>)> {
-        self.run(input, true)
+        self.run(input, true, None)
     }
 
     /// Checks an input against the model and unpacks its body coefficients to 64 bits.
@@ -200,6 +213,13 @@ impl Server {
             return Err(Error::Wire(
                 "the ciphertext was made for another model or parameter set".into(),
             ));
+        }
+        if let Some(lookups) = &self.bootstrap {
+            if input.key_id != lookups.bootstrapper.id {
+                return Err(Error::Wire(
+                    "the ciphertext comes from a client whose evaluation key this server does not hold".into(),
+                ));
+            }
         }
         if input.body_bits != plan.input_body_bits || input.n_inputs as usize != d {
             return Err(Error::Wire(format!(
@@ -221,6 +241,7 @@ impl Server {
         &self,
         input: &EncryptedInput,
         profile: bool,
+        mut trace: Option<&mut Vec<(u64, Vec<Vec<u64>>)>>,
     ) -> Result<(EncryptedOutput, Vec<StepTiming>)> {
         let plan = &self.model.plan;
         let bodies = self.unpack_input(input)?;
@@ -243,6 +264,15 @@ impl Server {
         let mut delta = 1u64 << plan.delta_log2;
         let mut lookup_index = 0;
         for (k, step) in self.model.program.steps.iter().enumerate() {
+            if let (Some(trace), true) = (trace.as_deref_mut(), k > 0) {
+                let mut copy = values.clone();
+                if lookup_index > 0 {
+                    for ct in &mut copy {
+                        ct[..n].reverse();
+                    }
+                }
+                trace.push((delta, copy));
+            }
             match step {
                 Step::Linear(layer) if k == 0 => {
                     let f = extended_mask(&expand_mask(input.seed, n), layer.n_inputs);
@@ -292,6 +322,14 @@ impl Server {
                         Error::Compile("this model needs an evaluation key".into())
                     })?;
                     let (enc, offset, tables) = &lookups.layers[lookup_index];
+                    if lookup_index == 0 {
+                        // The packed input's LWE masks pair with the reversed key (see
+                        // `kernels`); the evaluation key and bootstrap outputs use the key in
+                        // natural order: <a, rev(s)> = <rev(a), s>.
+                        for ct in &mut values {
+                            ct[..n].reverse();
+                        }
+                    }
                     lookup_index += 1;
                     debug_assert_eq!(enc.input_delta, delta);
                     values = std::mem::take(&mut values)
@@ -306,6 +344,12 @@ impl Server {
                         &mut timings,
                     );
                 }
+            }
+        }
+        if lookup_index > 0 {
+            // Back to the reversed-key convention every client decrypts with.
+            for ct in &mut values {
+                ct[..n].reverse();
             }
         }
         let bits = plan.output_bits;

@@ -191,7 +191,7 @@ fn secret_key_roundtrips_only_on_the_client_side() {
 #[test]
 fn crafted_blobs_with_the_right_model_id_but_wrong_shape_are_refused() {
     use fhe_ml::fhe::wire::{open, seal, Kind};
-    type Input = ([u8; 16], u128, u32, u32, Vec<u8>);
+    type Input = ([u8; 16], [u8; 16], u128, u32, u32, Vec<u8>);
     type Output = ([u8; 16], u32, u32, u32, Vec<u8>);
     let m = model("data/breast_cancer.csv", 8);
     let (client, server) = m.keygen().unwrap();
@@ -201,20 +201,20 @@ fn crafted_blobs_with_the_right_model_id_but_wrong_shape_are_refused() {
         &client.encrypt(&row).unwrap().to_bytes().unwrap(),
     )
     .unwrap();
-    let (id, seed, bits, n, bodies) = good.clone();
+    let (id, key, seed, bits, n, bodies) = good.clone();
     for crafted in [
-        (id, seed, bits + 1, n, bodies.clone()),
-        (id, seed, bits, n + 1, bodies.clone()),
-        (id, seed, bits, u32::MAX, bodies.clone()),
-        (id, seed, bits, n, bodies[..bodies.len() - 1].to_vec()),
-        (id, seed, bits, n, Vec::new()),
-        (id, seed, 0, 0, Vec::new()),
+        (id, key, seed, bits + 1, n, bodies.clone()),
+        (id, key, seed, bits, n + 1, bodies.clone()),
+        (id, key, seed, bits, u32::MAX, bodies.clone()),
+        (id, key, seed, bits, n, bodies[..bodies.len() - 1].to_vec()),
+        (id, key, seed, bits, n, Vec::new()),
+        (id, key, seed, 0, 0, Vec::new()),
     ] {
         let blob = seal(Kind::EncryptedInput, &crafted).unwrap();
         assert!(
             server.infer_bytes(&blob).is_err(),
             "{:?}",
-            (crafted.2, crafted.3)
+            (crafted.3, crafted.4)
         );
     }
     let out_blob = server

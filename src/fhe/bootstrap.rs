@@ -9,6 +9,9 @@
 //! and bootstrapped steps chain without conversions.
 
 use serde::{Deserialize, Serialize};
+use tfhe::core_crypto::commons::generators::DeterministicSeeder;
+use tfhe::core_crypto::commons::math::random::Seed;
+use tfhe::core_crypto::prelude::Seeder;
 use tfhe::core_crypto::prelude::{
     allocate_and_generate_new_binary_lwe_secret_key, new_seeder, DefaultRandomGenerator,
     GlweCiphertextOwned, GlweSecretKeyOwned, LweCiphertextOwned, LweDimension, PolynomialSize,
@@ -18,6 +21,7 @@ use tfhe::shortint::ciphertext::{Degree, NoiseLevel};
 use tfhe::shortint::client_key::atomic_pattern::{
     AtomicPatternClientKey, StandardAtomicPatternClientKey,
 };
+use tfhe::shortint::engine::ShortintEngine;
 use tfhe::shortint::server_key::LookupTableOwned;
 use tfhe::shortint::{
     AtomicPatternKind, AtomicPatternParameters, CiphertextModulus, ClientKey, CompressedServerKey,
@@ -39,6 +43,11 @@ pub struct EvaluationKey {
     pub(crate) key: CompressedServerKey,
 }
 
+/// Identifies an evaluation key (a digest of its contents): the client stamps it on every
+/// input, so a server refuses ciphertexts from a client whose key it does not hold instead of
+/// returning garbage.
+pub type KeyId = [u8; 16];
+
 impl std::fmt::Debug for EvaluationKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "EvaluationKey({})", self.params.name)
@@ -48,10 +57,18 @@ impl std::fmt::Debug for EvaluationKey {
 impl EvaluationKey {
     /// Generates the key from the client's GLWE secret key (`k = 1`, natural coefficient order)
     /// and a fresh small LWE key, which is dropped afterwards: results come back under the
-    /// GLWE key, so the client never needs it again.
-    pub(crate) fn generate(params: &LeveledParameters, glwe_key: Vec<u64>) -> Result<Self> {
+    /// GLWE key, so the client never needs it again. With `seed`, everything random derives
+    /// from it (reproducible runs); otherwise from the OS.
+    pub(crate) fn generate(
+        params: &LeveledParameters,
+        glwe_key: Vec<u64>,
+        seed: Option<Seed>,
+    ) -> Result<Self> {
         let pbs = params.bootstrap_parameters()?;
-        let mut seeder = new_seeder();
+        let mut seeder: Box<dyn Seeder> = match seed {
+            Some(seed) => Box::new(DeterministicSeeder::<DefaultRandomGenerator>::new(seed)),
+            None => new_seeder(),
+        };
         let mut generator = SecretRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
         let small = allocate_and_generate_new_binary_lwe_secret_key(
             LweDimension(pbs.lwe_dimension.0),
@@ -69,9 +86,15 @@ impl EvaluationKey {
                 ),
             ),
         };
+        // shortint draws the keys' randomness from a thread-local engine: seed it for this
+        // generation, then put the previous one back.
+        let engine = ShortintEngine::new_from_seeder(seeder.as_mut());
+        let previous = ShortintEngine::with_thread_local_mut(|e| std::mem::replace(e, engine));
+        let key = CompressedServerKey::new(&client);
+        ShortintEngine::with_thread_local_mut(|e| *e = previous);
         Ok(Self {
             params: params.clone(),
-            key: CompressedServerKey::new(&client),
+            key,
         })
     }
 
@@ -83,6 +106,14 @@ impl EvaluationKey {
     /// Reads a blob written by `to_bytes`, refusing anything else (a secret key included).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         wire::open(Kind::EvaluationKey, bytes)
+    }
+
+    /// The key's identifier: a BLAKE3 digest of its serialized contents.
+    pub fn id(&self) -> Result<KeyId> {
+        let bytes = bincode::serialize(&self.key).map_err(|e| Error::Wire(e.to_string()))?;
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&blake3::hash(&bytes).as_bytes()[..16]);
+        Ok(id)
     }
 
     /// Checks the key against the parameter set, then expands it for bootstrapping.
@@ -107,6 +138,7 @@ impl EvaluationKey {
             )));
         }
         Ok(Bootstrapper {
+            id: self.id()?,
             key: self.key.decompress(),
             lwe_size: params.lwe_dimension() + 1,
             polynomial_size: params.polynomial_size,
@@ -116,13 +148,19 @@ impl EvaluationKey {
 
 /// The server's expanded key: bootstraps LWE ciphertexts through test polynomials.
 pub struct Bootstrapper {
+    /// The evaluation key's identifier (inputs must carry it).
+    pub id: KeyId,
     key: ServerKey,
     lwe_size: usize,
     polynomial_size: usize,
 }
 
-/// A test polynomial for one neuron (a trivial GLWE whose body holds the table).
-pub struct TestPolynomial(LookupTableOwned);
+/// A test polynomial for one neuron (a trivial GLWE whose body holds the table), and the
+/// phase shift that moves the neuron's window start to coefficient 0.
+pub struct TestPolynomial {
+    table: LookupTableOwned,
+    shift: u64,
+}
 
 impl Bootstrapper {
     /// The test polynomial of neuron `j` of `layer`: coefficient `q` holds
@@ -148,10 +186,16 @@ impl Bootstrapper {
             let t = layer.table_entry(f, q as i64) as u64;
             *c = t.wrapping_mul(output_delta).wrapping_sub(offset);
         }
-        TestPolynomial(LookupTableOwned {
-            acc,
-            degree: Degree::new(15),
-        })
+        let position = 1u64 << (64 - 1 - n.trailing_zeros());
+        TestPolynomial {
+            table: LookupTableOwned {
+                acc,
+                degree: Degree::new(15),
+            },
+            shift: (f.window_start as u64)
+                .wrapping_mul(position)
+                .wrapping_neg(),
+        }
     }
 
     /// Bootstraps one LWE ciphertext (mask then body, dimension `k·N`) whose phase is the
@@ -166,11 +210,12 @@ impl Bootstrapper {
             )));
         }
         let mut lwe = lwe;
-        // shortint's centered modulus switch reads floor(phase); half a position up makes it
-        // round to the nearest position, which the clear twin uses.
+        // The window start moves to coefficient 0; shortint's centered modulus switch reads
+        // floor(phase), so half a position up makes it round to the nearest position, as the
+        // clear twin does.
         let half_position = 1u64 << (63 - self.polynomial_size.trailing_zeros() - 1);
         let body = lwe.last_mut().expect("non-empty");
-        *body = body.wrapping_add(half_position);
+        *body = body.wrapping_add(half_position).wrapping_add(table.shift);
         let mut ct = tfhe::shortint::Ciphertext::new(
             LweCiphertextOwned::from_container(lwe, CiphertextModulus::new_native()),
             Degree::new(15),
@@ -179,7 +224,7 @@ impl Bootstrapper {
             self.key.carry_modulus,
             AtomicPatternKind::Standard(PBSOrder::KeyswitchBootstrap),
         );
-        self.key.apply_lookup_table_assign(&mut ct, &table.0);
+        self.key.apply_lookup_table_assign(&mut ct, &table.table);
         let mut out = ct.ct.into_container();
         let body = out.last_mut().expect("non-empty");
         *body = body.wrapping_add(offset);
@@ -216,7 +261,7 @@ mod tests {
             &mut secret,
         );
         let lwe_key = glwe.clone().into_lwe_secret_key();
-        let key = EvaluationKey::generate(&params, glwe.into_container()).unwrap();
+        let key = EvaluationKey::generate(&params, glwe.into_container(), None).unwrap();
         let key = EvaluationKey::from_bytes(&key.to_bytes().unwrap()).unwrap();
         let bootstrapper = key.expand(&params).unwrap();
         // Identity table: entry q holds q positions at 2^51 per position (2^-13 of the torus).
@@ -230,10 +275,13 @@ mod tests {
         for (q, c) in acc.get_mut_body().as_mut().iter_mut().enumerate() {
             *c = (q as u64).wrapping_mul(unit);
         }
-        let table = TestPolynomial(LookupTableOwned {
-            acc,
-            degree: Degree::new(15),
-        });
+        let table = TestPolynomial {
+            table: LookupTableOwned {
+                acc,
+                degree: Degree::new(15),
+            },
+            shift: 0,
+        };
         let mut encryption = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(
             seeder.seed(),
             seeder.as_mut(),
@@ -276,6 +324,18 @@ mod tests {
             (0.75..1.3).contains(&(sd / predicted)),
             "measured spread {sd:.2} positions, tfhe's formulas predict {predicted:.2}"
         );
+        // A ciphertext under the reversed key (the packed inputs' convention), its mask
+        // reversed: the same phase under the natural key.
+        let reversed_key: Vec<u64> = lwe_key.as_ref().iter().rev().copied().collect();
+        let mask = crate::fhe::kernels::expand_mask(12345, n);
+        let body = crate::fhe::kernels::dot(&mask, &reversed_key)
+            .wrapping_add(300u64.wrapping_mul(position));
+        let mut ct: Vec<u64> = mask.iter().rev().copied().collect();
+        ct.push(body);
+        let out = bootstrapper.lookup(ct, &table, 0).unwrap();
+        let out = LweCiphertextOwned::from_container(out, CiphertextModulus::new_native());
+        let got = (decrypt_lwe_ciphertext(&lwe_key, &out).0 as i64 as f64 / unit as f64).round();
+        eprintln!("reversed-key ciphertext at 300 reads {got}");
         // Past the half circle the bootstrap returns minus the table.
         let past = read((n as u64) + 7, &mut encryption);
         assert!((past + 7).abs() <= 25, "negacyclic half read {past}");

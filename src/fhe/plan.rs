@@ -80,6 +80,15 @@ fn ceil_log2(x: u64) -> u32 {
     }
 }
 
+/// Standard normal distribution function.
+pub fn normal_cdf(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 - 0.5 * two_sided_tail(x)
+    } else {
+        0.5 * two_sided_tail(-x)
+    }
+}
+
 impl EncodingPlan {
     /// Plans any program: one linear step is leveled; linear, lookup, linear, ... bootstraps.
     pub fn for_program(params: LeveledParameters, program: &Program) -> Result<Self> {
@@ -211,7 +220,9 @@ impl EncodingPlan {
                 "scores reach {max_abs}, too large for the 64-bit encoding"
             )));
         }
-        let output_delta_log2 = 62 - message_bits;
+        // Scores are signed and their noise is Gaussian, not bounded: the largest delta that
+        // keeps every possible score inside the signed 64-bit torus leaves the most room.
+        let output_delta_log2 = 63 - message_bits;
         let encodings = Self::lookup_encodings(&params, program, output_delta_log2)?;
         let delta_log2 = encodings[0].input_delta.trailing_zeros();
         let first = program.linear_layers().next().expect("checked shape");

@@ -34,8 +34,8 @@ pub struct MlpConfig {
     pub batch_size: usize,
     pub learning_rate: f64,
     pub weight_decay: f64,
-    /// Train with the bootstrap noise (noise-aware training).
-    pub noise_aware: bool,
+    /// Train with the bootstrap noise (noise-aware training), scaled by this factor (0: off).
+    pub noise_scale: f64,
     /// Fraction of a lookup's circle the training range may fill; the rest is headroom for
     /// unseen inputs.
     pub range_fill: f64,
@@ -53,7 +53,7 @@ impl Default for MlpConfig {
             batch_size: 32,
             learning_rate: 3e-3,
             weight_decay: 1e-4,
-            noise_aware: true,
+            noise_scale: 1.0,
             range_fill: 0.85,
             seed: 42,
         }
@@ -78,6 +78,9 @@ impl MlpConfig {
         }
         if self.epochs == 0 || self.batch_size == 0 || !(self.learning_rate > 0.0) {
             return bad("epochs, batch size and learning rate must be positive");
+        }
+        if !(0.0..=10.0).contains(&self.noise_scale) {
+            return bad("noise scale must be between 0 and 10");
         }
         if !(0.1..=1.0).contains(&self.range_fill) {
             return bad("range fill must be between 0.1 and 1");
@@ -166,6 +169,33 @@ pub fn half_circle_units(range: (f64, f64), levels: f64) -> f64 {
         .max(1.0)
 }
 
+/// Standard deviation, in float logits, of the scores an output layer with these weights
+/// (`n_inputs × n_outputs`) returns: bootstrap outputs' noise through the quantized weights,
+/// at the largest delta the scores' range allows (as `EncodingPlan` places them).
+fn score_sigma(w: &[Vec<f32>], b: &[f32], config: &MlpConfig, output_std: f64) -> f64 {
+    let levels = config.levels() as f64;
+    let max_int = ((1i64 << (config.weight_bits - 1)) - 1) as f64;
+    let max_abs = w.iter().flatten().fold(0f64, |m, &v| m.max(v.abs() as f64));
+    if max_abs == 0.0 {
+        return 0.0;
+    }
+    let scale = max_abs / max_int;
+    let unit = scale / levels;
+    let mut worst_score = 0f64;
+    let mut worst_norm = 0f64;
+    for (o, &bias) in b.iter().enumerate() {
+        let ints: Vec<f64> = w
+            .iter()
+            .map(|row| (row[o] as f64 / scale).round())
+            .collect();
+        let reach = ints.iter().map(|v| v.abs()).sum::<f64>() * levels + (bias as f64 / unit).abs();
+        worst_score = worst_score.max(reach);
+        worst_norm = worst_norm.max(ints.iter().map(|v| v * v).sum::<f64>().sqrt());
+    }
+    let delta = 2f64.powi(63 - (worst_score + 1.0).log2().ceil() as i32);
+    output_std * worst_norm / delta * unit
+}
+
 struct Network {
     weights: Vec<Var>,
     biases: Vec<Var>,
@@ -195,6 +225,16 @@ impl Network {
             };
             let y = h.matmul(&w)?.broadcast_add(b.as_tensor())?;
             if l == last {
+                // Scores get the bootstrap outputs' noise too (last entry of `sigmas`).
+                let y = match noise.as_mut() {
+                    Some((rng, sigmas)) if sigmas.len() > l => {
+                        let (rows, cols) = y.dims2()?;
+                        let z =
+                            Tensor::from_vec(normals(rng, rows * cols), (rows, cols), y.device())?;
+                        (&y + z.affine(sigmas[l][0] as f64, 0.0)?)?
+                    }
+                    _ => y,
+                };
                 return Ok((y, pre));
             }
             let y_noisy = match noise.as_mut() {
@@ -320,9 +360,9 @@ pub fn fit_mlp(split: &Split<usize>, config: &MlpConfig) -> Result<Mlp> {
     let device = Device::Cpu;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let quantizer = InputQuantizer::calibrate(&split.train_raw, config.input_bits);
-    let lookup_sigma_positions = crate::fhe::LeveledParameters::default()
-        .bootstrap_noise()?
-        .lookup_positions(0.0, 1.0);
+    let noise = crate::fhe::LeveledParameters::default().bootstrap_noise()?;
+    let lookup_sigma_positions = noise.lookup_positions(0.0, 1.0);
+    let output_std = noise.output_std;
 
     // Layers: He-uniform initial weights from the seeded generator.
     let mut widths = vec![d];
@@ -377,7 +417,7 @@ pub fn fit_mlp(split: &Split<usize>, config: &MlpConfig) -> Result<Mlp> {
     for epoch in 0..config.epochs {
         // Noise per neuron from this epoch's ranges: a lookup reads positions with standard
         // deviation sigma; a neuron's half circle of N positions spans `half_circle_units`.
-        let sigmas: Vec<Vec<f32>> = if config.noise_aware {
+        let sigmas: Vec<Vec<f32>> = if config.noise_scale > 0.0 {
             let half_positions =
                 crate::fhe::LeveledParameters::default().polynomial_size as f64 * config.range_fill;
             Mlp::measure_ranges(&net, &x_all, config)?
@@ -386,8 +426,10 @@ pub fn fit_mlp(split: &Split<usize>, config: &MlpConfig) -> Result<Mlp> {
                     layer
                         .iter()
                         .map(|&r| {
-                            (lookup_sigma_positions * half_circle_units(r, levels) / half_positions)
-                                as f32
+                            (config.noise_scale
+                                * lookup_sigma_positions
+                                * half_circle_units(r, levels)
+                                / half_positions) as f32
                         })
                         .collect()
                 })
@@ -395,6 +437,15 @@ pub fn fit_mlp(split: &Split<usize>, config: &MlpConfig) -> Result<Mlp> {
         } else {
             config.hidden.iter().map(|&h| vec![0.0; h]).collect()
         };
+        let mut sigmas = sigmas;
+        if config.noise_scale > 0.0 {
+            let last = net.weights.len() - 1;
+            let w = net.weights[last].as_tensor().to_vec2::<f32>().map_err(ce)?;
+            let b = net.biases[last].as_tensor().to_vec1::<f32>().map_err(ce)?;
+            sigmas.push(vec![
+                (config.noise_scale * score_sigma(&w, &b, config, output_std)) as f32,
+            ]);
+        }
         // Learning rate: constant, then a tenth for the last quarter.
         if epoch == config.epochs * 3 / 4 {
             optimizer.set_learning_rate(config.learning_rate / 10.0);
