@@ -2,7 +2,7 @@
 //! post-processes results. Nothing here is needed, or accepted, by the server.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use tfhe::core_crypto::commons::generators::DeterministicSeeder;
@@ -28,6 +28,8 @@ use crate::server::{EncryptedInput, EncryptedOutput};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientSpec {
     pub model_id: [u8; 16],
+    /// The model bootstraps: the server needs this client's evaluation key.
+    pub needs_evaluation_key: bool,
     pub name: String,
     pub feature_names: Vec<String>,
     pub quantizer: InputQuantizer,
@@ -91,7 +93,7 @@ struct SecretKey {
 /// tfhe's CSPRNG, for reproducible tests and benchmarks.
 enum Seeds {
     System,
-    Fixed(Mutex<DeterministicSeeder<DefaultRandomGenerator>>),
+    Fixed(Box<Mutex<DeterministicSeeder<DefaultRandomGenerator>>>),
 }
 
 impl Seeds {
@@ -126,8 +128,11 @@ pub struct Client {
     key: SecretKey,
     clipped: AtomicU64,
     seeds: Seeds,
-    /// Identifier of the last evaluation key generated (stamped on inputs).
-    key_id: Mutex<KeyId>,
+    /// The evaluation key, generated once on first need (models that bootstrap).
+    evaluation_key: OnceLock<(EvaluationKey, KeyId)>,
+    /// Seed of the evaluation key for seeded clients (drawn up front so the key does not
+    /// depend on how many rows were encrypted first).
+    evaluation_seed: Option<Seed>,
 }
 
 impl Client {
@@ -141,18 +146,23 @@ impl Client {
     /// as the seed: never use it for real data.
     pub fn new_seeded(spec: ClientSpec, seed: u64) -> Result<Self> {
         let seeder = DeterministicSeeder::<DefaultRandomGenerator>::new(Seed(seed as u128));
-        Self::with_seeds(spec, Seeds::Fixed(Mutex::new(seeder)))
+        Self::with_seeds(spec, Seeds::Fixed(Box::new(Mutex::new(seeder))))
     }
 
     fn with_seeds(spec: ClientSpec, seeds: Seeds) -> Result<Self> {
         spec.validate()?;
         let key = SecretKey::generate(spec.plan.params.polynomial_size, &seeds);
+        let evaluation_seed = match &seeds {
+            Seeds::System => None,
+            Seeds::Fixed(_) => Some(seeds.next()),
+        };
         Ok(Self {
+            evaluation_seed,
             spec,
             key,
             clipped: AtomicU64::new(0),
             seeds,
-            key_id: Mutex::new(KeyId::default()),
+            evaluation_key: OnceLock::new(),
         })
     }
 
@@ -190,23 +200,39 @@ impl Client {
             key: SecretKey { reversed },
             clipped: AtomicU64::new(0),
             seeds: Seeds::System,
-            key_id: Mutex::new(KeyId::default()),
+            evaluation_key: OnceLock::new(),
+            evaluation_seed: None,
         })
     }
 
     /// The evaluation key a server needs for models that bootstrap (tfhe's compressed server
-    /// key, about 29 MiB for the 2_2 set): generated from this client's secret key, safe to
-    /// send. Takes a second or two. Inputs encrypted afterwards carry its identifier, so a
-    /// server holding another key refuses them.
+    /// key, about 29 MiB for the 2_2 set): generated from this client's secret key once (under
+    /// a second) and the same on every call; safe to send. Inputs carry its identifier, so a
+    /// server holding another client's key refuses them.
     pub fn evaluation_key(&self) -> Result<EvaluationKey> {
+        Ok(self.evaluation_key_and_id()?.0.clone())
+    }
+
+    fn evaluation_key_and_id(&self) -> Result<&(EvaluationKey, KeyId)> {
+        if let Some(pair) = self.evaluation_key.get() {
+            return Ok(pair);
+        }
         let natural = reverse_key(&self.key.reversed);
-        let seed = match &self.seeds {
-            Seeds::System => None,
-            Seeds::Fixed(_) => Some(self.seeds.next()),
-        };
-        let key = EvaluationKey::generate(&self.spec.plan.params, natural, seed)?;
-        *self.key_id.lock().unwrap_or_else(|p| p.into_inner()) = key.id()?;
-        Ok(key)
+        let key = EvaluationKey::generate(&self.spec.plan.params, natural, self.evaluation_seed)?;
+        let id = key.id()?;
+        // Two threads may race here; the first key wins and both return it.
+        let _ = self.evaluation_key.set((key, id));
+        Ok(self.evaluation_key.get().expect("just set"))
+    }
+
+    /// The identifier inputs carry: the evaluation key's for models that bootstrap (the key is
+    /// generated on first use), zeros for leveled models.
+    fn key_id(&self) -> Result<KeyId> {
+        if self.spec.needs_evaluation_key {
+            Ok(self.evaluation_key_and_id()?.1)
+        } else {
+            Ok(KeyId::default())
+        }
     }
 
     /// Quantizes (clipping out-of-range values) and encrypts one raw row.
@@ -253,7 +279,7 @@ impl Client {
             .collect();
         Ok(EncryptedInput {
             model_id: self.spec.model_id,
-            key_id: *self.key_id.lock().unwrap_or_else(|p| p.into_inner()),
+            key_id: self.key_id()?,
             seed,
             body_bits: plan.input_body_bits,
             n_inputs: d as u32,

@@ -198,6 +198,7 @@ impl CompiledModel {
     pub fn client_spec(&self) -> ClientSpec {
         ClientSpec {
             model_id: self.model_id,
+            needs_evaluation_key: self.needs_evaluation_key(),
             name: self.name.clone(),
             feature_names: self.feature_names.clone(),
             quantizer: self.quantizer.clone(),

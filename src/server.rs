@@ -89,6 +89,9 @@ struct Lookups {
     layers: Vec<(LookupEncoding, u64, Vec<TestPolynomial>)>,
 }
 
+/// Ciphertexts after each step, with their delta (see `Server::infer_traced`).
+pub type Trace = Vec<(u64, Vec<Vec<u64>>)>;
+
 /// Wall-clock time of one program step of one inference.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepTiming {
@@ -187,14 +190,15 @@ impl Server {
         Ok(self.run(input, false, None)?.0)
     }
 
-    /// The ciphertexts after every step (full 64-bit LWE, mask then body, masks in the order
-    /// `Client::decrypt_phases` reads) with each step's delta: lets tests compare every step
-    /// with `Program::simulate_until`. Only the client can read them.
+    /// `infer`, also returning the ciphertexts after every step but the last (full 64-bit
+    /// LWE, mask then body, masks in the order `Client::decrypt_phases` reads) with each
+    /// step's delta: lets tests compare every step with `Program::simulate_until`. Only the
+    /// client can read them.
     #[doc(hidden)]
-    pub fn trace(&self, input: &EncryptedInput) -> Result<Vec<(u64, Vec<Vec<u64>>)>> {
+    pub fn infer_traced(&self, input: &EncryptedInput) -> Result<(EncryptedOutput, Trace)> {
         let mut trace = Vec::new();
-        self.run(input, false, Some(&mut trace))?;
-        Ok(trace)
+        let (output, _) = self.run(input, false, Some(&mut trace))?;
+        Ok((output, trace))
     }
 
     /// `infer`, timing each program step.
@@ -241,7 +245,7 @@ impl Server {
         &self,
         input: &EncryptedInput,
         profile: bool,
-        mut trace: Option<&mut Vec<(u64, Vec<Vec<u64>>)>>,
+        mut trace: Option<&mut Trace>,
     ) -> Result<(EncryptedOutput, Vec<StepTiming>)> {
         let plan = &self.model.plan;
         let bodies = self.unpack_input(input)?;

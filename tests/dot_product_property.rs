@@ -30,6 +30,7 @@ fn pair(layer: LinearLayer, input_bits: u32) -> (Client, Server, Program) {
     })
     .unwrap();
     let spec = ClientSpec {
+        needs_evaluation_key: false,
         model_id,
         name: "property".into(),
         feature_names: (0..layer.n_inputs).map(|i| format!("x{i}")).collect(),

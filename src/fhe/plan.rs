@@ -274,13 +274,13 @@ impl EncodingPlan {
                 .fold(0.0, f64::max)
         };
         let mut lookup_sigma_positions = Vec::with_capacity(n_lookups);
-        for i in 0..n_lookups {
+        for (i, layer) in layers.iter().take(n_lookups).enumerate() {
             // Inputs of the first lookup are leveled (bounded, under 1/16 position); later
             // ones are weighted sums of bootstrap outputs.
             let input_std = if i == 0 {
                 0.0
             } else {
-                noise.output_std * l2(layers[i])
+                noise.output_std * l2(layer)
             };
             lookup_sigma_positions.push(noise.lookup_positions(input_std, position));
         }

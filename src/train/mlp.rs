@@ -76,7 +76,11 @@ impl MlpConfig {
         if !(2..=8).contains(&self.weight_bits) || !(2..=16).contains(&self.input_bits) {
             return bad("weight bits must be 2..=8 and input bits 2..=16");
         }
-        if self.epochs == 0 || self.batch_size == 0 || !(self.learning_rate > 0.0) {
+        if self.epochs == 0
+            || self.batch_size == 0
+            || self.learning_rate.is_nan()
+            || self.learning_rate <= 0.0
+        {
             return bad("epochs, batch size and learning rate must be positive");
         }
         if !(0.0..=10.0).contains(&self.noise_scale) {

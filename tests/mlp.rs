@@ -1,0 +1,207 @@
+//! Neural networks on ciphertexts: a trained MLP, compiled to linear/lookup/linear, against its
+//! clear twin on whole test splits, step by step; its noise model against what encryption does;
+//! and its evaluation key's checks. Clients are seeded, so every run repeats exactly.
+
+use fhe_ml::client::Client;
+use fhe_ml::data::{load_csv, Split};
+use fhe_ml::fhe::EvaluationKey;
+use fhe_ml::model::{compile_mlp, CompiledModel};
+use fhe_ml::prelude::*;
+use fhe_ml::train::mlp::{fit_mlp, Mlp, MlpConfig};
+use rand::SeedableRng;
+
+fn trained(path: &str) -> (Split<usize>, Mlp, CompiledModel) {
+    let split = load_csv(path).unwrap().split(0.2, 42).unwrap();
+    let mlp = fit_mlp(&split, &MlpConfig::default()).unwrap();
+    let model = compile_mlp(&mlp, &split).unwrap();
+    (split, mlp, model)
+}
+
+fn rows<T>(split: &Split<T>) -> Vec<Vec<f64>> {
+    split
+        .test_raw
+        .rows()
+        .into_iter()
+        .map(|r| r.to_vec())
+        .collect()
+}
+
+/// A seeded client, and a server holding its evaluation key as read from the wire.
+fn keys(model: &CompiledModel, seed: u64) -> (Client, Server, usize) {
+    let client = Client::new_seeded(model.client_spec(), seed).unwrap();
+    let blob = client.evaluation_key().unwrap().to_bytes().unwrap();
+    let server = Server::with_evaluation_key(
+        model.server_model(),
+        &EvaluationKey::from_bytes(&blob).unwrap(),
+    )
+    .unwrap();
+    (client, server, blob.len())
+}
+
+fn agreement(a: &[usize], b: &[usize]) -> f64 {
+    a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
+}
+
+#[test]
+fn digits_mlp_against_its_clear_twin_on_the_whole_test_split() {
+    let (split, mlp, model) = trained("data/digits.csv");
+    assert_eq!(
+        model.program.bootstraps(),
+        32,
+        "64-32-10: one bootstrap per hidden neuron"
+    );
+    let (client, server, key_bytes) = keys(&model, 7);
+    assert!(key_bytes <= 64 << 20, "evaluation key {key_bytes} bytes");
+    let noise = model.noise().unwrap();
+    let rows = rows(&split);
+    let truth = split.test.targets().to_vec();
+    let float = mlp.predict_float(&rows).unwrap();
+    let (mut quantized, mut encrypted) = (Vec::new(), Vec::new());
+    let (mut mismatches, mut expected) = (0usize, 0.0);
+    for (i, row) in rows.iter().enumerate() {
+        let x = model.quantize(row).unwrap().values;
+        let (out, trace) = server.infer_traced(&client.encrypt(row).unwrap()).unwrap();
+        // Step 0 is leveled: exact, whatever the noise.
+        let (delta, cts) = &trace[0];
+        let phases = client.decrypt_phases(cts).unwrap();
+        let z: Vec<i64> = phases
+            .iter()
+            .map(|&p| ((p as i64 as f64) / *delta as f64).round() as i64)
+            .collect();
+        assert_eq!(z, model.program.simulate_until(&x, 1).unwrap(), "row {i}");
+        // Step 1 bootstraps: its activations may differ where the noise crosses a step.
+        let (delta, cts) = &trace[1];
+        let phases = client.decrypt_phases(cts).unwrap();
+        let clear = model.program.simulate_until(&x, 2).unwrap();
+        let hidden_exact = phases
+            .iter()
+            .zip(&clear)
+            .filter(|&(&p, &c)| ((p as i64 as f64) / *delta as f64).round() as i64 != c)
+            .count();
+        mismatches += hidden_exact;
+        expected += model.expected_lookup_mismatches(row).unwrap()[0];
+        // With every activation as in the clear, scores differ only by the output noise.
+        let scores = client.decrypt_scores(&out).unwrap();
+        let twin = model.simulate(row).unwrap();
+        if hidden_exact == 0 {
+            let worst = scores
+                .iter()
+                .zip(&twin)
+                .map(|(a, b)| (a - b).abs())
+                .max()
+                .unwrap();
+            assert!(
+                worst as f64 <= 7.0 * noise.score_sigma + 1.0,
+                "row {i}: scores {scores:?} vs {twin:?} (sigma {})",
+                noise.score_sigma
+            );
+        }
+        quantized.push(model.decoder.decode(&twin).unwrap().class_index().unwrap());
+        encrypted.push(
+            model
+                .decoder
+                .decode(&scores)
+                .unwrap()
+                .class_index()
+                .unwrap(),
+        );
+    }
+    // tfhe's noise formulas predict how many lookups cross a step.
+    let slack = 4.0 * expected.sqrt() + 0.25 * expected;
+    assert!(
+        (mismatches as f64 - expected).abs() <= slack,
+        "{mismatches} activations differed from the twin, the noise model expects {expected:.1}"
+    );
+    let agree = agreement(&encrypted, &quantized);
+    assert!(agree >= 0.995, "encrypted vs quantized labels {agree}");
+    let acc_enc = agreement(&encrypted, &truth);
+    let acc_float = agreement(&float, &truth);
+    assert!(acc_enc >= 0.95, "encrypted accuracy {acc_enc}");
+    assert!(
+        acc_float - acc_enc <= 0.015,
+        "encrypted {acc_enc} vs float {acc_float}"
+    );
+}
+
+#[test]
+fn noisy_simulation_expects_labels_to_agree() {
+    let (split, _, model) = trained("data/digits.csv");
+    let rows = rows(&split);
+    let clear: Vec<usize> = rows
+        .iter()
+        .map(|r| model.predict_simulated(r).unwrap().class_index().unwrap())
+        .collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let replicas = 40;
+    let mut total = 0.0;
+    for _ in 0..replicas {
+        let noisy: Vec<usize> = rows
+            .iter()
+            .map(|r| {
+                let s = model.simulate_noisy(r, &mut rng).unwrap();
+                model.decoder.decode(&s).unwrap().class_index().unwrap()
+            })
+            .collect();
+        total += agreement(&noisy, &clear);
+    }
+    let mean = total / replicas as f64;
+    assert!(mean >= 0.995, "expected label agreement {mean}");
+    // The noise is real: without it the simulation is the twin itself.
+    assert!(mean < 1.0 || model.noise().unwrap().score_sigma == 0.0);
+}
+
+#[test]
+fn breast_cancer_mlp_is_accurate_encrypted() {
+    let (split, _, model) = trained("data/breast_cancer.csv");
+    let (client, server, _) = keys(&model, 11);
+    let rows = rows(&split);
+    let truth = split.test.targets().to_vec();
+    let encrypted: Vec<usize> = rows
+        .iter()
+        .map(|r| {
+            let out = server.infer(&client.encrypt(r).unwrap()).unwrap();
+            client.decrypt(&out).unwrap().class_index().unwrap()
+        })
+        .collect();
+    let acc = agreement(&encrypted, &truth);
+    assert!(acc >= 0.96, "breast cancer encrypted accuracy {acc}");
+}
+
+#[test]
+fn evaluation_keys_are_checked() {
+    let split = load_csv("data/iris.csv").unwrap().split(0.2, 42).unwrap();
+    let config = MlpConfig {
+        hidden: vec![4],
+        epochs: 20,
+        ..MlpConfig::default()
+    };
+    let model = compile_mlp(&fit_mlp(&split, &config).unwrap(), &split).unwrap();
+    // A bootstrapping model cannot be served without a key.
+    let err = Server::new(model.server_model()).unwrap_err().to_string();
+    assert!(err.contains("evaluation key"), "{err}");
+    let (client, server, _) = keys(&model, 3);
+    let row = rows(&split)[0].clone();
+    assert!(server.infer(&client.encrypt(&row).unwrap()).is_ok());
+    // Another client's ciphertexts: refused, not answered with garbage.
+    let (other, _, _) = keys(&model, 4);
+    let err = server
+        .infer(&other.encrypt(&row).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("evaluation key"), "{err}");
+    // Corrupted, truncated, mistyped blobs; a secret key offered as an evaluation key.
+    let blob = client.evaluation_key().unwrap().to_bytes().unwrap();
+    let mut corrupted = blob.clone();
+    corrupted[blob.len() / 2] ^= 1;
+    assert!(EvaluationKey::from_bytes(&corrupted).is_err());
+    assert!(EvaluationKey::from_bytes(&blob[..blob.len() - 9]).is_err());
+    let secret = client.export_secret_key().unwrap();
+    let err = EvaluationKey::from_bytes(&secret).unwrap_err().to_string();
+    assert!(err.contains("secret key"), "{err}");
+    // A client keeps one key; seeded clients repeat exactly; different seeds differ.
+    let id = |c: &Client| c.evaluation_key().unwrap().id().unwrap();
+    assert_eq!(id(&client), id(&client));
+    let again = Client::new_seeded(model.client_spec(), 3).unwrap();
+    assert_eq!(id(&again), id(&client));
+    assert_ne!(id(&again), id(&other));
+}
