@@ -94,6 +94,35 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// Label agreement with the clear twin of `replicas` noisy simulations of `rows`
+/// (`CompiledModel::simulate_noisy`), one fraction per replica: how often bootstrapping noise
+/// changes a label, estimated in the clear.
+pub fn noisy_label_agreement(
+    model: &CompiledModel,
+    rows: &[Vec<f64>],
+    replicas: usize,
+    seed: u64,
+) -> Result<Vec<f64>> {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let label = |scores: &[i64]| -> Result<Option<usize>> {
+        Ok(model.decoder.decode(scores)?.class_index())
+    };
+    let clear: Vec<Option<usize>> = rows
+        .iter()
+        .map(|r| label(&model.simulate(r)?))
+        .collect::<Result<_>>()?;
+    (0..replicas)
+        .map(|_| {
+            let mut same = 0;
+            for (row, want) in rows.iter().zip(&clear) {
+                same += usize::from(label(&model.simulate_noisy(row, &mut rng)?)? == *want);
+            }
+            Ok(fraction(same, rows.len()))
+        })
+        .collect()
+}
+
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
@@ -163,6 +192,9 @@ struct EncryptedRun {
     evaluation_key_ms: EvaluationKeyTimes,
     step_ms: Vec<(String, f64)>,
 }
+
+/// Noisy-simulation replicas behind `expected_label_agreement`.
+pub const NOISY_REPLICAS: usize = 20;
 
 /// Rows in the throughput batch of a model that bootstraps (its rows cost a bootstrap per
 /// neuron each, and one row at a time already uses every core).
@@ -356,9 +388,17 @@ fn finish<T>(
                 .iter()
                 .sum::<f64>();
         }
+        let rows: Vec<Vec<f64>> = split
+            .test_raw
+            .axis_iter(Axis(0))
+            .take(n)
+            .map(|r| r.to_vec())
+            .collect();
+        let replicas = noisy_label_agreement(model, &rows, NOISY_REPLICAS, 1)?;
         report.noise = Some(NoiseFigures {
             lookup_sigma_positions: noise.lookup_sigma_positions,
             expected_lookup_mismatches: expected / n.max(1) as f64,
+            expected_label_agreement: replicas.iter().sum::<f64>() / replicas.len() as f64,
             score_sigma: noise.score_sigma,
             exact_score_rows: fraction(run.exact_rows, n),
         });

@@ -52,6 +52,9 @@ pub struct NoiseFigures {
     /// Expected lookups per sample whose output differs from the clear twin's, over the test
     /// rows (first layer exact, later layers from their clean inputs).
     pub expected_lookup_mismatches: f64,
+    /// Mean label agreement of the clear twin with noisy simulations of the test rows
+    /// (`eval::noisy_label_agreement`): what encrypted runs agree on, on average.
+    pub expected_label_agreement: f64,
     /// Standard deviation of a decrypted score, in score units.
     pub score_sigma: f64,
     /// Test rows whose decrypted scores all equalled `simulate`'s.
