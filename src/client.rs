@@ -226,12 +226,12 @@ impl Client {
     }
 
     /// The identifier inputs carry: the evaluation key's for models that bootstrap (the key is
-    /// generated on first use), zeros for leveled models.
-    fn key_id(&self) -> Result<KeyId> {
+    /// generated on first use), none for leveled models.
+    fn key_id(&self) -> Result<Option<KeyId>> {
         if self.spec.needs_evaluation_key {
-            Ok(self.evaluation_key_and_id()?.1)
+            Ok(Some(self.evaluation_key_and_id()?.1))
         } else {
-            Ok(KeyId::default())
+            Ok(None)
         }
     }
 

@@ -29,9 +29,9 @@ pub struct ServerModel {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EncryptedInput {
     pub(crate) model_id: [u8; 16],
-    /// The evaluation key the encrypting client generated (zeros if none): models that
+    /// The evaluation key of the encrypting client (none for leveled models): models that
     /// bootstrap run only under that key.
-    pub(crate) key_id: KeyId,
+    pub(crate) key_id: Option<KeyId>,
     pub(crate) seed: u128,
     pub(crate) body_bits: u32,
     pub(crate) n_inputs: u32,
@@ -219,7 +219,7 @@ impl Server {
             ));
         }
         if let Some(lookups) = &self.bootstrap {
-            if input.key_id != lookups.bootstrapper.id {
+            if input.key_id != Some(lookups.bootstrapper.id) {
                 return Err(Error::Wire(
                     "the ciphertext comes from a client whose evaluation key this server does not hold".into(),
                 ));

@@ -191,7 +191,7 @@ fn secret_key_roundtrips_only_on_the_client_side() {
 #[test]
 fn crafted_blobs_with_the_right_model_id_but_wrong_shape_are_refused() {
     use fhe_ml::fhe::wire::{open, seal, Kind};
-    type Input = ([u8; 16], [u8; 16], u128, u32, u32, Vec<u8>);
+    type Input = ([u8; 16], Option<[u8; 16]>, u128, u32, u32, Vec<u8>);
     type Output = ([u8; 16], u32, u32, u32, Vec<u8>);
     let m = model("data/breast_cancer.csv", 8);
     let (client, server) = m.keygen().unwrap();
