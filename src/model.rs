@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::fhe::plan::normal_cdf;
 use crate::fhe::{EncodingPlan, LeveledParameters, NoiseReport};
 use crate::program::{
-    Decoder, LinearLayer, LookupLayer, OutputKind, Prediction, Program, Step, StepFunction,
+    Decoder, LinearLayer, LookupLayer, OutputKind, Prediction, Program, Step, TableFunction,
 };
 use crate::quant::{quantize_symmetric, InputQuantizer, Quantization, QuantizedRow};
 use crate::server::{Server, ServerModel};
@@ -238,7 +238,7 @@ impl CompiledModel {
             .collect::<Vec<_>>()
             .join("-");
         match self.program.steps.iter().find_map(|s| match s {
-            Step::Lookup(l) => Some(l.levels),
+            Step::Lookup(l) => Some(l.mirror),
             Step::Linear(_) => None,
         }) {
             Some(levels) => format!(
@@ -279,12 +279,14 @@ impl CompiledModel {
                 let p_real = v as f64 * scale;
                 let p0 = layer.position(v);
                 let offset = p_real - (p_real + 0.5).floor();
-                let clean = layer.read(neuron, p0);
-                for d in -reach..=reach {
-                    if d != 0 && layer.read(neuron, p0 + d) != clean {
-                        let lo = (d as f64 - 0.5 - offset) / sigma;
-                        let hi = (d as f64 + 0.5 - offset) / sigma;
-                        expected += normal_cdf(hi) - normal_cdf(lo);
+                for &r in &neuron.reads {
+                    let clean = layer.read(neuron, p0 + r);
+                    for d in -reach..=reach {
+                        if d != 0 && layer.read(neuron, p0 + r + d) != clean {
+                            let lo = (d as f64 - 0.5 - offset) / sigma;
+                            let hi = (d as f64 + 0.5 - offset) / sigma;
+                            expected += normal_cdf(hi) - normal_cdf(lo);
+                        }
                     }
                 }
             }
@@ -317,14 +319,13 @@ impl CompiledModel {
                     let sigma = noise.lookup_sigma_positions[lookup];
                     lookup += 1;
                     let scale = l.scale_num as f64 / (1u64 << l.scale_shift) as f64;
-                    l.neurons
-                        .iter()
-                        .zip(&values)
-                        .map(|(f, &v)| {
-                            let p = (v as f64 * scale + sigma * gaussian() + 0.5).floor() as i64;
-                            l.read(f, p.rem_euclid(l.positions as i64))
-                        })
-                        .collect()
+                    let mut out = Vec::with_capacity(l.n_outputs());
+                    for (f, &v) in l.neurons.iter().zip(&values) {
+                        // One bootstrap: every read of the neuron sees the same noise.
+                        let p = (v as f64 * scale + sigma * gaussian() + 0.5).floor() as i64;
+                        out.extend(f.reads.iter().map(|&r| l.read(f, p + r)));
+                    }
+                    out
                 }
             };
         }
@@ -359,16 +360,13 @@ pub const LATER_LOOKUP_SHIFT: u32 = 8;
 
 /// A ReLU clipped to `levels` steps for a neuron with `per_unit` positions per activation unit:
 /// thresholds where `round(y * levels)` steps up, and the window that puts every threshold in
-/// the first half of the circle and leaves the most room below (see `program::StepFunction`).
-fn clipped_relu(per_unit: f64, levels: u32, half: i64) -> StepFunction {
+/// the first half of the circle and leaves the most room below (see `program::TableFunction`).
+fn clipped_relu(per_unit: f64, levels: u32, half: i64) -> TableFunction {
     let thresholds: Vec<i64> = (1..=levels)
         .map(|m| ((m as f64 - 0.5) / levels as f64 * per_unit).ceil() as i64)
         .collect();
     let top = *thresholds.last().expect("levels >= 1");
-    StepFunction {
-        window_start: top - (half - 1),
-        thresholds,
-    }
+    TableFunction::staircase(top - (half - 1), &thresholds)
 }
 
 /// Compiles a trained MLP into the integer program the encrypted interpreter runs:
@@ -421,7 +419,7 @@ pub fn compile_mlp(mlp: &Mlp, split: &Split<usize>) -> Result<CompiledModel> {
         positions,
         scale_num: 1,
         scale_shift: FIRST_LOOKUP_SHIFT,
-        levels,
+        mirror: levels as i64,
         neurons: p.iter().map(|&po| clipped_relu(po, levels, half)).collect(),
     }));
 
@@ -460,7 +458,7 @@ pub fn compile_mlp(mlp: &Mlp, split: &Split<usize>) -> Result<CompiledModel> {
                 positions,
                 scale_num: num as i64,
                 scale_shift: LATER_LOOKUP_SHIFT,
-                levels,
+                mirror: levels as i64,
                 neurons: (0..layer.n_outputs)
                     .map(|_| clipped_relu(p_eff, levels, half))
                     .collect(),

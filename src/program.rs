@@ -83,39 +83,57 @@ impl LinearLayer {
     }
 }
 
-/// A step function of one value, as one programmable bootstrap evaluates it: the value is
-/// first placed on the bootstrap's circle of `positions` (2N) positions, then read through a
-/// table of `N` entries whose second half is the negacyclic mirror of the first.
+/// A table one programmable bootstrap evaluates: a piecewise-constant function of a value's
+/// position on the bootstrap's circle of `positions` (2N) positions, whose second half is the
+/// negacyclic mirror of the first.
 ///
-/// Entry `q` of the table (the position `window_start + q`) holds the number of `thresholds`
-/// at or below that position, so a ReLU clipped to `levels` steps is `levels` thresholds.
+/// Entry `q` of the table (the position `window_start + q`, `q < N`) holds the sum of the
+/// `steps` increments at or below that position: a ReLU clipped to 7 levels is 7 steps of +1.
 /// A position `p` with `d = (p - window_start) mod 2N` reads `T[d]` when `d < N` and
-/// `levels - T[d - N]` otherwise: that is what a bootstrap computes (negacyclic rotation, plus
-/// a constant `levels/2` added around it), so the clear twin and the ciphertexts agree on
-/// every position, in range or not.
+/// `mirror - T[d - N]` otherwise: that is what a bootstrap computes (negacyclic rotation, plus
+/// a constant `mirror/2` added around it), so the clear twin and the ciphertexts agree on every
+/// position, in range or not.
+///
+/// One bootstrap can read the rotated table at several offsets: `reads` gives one output per
+/// offset, `read(p + offset)` (a tree's comparisons of one feature against several thresholds
+/// cost one bootstrap).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StepFunction {
+pub struct TableFunction {
     pub window_start: i64,
-    /// Ascending positions where the output steps up by one.
-    pub thresholds: Vec<i64>,
+    /// `(position, increment)`, ascending positions.
+    pub steps: Vec<(i64, i64)>,
+    /// Offsets read, each in `0..N`; most lookups read `[0]`.
+    pub reads: Vec<i64>,
 }
 
-/// One table lookup per value (a hidden layer's activation), evaluated by programmable
-/// bootstrapping. A value `z` sits at position `p = round_half_up(z * scale_num / 2^scale_shift)`
-/// on a circle of `positions` positions; each neuron's step function maps it to `0..=levels`.
+/// Table lookups evaluated by programmable bootstrapping, one bootstrap per input value. A
+/// value `z` sits at position `p = round_half_up(z * scale_num / 2^scale_shift)` on a circle
+/// of `positions` positions; each neuron's table maps it to one output per read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LookupLayer {
     pub positions: u32,
     pub scale_num: i64,
     pub scale_shift: u32,
-    pub levels: u32,
-    pub neurons: Vec<StepFunction>,
+    /// Past the half circle a table reads `mirror - T`.
+    pub mirror: i64,
+    pub neurons: Vec<TableFunction>,
 }
 
 /// Limits on lookup layers read from blobs (so interpreters cannot overflow).
-pub const MAX_LEVELS: u32 = 255;
+pub const MAX_TABLE_VALUE: i64 = 1 << 20;
 pub const MAX_SCALE_NUM: i64 = 1 << 20;
 pub const MAX_SCALE_SHIFT: u32 = 40;
+
+impl TableFunction {
+    /// A ReLU-like staircase: `+1` at each of `thresholds`, read once.
+    pub fn staircase(window_start: i64, thresholds: &[i64]) -> Self {
+        Self {
+            window_start,
+            steps: thresholds.iter().map(|&t| (t, 1)).collect(),
+            reads: vec![0],
+        }
+    }
+}
 
 impl LookupLayer {
     /// The position of value `z` on the circle, in `0..positions`.
@@ -130,29 +148,60 @@ impl LookupLayer {
     }
 
     /// The table entry `T[q]` of a neuron, `q` in `0..positions/2`.
-    pub fn table_entry(&self, neuron: &StepFunction, q: i64) -> i64 {
+    pub fn table_entry(&self, neuron: &TableFunction, q: i64) -> i64 {
         let at = neuron.window_start + q;
-        neuron.thresholds.iter().filter(|&&t| t <= at).count() as i64
+        neuron
+            .steps
+            .iter()
+            .take_while(|s| s.0 <= at)
+            .map(|s| s.1)
+            .sum()
     }
 
     /// What the bootstrap returns for a neuron at position `p`.
-    pub fn read(&self, neuron: &StepFunction, p: i64) -> i64 {
+    pub fn read(&self, neuron: &TableFunction, p: i64) -> i64 {
         let two_n = self.positions as i64;
         let half = two_n / 2;
         let d = (p - neuron.window_start).rem_euclid(two_n);
         if d < half {
             self.table_entry(neuron, d)
         } else {
-            self.levels as i64 - self.table_entry(neuron, d - half)
+            self.mirror - self.table_entry(neuron, d - half)
         }
+    }
+
+    /// Outputs: every neuron's reads, in order.
+    pub fn n_outputs(&self) -> usize {
+        self.neurons.iter().map(|n| n.reads.len()).sum()
     }
 
     pub fn apply(&self, z: &[i64]) -> Vec<i64> {
         self.neurons
             .iter()
             .zip(z)
-            .map(|(neuron, &v)| self.read(neuron, self.position(v)))
+            .flat_map(|(neuron, &v)| {
+                let p = self.position(v);
+                neuron.reads.iter().map(move |&r| self.read(neuron, p + r))
+            })
             .collect()
+    }
+
+    /// Every value a table of this layer can return (both halves of the circle).
+    pub fn output_bounds(&self) -> (i64, i64) {
+        let mut lo = i64::MAX;
+        let mut hi = i64::MIN;
+        for neuron in &self.neurons {
+            let mut value = 0i64;
+            let (mut t_lo, mut t_hi) = (0i64, 0i64);
+            for &(_, inc) in &neuron.steps {
+                value += inc;
+                t_lo = t_lo.min(value);
+                t_hi = t_hi.max(value);
+            }
+            lo = lo.min(t_lo).min(self.mirror - t_hi);
+            hi = hi.max(t_hi).max(self.mirror - t_lo);
+        }
+        (lo, hi)
     }
 
     fn validate(&self, k: usize, width: usize) -> Result<()> {
@@ -172,20 +221,24 @@ impl LookupLayer {
         if !(1..=MAX_SCALE_NUM).contains(&self.scale_num) || self.scale_shift > MAX_SCALE_SHIFT {
             return bad("position scale out of range".into());
         }
-        if !(1..=MAX_LEVELS).contains(&self.levels) {
-            return bad(format!("{} output levels", self.levels));
+        let span = self.positions as i64;
+        let half = span / 2;
+        if self.mirror.abs() > MAX_TABLE_VALUE {
+            return bad(format!("mirror constant {}", self.mirror));
         }
         for neuron in &self.neurons {
-            if neuron.thresholds.len() != self.levels as usize
-                || neuron.thresholds.windows(2).any(|w| w[0] > w[1])
-                || neuron.window_start.unsigned_abs() > self.positions as u64
-                || neuron
-                    .thresholds
-                    .iter()
-                    .any(|t| t.unsigned_abs() > 4 * self.positions as u64)
+            let total: i64 = neuron.steps.iter().map(|s| s.1.abs()).sum();
+            if neuron.steps.len() > half as usize
+                || neuron.steps.windows(2).any(|w| w[0].0 > w[1].0)
+                || neuron.window_start.abs() > span
+                || neuron.steps.iter().any(|s| s.0.abs() > 4 * span)
+                || total > MAX_TABLE_VALUE
+                || neuron.reads.is_empty()
+                || neuron.reads.len() > half as usize
+                || neuron.reads.iter().any(|&r| !(0..half).contains(&r))
             {
                 return bad(
-                    "a step function needs `levels` ascending thresholds near its window".into(),
+                    "a table needs ascending steps near its window, bounded values, and reads within the half circle".into(),
                 );
             }
         }
@@ -249,7 +302,10 @@ impl Program {
                     }
                     width = l.n_outputs;
                 }
-                Step::Lookup(l) => l.validate(k, width)?,
+                Step::Lookup(l) => {
+                    l.validate(k, width)?;
+                    width = l.n_outputs();
+                }
             }
         }
         Ok(())
@@ -335,7 +391,7 @@ impl Program {
         for step in &self.steps {
             bounds = match step {
                 Step::Linear(layer) => layer.bounds(&bounds),
-                Step::Lookup(layer) => vec![(0, layer.levels as i64); layer.neurons.len()],
+                Step::Lookup(layer) => vec![layer.output_bounds(); layer.n_outputs()],
             };
         }
         bounds

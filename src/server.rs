@@ -336,11 +336,12 @@ impl Server {
                     }
                     lookup_index += 1;
                     debug_assert_eq!(enc.input_delta, delta);
-                    values = std::mem::take(&mut values)
+                    let outputs: Vec<Vec<Vec<u64>>> = std::mem::take(&mut values)
                         .into_par_iter()
                         .zip(tables.par_iter())
                         .map(|(ct, table)| lookups.bootstrapper.lookup(ct, table, *offset))
                         .collect::<Result<_>>()?;
+                    values = outputs.into_iter().flatten().collect();
                     delta = enc.output_delta;
                     lap(
                         format!("lookup ×{} (bootstrap)", layer.neurons.len()),

@@ -11,21 +11,27 @@
 use serde::{Deserialize, Serialize};
 use tfhe::core_crypto::commons::generators::DeterministicSeeder;
 use tfhe::core_crypto::commons::math::random::Seed;
+use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
 use tfhe::core_crypto::prelude::Seeder;
 use tfhe::core_crypto::prelude::{
     allocate_and_generate_new_binary_lwe_secret_key, new_seeder, DefaultRandomGenerator,
     GlweCiphertextOwned, GlweSecretKeyOwned, LweCiphertextOwned, LweDimension, PolynomialSize,
     SecretRandomGenerator,
 };
-use tfhe::shortint::ciphertext::{Degree, NoiseLevel};
+use tfhe::core_crypto::prelude::{
+    blind_rotate_assign_mem_optimized, blind_rotate_assign_mem_optimized_requirement,
+    extract_lwe_sample_from_glwe_ciphertext, keyswitch_lwe_ciphertext, ComputationBuffers,
+    GlweSize, LweSize, MonomialDegree,
+};
+use tfhe::shortint::atomic_pattern::AtomicPatternServerKey;
 use tfhe::shortint::client_key::atomic_pattern::{
     AtomicPatternClientKey, StandardAtomicPatternClientKey,
 };
 use tfhe::shortint::engine::ShortintEngine;
-use tfhe::shortint::server_key::LookupTableOwned;
+use tfhe::shortint::server_key::ShortintBootstrappingKey;
 use tfhe::shortint::{
-    AtomicPatternKind, AtomicPatternParameters, CiphertextModulus, ClientKey, CompressedServerKey,
-    PBSOrder, PBSParameters, ServerKey,
+    AtomicPatternParameters, CiphertextModulus, ClientKey, CompressedServerKey, PBSParameters,
+    ServerKey,
 };
 
 use crate::error::{Error, Result};
@@ -155,18 +161,19 @@ pub struct Bootstrapper {
     polynomial_size: usize,
 }
 
-/// A test polynomial for one neuron (a trivial GLWE whose body holds the table), and the
-/// phase shift that moves the neuron's window start to coefficient 0.
+/// A test polynomial for one neuron (a trivial GLWE whose body holds the table), the phase
+/// shift that moves the neuron's window start to coefficient 0, and the coefficients to read.
 pub struct TestPolynomial {
-    table: LookupTableOwned,
+    acc: GlweCiphertextOwned<u64>,
     shift: u64,
+    reads: Vec<usize>,
 }
 
 impl Bootstrapper {
     /// The test polynomial of neuron `j` of `layer`: coefficient `q` holds
-    /// `T[q] * output_delta - levels * output_delta / 2`; the bootstrap's negacyclic rotation
-    /// then gives `levels/2 - T` past the half circle, and adding `levels * output_delta / 2`
-    /// afterwards yields exactly the program's `read` (see `program::StepFunction`).
+    /// `T[q] * output_delta - mirror * output_delta / 2`; the bootstrap's negacyclic rotation
+    /// then gives `mirror/2 - T` past the half circle, and adding `mirror * output_delta / 2`
+    /// afterwards yields exactly the program's `read` (see `program::TableFunction`).
     pub fn test_polynomial(
         &self,
         layer: &LookupLayer,
@@ -177,7 +184,7 @@ impl Bootstrapper {
         let offset = output_offset(layer, output_delta);
         let mut acc = GlweCiphertextOwned::new(
             0u64,
-            tfhe::core_crypto::prelude::GlweSize(2),
+            GlweSize(2),
             PolynomialSize(n),
             CiphertextModulus::new_native(),
         );
@@ -188,20 +195,24 @@ impl Bootstrapper {
         }
         let position = 1u64 << (64 - 1 - n.trailing_zeros());
         TestPolynomial {
-            table: LookupTableOwned {
-                acc,
-                degree: Degree::new(15),
-            },
+            acc,
             shift: (f.window_start as u64)
                 .wrapping_mul(position)
                 .wrapping_neg(),
+            reads: f.reads.iter().map(|&r| r as usize).collect(),
         }
     }
 
     /// Bootstraps one LWE ciphertext (mask then body, dimension `k·N`) whose phase is the
-    /// lookup's input at `input_delta` per unit: returns the step function's output at
-    /// `output_delta` per unit.
-    pub fn lookup(&self, lwe: Vec<u64>, table: &TestPolynomial, offset: u64) -> Result<Vec<u64>> {
+    /// lookup's input at `input_delta` per unit: keyswitch, shortint's modulus switch and blind
+    /// rotation (what `ServerKey::apply_lookup_table` does), then one sample extraction per
+    /// read; returns the table's outputs at `output_delta` per unit.
+    pub fn lookup(
+        &self,
+        lwe: Vec<u64>,
+        table: &TestPolynomial,
+        offset: u64,
+    ) -> Result<Vec<Vec<u64>>> {
         if lwe.len() != self.lwe_size {
             return Err(Error::Wire(format!(
                 "an LWE ciphertext of {} coefficients, the key takes {}",
@@ -209,6 +220,20 @@ impl Bootstrapper {
                 self.lwe_size
             )));
         }
+        let AtomicPatternServerKey::Standard(ap) = &self.key.atomic_pattern else {
+            return Err(Error::Wire(
+                "the evaluation key is not a standard (KS-PBS) key".into(),
+            ));
+        };
+        let ShortintBootstrappingKey::Classic {
+            bsk,
+            modulus_switch_noise_reduction_key: modulus_switch,
+        } = &ap.bootstrapping_key
+        else {
+            return Err(Error::Wire(
+                "the evaluation key is not a classic bootstrapping key".into(),
+            ));
+        };
         let mut lwe = lwe;
         // The window start moves to coefficient 0; shortint's centered modulus switch reads
         // floor(phase), so half a position up makes it round to the nearest position, as the
@@ -216,25 +241,53 @@ impl Bootstrapper {
         let half_position = 1u64 << (63 - self.polynomial_size.trailing_zeros() - 1);
         let body = lwe.last_mut().expect("non-empty");
         *body = body.wrapping_add(half_position).wrapping_add(table.shift);
-        let mut ct = tfhe::shortint::Ciphertext::new(
-            LweCiphertextOwned::from_container(lwe, CiphertextModulus::new_native()),
-            Degree::new(15),
-            NoiseLevel::NOMINAL,
-            self.key.message_modulus,
-            self.key.carry_modulus,
-            AtomicPatternKind::Standard(PBSOrder::KeyswitchBootstrap),
+        let input = LweCiphertextOwned::from_container(lwe, CiphertextModulus::new_native());
+        let mut small = LweCiphertextOwned::new(
+            0u64,
+            ap.key_switching_key.output_lwe_size(),
+            CiphertextModulus::new_native(),
         );
-        self.key.apply_lookup_table_assign(&mut ct, &table.table);
-        let mut out = ct.ct.into_container();
-        let body = out.last_mut().expect("non-empty");
-        *body = body.wrapping_add(offset);
-        Ok(out)
+        keyswitch_lwe_ciphertext(&ap.key_switching_key, &input, &mut small);
+        let polynomial_size = PolynomialSize(self.polynomial_size);
+        let switched = modulus_switch.lwe_ciphertext_modulus_switch(
+            &small,
+            polynomial_size.to_blind_rotation_input_modulus_log(),
+        );
+        let mut acc = table.acc.clone();
+        let fft = Fft::new(polynomial_size);
+        let fft = fft.as_view();
+        let mut buffers = ComputationBuffers::new();
+        buffers.resize(
+            blind_rotate_assign_mem_optimized_requirement::<u64>(
+                acc.glwe_size(),
+                polynomial_size,
+                fft,
+            )
+            .unaligned_bytes_required(),
+        );
+        blind_rotate_assign_mem_optimized(&switched, &mut acc, bsk, fft, buffers.stack());
+        Ok(table
+            .reads
+            .iter()
+            .map(|&r| {
+                let mut out = LweCiphertextOwned::new(
+                    0u64,
+                    LweSize(self.lwe_size),
+                    CiphertextModulus::new_native(),
+                );
+                extract_lwe_sample_from_glwe_ciphertext(&acc, &mut out, MonomialDegree(r));
+                let mut out = out.into_container();
+                let body = out.last_mut().expect("non-empty");
+                *body = body.wrapping_add(offset);
+                out
+            })
+            .collect())
     }
 }
 
-/// `levels * output_delta / 2`: the constant around the negacyclic rotation.
+/// `mirror * output_delta / 2`: the constant around the negacyclic rotation.
 pub fn output_offset(layer: &LookupLayer, output_delta: u64) -> u64 {
-    (layer.levels as u64).wrapping_mul(output_delta / 2)
+    (layer.mirror as u64).wrapping_mul(output_delta / 2)
 }
 
 #[cfg(test)]
@@ -276,11 +329,9 @@ mod tests {
             *c = (q as u64).wrapping_mul(unit);
         }
         let table = TestPolynomial {
-            table: LookupTableOwned {
-                acc,
-                degree: Degree::new(15),
-            },
+            acc,
             shift: 0,
+            reads: vec![0, 3],
         };
         let mut encryption = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(
             seeder.seed(),
@@ -301,7 +352,16 @@ mod tests {
                 encryption,
             );
             let out = bootstrapper.lookup(ct.into_container(), &table, 0).unwrap();
-            let out = LweCiphertextOwned::from_container(out, CiphertextModulus::new_native());
+            // The second read is the table three positions further on.
+            let further =
+                LweCiphertextOwned::from_container(out[1].clone(), CiphertextModulus::new_native());
+            let out =
+                LweCiphertextOwned::from_container(out[0].clone(), CiphertextModulus::new_native());
+            let a = decrypt_lwe_ciphertext(&lwe_key, &out).0 as i64;
+            let b = decrypt_lwe_ciphertext(&lwe_key, &further).0 as i64;
+            // (negated past the half circle; each read carries the bootstrap's output noise,
+            // 2^49: a quarter of a unit)
+            assert!((((b - a) as f64 / unit as f64).abs() - 3.0).abs() < 1.5);
             let phase = decrypt_lwe_ciphertext(&lwe_key, &out).0 as i64;
             (phase as f64 / unit as f64).round() as i64
         };
@@ -318,7 +378,13 @@ mod tests {
             .sqrt();
         let noise = params.bootstrap_noise().unwrap();
         let predicted = noise.lookup_positions(0.0, 1.0);
-        eprintln!("lookup position error: mean {mean:.3}, sd {sd:.3}, predicted sd {predicted:.3} (ms {:.3}, ks {:.3}), output sd 2^{:.2}", noise.modulus_switch_positions, noise.keyswitch_positions, noise.output_std.log2());
+        eprintln!(
+            "lookup position error: mean {mean:.3}, sd {sd:.3}, predicted {predicted:.3} \
+             (modulus switch {:.3}, keyswitch {:.3}); output sd 2^{:.2}",
+            noise.modulus_switch_positions,
+            noise.keyswitch_positions,
+            noise.output_std.log2()
+        );
         assert!(mean.abs() < 0.6, "lookups centred at {mean} positions off");
         assert!(
             (0.75..1.3).contains(&(sd / predicted)),
@@ -333,9 +399,13 @@ mod tests {
         let mut ct: Vec<u64> = mask.iter().rev().copied().collect();
         ct.push(body);
         let out = bootstrapper.lookup(ct, &table, 0).unwrap();
-        let out = LweCiphertextOwned::from_container(out, CiphertextModulus::new_native());
+        let out =
+            LweCiphertextOwned::from_container(out[0].clone(), CiphertextModulus::new_native());
         let got = (decrypt_lwe_ciphertext(&lwe_key, &out).0 as i64 as f64 / unit as f64).round();
-        eprintln!("reversed-key ciphertext at 300 reads {got}");
+        assert!(
+            (got - 300.0).abs() <= 25.0,
+            "a reversed-key ciphertext reads {got}, not about 300"
+        );
         // Past the half circle the bootstrap returns minus the table.
         let past = read((n as u64) + 7, &mut encryption);
         assert!((past + 7).abs() <= 25, "negacyclic half read {past}");
