@@ -13,7 +13,7 @@ use crate::client::Client;
 use crate::data::{self, Split, Table};
 use crate::error::{Error, Result};
 use crate::fhe::EvaluationKey;
-use crate::model::{compile, compile_mlp, CompiledModel, LinearModel};
+use crate::model::{compile, compile_forest, compile_mlp, CompiledModel, LinearModel};
 use crate::program::Prediction;
 use crate::quant::Quantization;
 use crate::report::{
@@ -22,6 +22,7 @@ use crate::report::{
 use crate::server::Server;
 use crate::train;
 use crate::train::mlp::MlpConfig;
+use crate::train::trees::ForestConfig;
 
 /// Which model family to train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +33,10 @@ pub enum ModelKind {
     Linear,
     /// A multilayer perceptron classifier (`EvalConfig::mlp` sets its shape).
     Mlp,
+    /// A decision tree (`EvalConfig::forest` sets its depth; one tree).
+    Tree,
+    /// A random forest (`EvalConfig::forest` sets depth and number of trees).
+    Forest,
 }
 
 impl ModelKind {
@@ -40,6 +45,8 @@ impl ModelKind {
             ModelKind::Logistic => "logistic",
             ModelKind::Linear => "linear",
             ModelKind::Mlp => "mlp",
+            ModelKind::Tree => "tree",
+            ModelKind::Forest => "forest",
         }
     }
 }
@@ -63,6 +70,9 @@ pub struct EvalConfig {
     pub limit: Option<usize>,
     /// Shape, quantization and training of `ModelKind::Mlp` (its seed is `seed`).
     pub mlp: MlpConfig,
+    /// Depth, trees and feature bits of `ModelKind::Tree` and `Forest` (a tree always has
+    /// one tree; its seed is `seed`).
+    pub forest: ForestConfig,
 }
 
 impl EvalConfig {
@@ -75,6 +85,7 @@ impl EvalConfig {
             test_fraction: 0.2,
             limit: None,
             mlp: MlpConfig::default(),
+            forest: ForestConfig::default(),
         }
     }
 }
@@ -175,6 +186,7 @@ pub fn run_with_progress(config: &EvalConfig, progress: &ProgressBar) -> Result<
         ModelKind::Logistic => run_logistic(config, &table, progress),
         ModelKind::Linear => run_linear(config, &table, progress),
         ModelKind::Mlp => run_mlp(config, &table, progress),
+        ModelKind::Tree | ModelKind::Forest => run_forest(config, &table, progress),
     }
 }
 
@@ -355,7 +367,7 @@ fn report_base<T>(
         train_ms,
         clipped_features: 0,
         exact_scores: false,
-        architecture: model.architecture(),
+        architecture: model.architecture().to_string(),
         pbs_per_sample: model.program.bootstraps(),
         evaluation_key_ms: EvaluationKeyTimes::default(),
         noise: None,
@@ -524,23 +536,46 @@ fn run_linear(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> Res
 
 fn run_mlp(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> Result<EvalReport> {
     let split = table.split(config.test_fraction, config.seed)?;
-    let n_test = n_test_rows(config.limit, split.test_raw.nrows())?;
     let mut mlp_config = config.mlp.clone();
     mlp_config.seed = config.seed;
     let t = Instant::now();
     let mlp = train::mlp::fit_mlp(&split, &mlp_config)?;
     let train_ms = ms(t);
     let model = compile_mlp(&mlp, &split)?;
-    let rows: Vec<Vec<f64>> = split
-        .test_raw
-        .axis_iter(Axis(0))
-        .take(n_test)
-        .map(|r| r.to_vec())
-        .collect();
+    let plain = mlp.predict_float(&split.test_rows())?;
+    classifier_report(config, &split, &model, plain, train_ms, progress)
+}
+
+fn run_forest(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> Result<EvalReport> {
+    let split = table.split(config.test_fraction, config.seed)?;
+    let mut forest_config = config.forest.clone();
+    forest_config.seed = config.seed;
+    if config.model == ModelKind::Tree {
+        forest_config.trees = 1;
+    }
+    let t = Instant::now();
+    let trained = train::trees::fit_forest(&split, &forest_config)?;
+    let train_ms = ms(t);
+    let model = compile_forest(&trained, &split)?;
+    let plain = trained.predict_plain(&split.test_rows());
+    classifier_report(config, &split, &model, plain, train_ms, progress)
+}
+
+/// Accuracy and agreement of a classifier compiled to a program: `plain` holds the float
+/// model's labels for the test rows.
+fn classifier_report(
+    config: &EvalConfig,
+    split: &Split<usize>,
+    model: &CompiledModel,
+    plain: Vec<usize>,
+    train_ms: f64,
+    progress: &ProgressBar,
+) -> Result<EvalReport> {
+    let n_test = n_test_rows(config.limit, split.test_raw.nrows())?;
+    let plain: Vec<usize> = plain.into_iter().take(n_test).collect();
     let truth: Vec<usize> = split.test.targets().iter().take(n_test).copied().collect();
-    let plain = mlp.predict_float(&rows)?;
-    let quantized = predict_classes(&model, &split, n_test)?;
-    let run = encrypted_run(&model, &split, n_test, progress)?;
+    let quantized = predict_classes(model, split, n_test)?;
+    let run = encrypted_run(model, split, n_test, progress)?;
     let encrypted: Vec<usize> = run
         .predictions
         .iter()
@@ -557,7 +592,7 @@ fn run_mlp(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> Result
     } else {
         "multiclass-classification"
     };
-    let mut report = report_base(config, &split, &model, task, n_test, train_ms);
+    let mut report = report_base(config, split, model, task, n_test, train_ms);
     report.accuracy = Some(Triple {
         plain: hits(&plain, &truth),
         quantized: hits(&quantized, &truth),
@@ -568,6 +603,6 @@ fn run_mlp(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> Result
         encrypted_vs_plain: hits(&encrypted, &plain),
         quantized_vs_plain: hits(&quantized, &plain),
     });
-    finish(&mut report, run, &model, &split)?;
+    finish(&mut report, run, model, split)?;
     Ok(report)
 }

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use fhe_ml::eval::{self, EvalConfig, ModelKind, Source};
 use fhe_ml::quant::Quantization;
 use fhe_ml::train::mlp::MlpConfig;
+use fhe_ml::train::trees::ForestConfig;
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +29,10 @@ enum ModelArg {
     Linear,
     /// Multilayer perceptron classifier (ReLU by programmable bootstrapping).
     Mlp,
+    /// Decision tree classifier (comparisons by programmable bootstrapping).
+    Tree,
+    /// Random forest classifier.
+    Forest,
 }
 
 #[derive(Subcommand)]
@@ -48,8 +53,10 @@ enum Command {
         data: PathBuf,
         #[arg(long, value_enum)]
         model: ModelArg,
-        #[arg(long, default_value_t = Quantization::DEFAULT_BITS)]
-        bits: u32,
+        /// Quantization bits of the inputs (and weights, for linear models); default 8, and 4
+        /// for trees (few-bit comparisons stay within tfhe's published failure rate).
+        #[arg(long)]
+        bits: Option<u32>,
         #[arg(long, default_value_t = 42)]
         seed: u64,
         #[arg(long, default_value_t = 0.2)]
@@ -72,6 +79,12 @@ enum Command {
         /// MLP training epochs.
         #[arg(long, default_value_t = MlpConfig::default().epochs)]
         epochs: usize,
+        /// Tree and forest maximum depth.
+        #[arg(long, default_value_t = ForestConfig::default().depth)]
+        depth: usize,
+        /// Trees in a forest.
+        #[arg(long, default_value_t = ForestConfig::forest().trees)]
+        trees: usize,
     },
 }
 
@@ -111,18 +124,26 @@ fn run(cli: Cli) -> fhe_ml::Result<()> {
             hidden,
             activation_bits,
             epochs,
+            depth,
+            trees,
         } => {
             let kind = match model {
                 ModelArg::Logistic => ModelKind::Logistic,
                 ModelArg::Linear => ModelKind::Linear,
                 ModelArg::Mlp => ModelKind::Mlp,
+                ModelArg::Tree => ModelKind::Tree,
+                ModelArg::Forest => ModelKind::Forest,
             };
             let mut config = EvalConfig::new(Source::File(data), kind);
-            config.quantization = Quantization::bits(bits);
+            let linear_bits = bits.unwrap_or(Quantization::DEFAULT_BITS);
+            config.quantization = Quantization::bits(linear_bits);
             config.mlp.hidden = hidden;
             config.mlp.activation_bits = activation_bits;
             config.mlp.epochs = epochs;
-            config.mlp.input_bits = bits;
+            config.mlp.input_bits = linear_bits;
+            config.forest.depth = depth;
+            config.forest.trees = trees;
+            config.forest.input_bits = bits.unwrap_or(ForestConfig::default().input_bits);
             config.seed = seed;
             config.test_fraction = test_fraction;
             config.limit = limit;

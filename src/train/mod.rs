@@ -1,7 +1,9 @@
 //! Training on plaintext: binary and multinomial logistic regression and linear regression
-//! with linfa (on a split's scaled training set), and MLP classifiers with candle (`mlp`).
+//! with linfa (on a split's scaled training set), MLP classifiers with candle (`mlp`), and
+//! decision trees and forests with linfa-trees (`trees`).
 
 pub mod mlp;
+pub mod trees;
 
 use linfa::prelude::*;
 use linfa::Dataset;

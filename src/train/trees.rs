@@ -1,0 +1,301 @@
+//! Decision trees and random forests, trained on plaintext with linfa-trees.
+//!
+//! A forest is bagging over linfa-trees, done here rather than with linfa-ensemble so it is
+//! deterministic for a seed (linfa-ensemble draws its columns with replacement and breaks vote
+//! ties in hash order): each tree sees a bootstrap sample of the rows (seeded ChaCha) and a
+//! random half of the features, and the forest predicts by majority vote, ties going to the
+//! lowest class index.
+//!
+//! Two forests are fitted from the same draws: the plaintext one on raw features, and the one
+//! encryption runs, on features quantized to a few bits by the client's quantizer (its
+//! thresholds then fall between quantization levels, so the integer comparisons the encrypted
+//! program makes are exactly the tree's).
+
+use linfa::prelude::*;
+use linfa::Dataset;
+use linfa_trees::{DecisionTree, SplitQuality, TreeNode};
+use ndarray::{Array1, Array2, Axis};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::data::Split;
+use crate::error::{Error, Result};
+use crate::quant::InputQuantizer;
+
+/// Shape and training of a tree or a forest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForestConfig {
+    /// Maximum depth (root at depth 0).
+    pub depth: usize,
+    /// Number of trees: 1 is a single decision tree on every row and feature.
+    pub trees: usize,
+    /// Bits per feature the client quantizes to (2..=5: a comparison then stays at tfhe's
+    /// published failure probability or far below it).
+    pub input_bits: u32,
+    /// Fraction of the features each tree of a forest sees.
+    pub feature_fraction: f64,
+    pub seed: u64,
+}
+
+impl Default for ForestConfig {
+    fn default() -> Self {
+        Self {
+            depth: 4,
+            trees: 1,
+            input_bits: 4,
+            feature_fraction: 0.5,
+            seed: 42,
+        }
+    }
+}
+
+impl ForestConfig {
+    /// A 10-tree forest of depth 4.
+    pub fn forest() -> Self {
+        Self {
+            trees: 10,
+            ..Self::default()
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::Training(m.to_string()));
+        if !(1..=7).contains(&self.depth) {
+            return bad("tree depth must be between 1 and 7");
+        }
+        if !(1..=200).contains(&self.trees) {
+            return bad("the number of trees must be between 1 and 200");
+        }
+        if !(2..=5).contains(&self.input_bits) {
+            return bad("tree input bits must be between 2 and 5");
+        }
+        if !(self.feature_fraction > 0.0 && self.feature_fraction <= 1.0) {
+            return bad("the feature fraction must be in (0, 1]");
+        }
+        Ok(())
+    }
+}
+
+/// A node of a fitted tree: a split sends a row right when `x[feature] >= threshold`
+/// (linfa's rule), a leaf holds a class index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Node {
+    Split {
+        feature: usize,
+        threshold: f64,
+        left: usize,
+        right: usize,
+    },
+    Leaf {
+        class: usize,
+    },
+}
+
+/// One tree, nodes indexed from the root (0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+}
+
+impl Tree {
+    fn from_linfa(root: &TreeNode<f64, usize>, features: &[usize]) -> Result<Self> {
+        let mut nodes = Vec::new();
+        Self::walk(root, features, &mut nodes)?;
+        Ok(Self { nodes })
+    }
+
+    fn walk(
+        node: &TreeNode<f64, usize>,
+        features: &[usize],
+        nodes: &mut Vec<Node>,
+    ) -> Result<usize> {
+        let index = nodes.len();
+        if node.is_leaf() {
+            let class = node
+                .prediction()
+                .ok_or_else(|| Error::Training("a leaf without a class".into()))?;
+            nodes.push(Node::Leaf { class });
+            return Ok(index);
+        }
+        let (feature, threshold, _) = node.split();
+        nodes.push(Node::Leaf { class: 0 });
+        let children = node.children();
+        let child = |i: usize| {
+            children[i]
+                .as_deref()
+                .ok_or_else(|| Error::Training("a split without two children".into()))
+        };
+        let left = Self::walk(child(0)?, features, nodes)?;
+        let right = Self::walk(child(1)?, features, nodes)?;
+        nodes[index] = Node::Split {
+            feature: features[feature],
+            threshold,
+            left,
+            right,
+        };
+        Ok(index)
+    }
+
+    /// The class of a row (of the features the tree was fitted on).
+    pub fn predict(&self, row: &[f64]) -> usize {
+        let mut i = 0;
+        loop {
+            match self.nodes[i] {
+                Node::Leaf { class } => return class,
+                Node::Split {
+                    feature,
+                    threshold,
+                    left,
+                    right,
+                } => {
+                    i = if row[feature] < threshold {
+                        left
+                    } else {
+                        right
+                    }
+                }
+            }
+        }
+    }
+
+    /// Depth of the deepest leaf.
+    pub fn depth(&self) -> usize {
+        fn at(nodes: &[Node], i: usize) -> usize {
+            match nodes[i] {
+                Node::Leaf { .. } => 0,
+                Node::Split { left, right, .. } => 1 + at(nodes, left).max(at(nodes, right)),
+            }
+        }
+        at(&self.nodes, 0)
+    }
+}
+
+/// Trees voting: the most votes wins, ties go to the lowest class index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forest {
+    pub trees: Vec<Tree>,
+    pub n_classes: usize,
+}
+
+impl Forest {
+    pub fn votes(&self, row: &[f64]) -> Vec<usize> {
+        let mut votes = vec![0; self.n_classes];
+        for t in &self.trees {
+            votes[t.predict(row)] += 1;
+        }
+        votes
+    }
+
+    pub fn predict(&self, row: &[f64]) -> usize {
+        let votes = self.votes(row);
+        (0..votes.len()).fold(0, |best, c| if votes[c] > votes[best] { c } else { best })
+    }
+
+    pub fn splits(&self) -> usize {
+        self.trees
+            .iter()
+            .flat_map(|t| &t.nodes)
+            .filter(|n| matches!(n, Node::Split { .. }))
+            .count()
+    }
+}
+
+/// The two forests of one training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainedForest {
+    pub config: ForestConfig,
+    /// The client's quantizer (calibrated on the raw training rows).
+    pub quantizer: InputQuantizer,
+    /// Fitted on raw features: the plaintext model.
+    pub plain: Forest,
+    /// Fitted on quantized features (integer levels): the model encryption runs.
+    pub quantized: Forest,
+}
+
+impl TrainedForest {
+    /// The quantized levels of a raw row, as the quantized forest reads them.
+    pub fn quantize(&self, row: &[f64]) -> Vec<f64> {
+        self.quantizer
+            .quantize(row)
+            .values
+            .iter()
+            .map(|&v| v as f64)
+            .collect()
+    }
+
+    /// Plaintext predictions for raw rows.
+    pub fn predict_plain(&self, rows: &[Vec<f64>]) -> Vec<usize> {
+        rows.iter().map(|r| self.plain.predict(r)).collect()
+    }
+
+    /// Predictions of the quantized forest (the clear twin of the encrypted one).
+    pub fn predict_quantized(&self, rows: &[Vec<f64>]) -> Vec<usize> {
+        rows.iter()
+            .map(|r| self.quantized.predict(&self.quantize(r)))
+            .collect()
+    }
+}
+
+fn fit_tree(
+    records: Array2<f64>,
+    targets: Array1<usize>,
+    depth: usize,
+    features: &[usize],
+) -> Result<Tree> {
+    let data = Dataset::new(records, targets);
+    let fitted: DecisionTree<f64, usize> = DecisionTree::params()
+        .split_quality(SplitQuality::Gini)
+        .max_depth(Some(depth))
+        .fit(&data)
+        .map_err(|e| Error::Training(e.to_string()))?;
+    Tree::from_linfa(fitted.root_node(), features)
+}
+
+/// Fits the plaintext and the quantized forests on the split's training rows.
+pub fn fit_forest(split: &Split<usize>, config: &ForestConfig) -> Result<TrainedForest> {
+    config.validate()?;
+    let n_classes = split.classes.len();
+    let raw = &split.train_raw;
+    let (n, d) = raw.dim();
+    if n == 0 || d == 0 {
+        return Err(Error::Training("no training rows or features".into()));
+    }
+    let quantizer = InputQuantizer::calibrate(raw, config.input_bits);
+    let quantized = Array2::from_shape_fn((n, d), |(i, j)| {
+        quantizer.quantize(&raw.row(i).to_vec()).values[j] as f64
+    });
+    let targets = split.train.targets();
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let per_tree = ((d as f64 * config.feature_fraction).ceil() as usize).clamp(1, d);
+    let (mut plain, mut quant) = (Vec::new(), Vec::new());
+    for _ in 0..config.trees {
+        // A single tree sees everything; a forest's trees see bootstrap rows and some columns.
+        let (rows, mut features): (Vec<usize>, Vec<usize>) = if config.trees == 1 {
+            ((0..n).collect(), (0..d).collect())
+        } else {
+            let rows = (0..n).map(|_| rng.gen_range(0..n)).collect();
+            let mut all: Vec<usize> = (0..d).collect();
+            all.shuffle(&mut rng);
+            (rows, all[..per_tree].to_vec())
+        };
+        features.sort_unstable();
+        let y = targets.select(Axis(0), &rows);
+        let take = |m: &Array2<f64>| m.select(Axis(0), &rows).select(Axis(1), &features);
+        plain.push(fit_tree(take(raw), y.clone(), config.depth, &features)?);
+        quant.push(fit_tree(take(&quantized), y, config.depth, &features)?);
+    }
+    Ok(TrainedForest {
+        config: config.clone(),
+        quantizer,
+        plain: Forest {
+            trees: plain,
+            n_classes,
+        },
+        quantized: Forest {
+            trees: quant,
+            n_classes,
+        },
+    })
+}
