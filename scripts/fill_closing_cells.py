@@ -113,7 +113,27 @@ In the run saved here, on the 360 digits test rows:
 - **Keys and sizes**: the client makes its evaluation key in {keygen} ms; it weighs {key_mib} MiB (Concrete ML: 0.95 GB) and the server loads it in {load} ms, once per client. Each digit travels as {size_in} bytes and comes back as {size_out} bytes.
 """
 
+def nb05(t):
+    d4 = re.search(r"depth 4: accuracy plain ([\d.]+)% quantized/encrypted ([\d.]+)%, (\d+) bootstraps, (\d+) ms", t)
+    f20 = re.search(r"20 trees: accuracy plain ([\d.]+)% quantized/encrypted ([\d.]+)%, (\d+) bootstraps, (\d+) ms", t)
+    if not d4 or not f20:
+        sys.exit("nb05: sweep lines not found")
+    plain = num(r"forest accuracy: plain ([\d.]+)%", t)
+    enc = num(r"encrypted ([\d.]+)%; encrypted votes", t)
+    exact = num(r"twin's on (\d+ of \d+) rows", t)
+    ms = num(r"forest latency: median (\d+) ms", t)
+    pbs = num(r"ms per row, (\d+) bootstraps", t)
+    return f"""
+In the run saved here, on breast cancer:
+
+- **One depth-4 tree**: {d4.group(3)} bootstraps and {d4.group(4)} ms per row (Concrete ML: 100 bootstraps and 0.93 s on this machine); accuracy {d4.group(2)}% encrypted against {d4.group(1)}% for the float tree.
+- **The 10-tree forest**: {enc}% encrypted (float forest {plain}%), {pbs} bootstraps and {ms} ms per row (Concrete ML: 1,270 bootstraps and 7.6 s); the encrypted votes equal the clear twin's on {exact} rows.
+- **Cost grows with the features and leaves used, not with every split**: 20 trees take {f20.group(3)} bootstraps and {f20.group(4)} ms per row, because each feature's comparisons share one bootstrap.
+- Quantizing features to 4 bits costs about a point of accuracy on a single tree and little on forests; the 4-bit comparisons are what keep every lookup at tfhe's published failure rate.
+"""
+
 fill(sys.argv[1] + "/01-encrypted-logistic-regression.ipynb", nb01)
 fill(sys.argv[1] + "/02-multiclass-digits.ipynb", nb02)
 fill(sys.argv[1] + "/03-tradeoffs.ipynb", nb03)
 fill(sys.argv[1] + "/04-neural-network.ipynb", nb04)
+fill(sys.argv[1] + "/05-trees.ipynb", nb05)
