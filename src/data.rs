@@ -29,6 +29,8 @@ pub struct Table {
 
 /// The breast-cancer CSV shipped in `data/`, built in so `fhe-ml demo` runs from anywhere.
 pub const BREAST_CANCER_CSV: &str = include_str!("../data/breast_cancer.csv");
+/// The digits CSV, built in for the service's default models.
+pub const DIGITS_CSV: &str = include_str!("../data/digits.csv");
 
 /// Reads a CSV with a header row whose last column is `target`. Every other cell must be a
 /// finite number; errors name the file, line and column.
@@ -353,6 +355,80 @@ fn complement(n: usize, mut test: Vec<usize>) -> (Vec<usize>, Vec<usize>) {
 }
 
 /// Checks a raw row a client is about to encrypt: length and finiteness.
+/// Reads rows to predict: a CSV with a header row and `n_features` numeric columns, or one more
+/// if the last is `target` (ignored). Errors name the file, line and column.
+pub fn load_csv_features(path: &Path, n_features: usize) -> Result<Vec<Vec<f64>>> {
+    let csv_err = |message: String| Error::Csv {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let meta = file.metadata().map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.len() > MAX_CSV_BYTES {
+        return Err(csv_err(format!(
+            "larger than the {MAX_CSV_BYTES} byte limit"
+        )));
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(file);
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| csv_err(e.to_string()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let with_target =
+        header.len() == n_features + 1 && header.last().is_some_and(|h| h == "target");
+    if header.len() != n_features && !with_target {
+        return Err(csv_err(format!(
+            "{} columns, the model takes {n_features} features (plus an optional last `target`)",
+            header.len()
+        )));
+    }
+    let mut rows = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| csv_err(e.to_string()))?;
+        let line = record.position().map_or(i + 2, |p| p.line() as usize);
+        if record.len() != header.len() {
+            return Err(csv_err(format!(
+                "line {line}: {} cells, but the header has {} columns",
+                record.len(),
+                header.len()
+            )));
+        }
+        let row = record
+            .iter()
+            .take(n_features)
+            .enumerate()
+            .map(|(column, cell)| {
+                cell.parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| {
+                        csv_err(format!(
+                            "line {line}, column `{}`: `{cell}` is not a finite number",
+                            header[column]
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<f64>>>()?;
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        return Err(csv_err("no data rows".into()));
+    }
+    Ok(rows)
+}
+
 pub fn check_row(row: &[f64], n_features: usize) -> Result<()> {
     if row.len() != n_features {
         return Err(Error::Input(format!(

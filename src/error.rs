@@ -23,6 +23,8 @@ pub enum Error {
     Input(String),
     #[error("rejected ciphertext or key: {0}")]
     Wire(String),
+    #[error("inference service: {0}")]
+    Remote(String),
     #[error("{0}")]
     Other(String),
 }

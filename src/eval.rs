@@ -16,10 +16,11 @@ use crate::fhe::EvaluationKey;
 use crate::model::{compile, compile_forest, compile_mlp, CompiledModel, LinearModel};
 use crate::program::Prediction;
 use crate::quant::Quantization;
+use crate::remote::RemoteServer;
 use crate::report::{
     Agreement, Bytes, EvalReport, EvaluationKeyTimes, Latency, NoiseFigures, PerSample, Triple,
 };
-use crate::server::Server;
+use crate::server::{EncryptedInput, EncryptedOutput, Server, StepTiming};
 use crate::train;
 use crate::train::mlp::MlpConfig;
 use crate::train::trees::ForestConfig;
@@ -73,6 +74,9 @@ pub struct EvalConfig {
     /// Depth, trees and feature bits of `ModelKind::Tree` and `Forest` (a tree always has
     /// one tree; its seed is `seed`).
     pub forest: ForestConfig,
+    /// Run inference through this service (`fhe-ml serve`) instead of a local server: the
+    /// model trained here must be the one it serves as `{dataset}-{model}`.
+    pub server: Option<String>,
 }
 
 impl EvalConfig {
@@ -85,7 +89,12 @@ impl EvalConfig {
             test_fraction: 0.2,
             limit: None,
             mlp: MlpConfig::default(),
-            forest: ForestConfig::default(),
+            forest: if model == ModelKind::Forest {
+                ForestConfig::forest()
+            } else {
+                ForestConfig::default()
+            },
+            server: None,
         }
     }
 }
@@ -183,11 +192,80 @@ pub fn run_with_progress(config: &EvalConfig, progress: &ProgressBar) -> Result<
         }
     };
     match config.model {
-        ModelKind::Logistic => run_logistic(config, &table, progress),
         ModelKind::Linear => run_linear(config, &table, progress),
-        ModelKind::Mlp => run_mlp(config, &table, progress),
-        ModelKind::Tree | ModelKind::Forest => run_forest(config, &table, progress),
+        _ => {
+            let split = table.split(config.test_fraction, config.seed)?;
+            let built = build_classifier(config, &split)?;
+            classifier_report(config, &split, built, progress)
+        }
     }
+}
+
+/// A classifier trained and compiled, with the plaintext model's test labels.
+struct BuiltClassifier {
+    model: CompiledModel,
+    plain: Vec<usize>,
+    train_ms: f64,
+}
+
+/// Trains and compiles the configured classifier on a split: what `eval` runs, and what the
+/// service serves by default (so `eval --server` meets the same model).
+fn build_classifier(config: &EvalConfig, split: &Split<usize>) -> Result<BuiltClassifier> {
+    let t = Instant::now();
+    let rows = split.test_rows();
+    match config.model {
+        ModelKind::Logistic => {
+            let fitted = train::fit_logistic(split)?;
+            let train_ms = ms(t);
+            Ok(BuiltClassifier {
+                model: compile(&fitted, split, config.quantization)?,
+                plain: fitted.predict(split.test.records()),
+                train_ms,
+            })
+        }
+        ModelKind::Mlp => {
+            let mut mlp_config = config.mlp.clone();
+            mlp_config.seed = config.seed;
+            let mlp = train::mlp::fit_mlp(split, &mlp_config)?;
+            let train_ms = ms(t);
+            Ok(BuiltClassifier {
+                model: compile_mlp(&mlp, split)?,
+                plain: mlp.predict_float(&rows)?,
+                train_ms,
+            })
+        }
+        ModelKind::Tree | ModelKind::Forest => {
+            let mut forest_config = config.forest.clone();
+            forest_config.seed = config.seed;
+            if config.model == ModelKind::Tree {
+                forest_config.trees = 1;
+            }
+            let trained = train::trees::fit_forest(split, &forest_config)?;
+            let train_ms = ms(t);
+            Ok(BuiltClassifier {
+                model: compile_forest(&trained, split)?,
+                plain: trained.predict_plain(&rows),
+                train_ms,
+            })
+        }
+        ModelKind::Linear => Err(Error::Input("linear regression is not a classifier".into())),
+    }
+}
+
+/// The compiled model `eval` would run for this configuration and data.
+pub fn compile_model(config: &EvalConfig, table: &Table) -> Result<CompiledModel> {
+    match config.model {
+        ModelKind::Linear => {
+            let split = table.split_regression(config.test_fraction, config.seed)?;
+            compile(&train::fit_linear(&split)?, &split, config.quantization)
+        }
+        _ => Ok(build_classifier(config, &table.split(config.test_fraction, config.seed)?)?.model),
+    }
+}
+
+/// The name a model has in the service: `{dataset}-{model}`.
+pub fn service_name(dataset: &str, model: ModelKind) -> String {
+    format!("{dataset}-{}", model.name())
 }
 
 /// The encrypted run shared by every task: keys, then per-sample timings one row at a time
@@ -212,7 +290,30 @@ pub const NOISY_REPLICAS: usize = 20;
 /// neuron each, and one row at a time already uses every core).
 pub const BOOTSTRAPPED_BATCH_ROWS: usize = 64;
 
+/// Where inference runs: a server in this process, or the service at a URL.
+enum Backend {
+    Local(Server),
+    Remote { service: RemoteServer, name: String },
+}
+
+impl Backend {
+    fn infer(&self, ct: &EncryptedInput) -> Result<(EncryptedOutput, Vec<StepTiming>)> {
+        match self {
+            Backend::Local(server) => server.infer_profiled(ct),
+            Backend::Remote { service, name } => Ok((service.predict(name, ct)?, Vec::new())),
+        }
+    }
+
+    fn infer_batch(&self, cts: &[EncryptedInput]) -> Result<Vec<EncryptedOutput>> {
+        match self {
+            Backend::Local(server) => server.infer_batch(cts).into_iter().collect(),
+            Backend::Remote { service, name } => service.predict_batch(name, cts),
+        }
+    }
+}
+
 fn encrypted_run<T>(
+    config: &EvalConfig,
     model: &CompiledModel,
     split: &Split<T>,
     n_test: usize,
@@ -221,7 +322,21 @@ fn encrypted_run<T>(
     let mut keygen_ms = Vec::new();
     let mut evaluation_key_ms = EvaluationKeyTimes::default();
     let mut evaluation_key_bytes = 0;
-    let (client, server) = if model.needs_evaluation_key() {
+    let remote = match &config.server {
+        Some(url) => {
+            let service = RemoteServer::new(url)?;
+            let name = service_name(&split.name, config.model);
+            let served = service.client_spec(&name)?;
+            if served.model_id != model.model_id {
+                return Err(Error::Remote(format!(
+                    "the service's model {name} differs from the one trained here (other data, settings or seed)"
+                )));
+            }
+            Some((service, name))
+        }
+        None => None,
+    };
+    let (client, backend) = if model.needs_evaluation_key() {
         let t = Instant::now();
         let client = Client::new(model.client_spec())?;
         let secret_ms = ms(t);
@@ -233,10 +348,18 @@ fn encrypted_run<T>(
         evaluation_key_bytes = blob.len();
         // The server loads the key from its serialized form, as it would from the network.
         let t = Instant::now();
-        let server =
-            Server::with_evaluation_key(model.server_model(), &EvaluationKey::from_bytes(&blob)?)?;
+        let backend = match remote {
+            Some((service, name)) => {
+                service.upload_key(&key)?;
+                Backend::Remote { service, name }
+            }
+            None => Backend::Local(Server::with_evaluation_key(
+                model.server_model(),
+                &EvaluationKey::from_bytes(&blob)?,
+            )?),
+        };
         evaluation_key_ms.expand = ms(t);
-        (client, server)
+        (client, backend)
     } else {
         // Median of a few, keeping the last pair.
         let mut pair = None;
@@ -245,7 +368,12 @@ fn encrypted_run<T>(
             pair = Some(model.keygen()?);
             keygen_ms.push(ms(t));
         }
-        pair.expect("five keygens ran")
+        let (client, server) = pair.expect("five keygens ran");
+        let backend = match remote {
+            Some((service, name)) => Backend::Remote { service, name },
+            None => Backend::Local(server),
+        };
+        (client, backend)
     };
 
     let rows: Vec<Vec<f64>> = split
@@ -268,7 +396,7 @@ fn encrypted_run<T>(
         let ct = client.encrypt(row)?;
         per_sample.encrypt_ms.push(ms(t));
         let t = Instant::now();
-        let (out, steps) = server.infer_profiled(&ct)?;
+        let (out, steps) = backend.infer(&ct)?;
         per_sample.infer_ms.push(ms(t));
         let t = Instant::now();
         let scores = client.decrypt_scores(&out)?;
@@ -308,12 +436,16 @@ fn encrypted_run<T>(
         &rows[..]
     };
     let t = Instant::now();
-    let batch: Result<Vec<Prediction>> = batch_rows
+    let cts: Vec<EncryptedInput> = batch_rows
         .par_iter()
-        .map(|row| client.decrypt(&server.infer(&client.encrypt(row)?)?))
-        .collect();
+        .map(|row| client.encrypt(row))
+        .collect::<Result<_>>()?;
+    let outs = backend.infer_batch(&cts)?;
+    let batch = outs
+        .par_iter()
+        .map(|out| client.decrypt(out))
+        .collect::<Result<Vec<Prediction>>>()?;
     let batch_s = t.elapsed().as_secs_f64();
-    let batch = batch?;
     // Leveled results are exact, so the batch must reproduce them; bootstrapped ones carry
     // fresh noise each run.
     if !model.needs_evaluation_key() && batch != predictions {
@@ -426,52 +558,6 @@ fn finish<T>(
     Ok(())
 }
 
-fn run_logistic(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> Result<EvalReport> {
-    let split = table.split(config.test_fraction, config.seed)?;
-    let n_test = n_test_rows(config.limit, split.test_raw.nrows())?;
-    let t = Instant::now();
-    let fitted = train::fit_logistic(&split)?;
-    let train_ms = ms(t);
-    let model = compile(&fitted, &split, config.quantization)?;
-    let truth: Vec<usize> = split.test.targets().iter().take(n_test).copied().collect();
-    let plain: Vec<usize> = fitted
-        .predict(split.test.records())
-        .into_iter()
-        .take(n_test)
-        .collect();
-    let quantized = predict_classes(&model, &split, n_test)?;
-    let run = encrypted_run(&model, &split, n_test, progress)?;
-    let encrypted: Vec<usize> = run
-        .predictions
-        .iter()
-        .map(|p| p.class_index().unwrap_or(usize::MAX))
-        .collect();
-    let hits = |pred: &[usize], reference: &[usize]| {
-        fraction(
-            pred.iter().zip(reference).filter(|(a, b)| a == b).count(),
-            n_test,
-        )
-    };
-    let task = if split.classes.len() == 2 {
-        "binary-classification"
-    } else {
-        "multiclass-classification"
-    };
-    let mut report = report_base(config, &split, &model, task, n_test, train_ms);
-    report.accuracy = Some(Triple {
-        plain: hits(&plain, &truth),
-        quantized: hits(&quantized, &truth),
-        encrypted: hits(&encrypted, &truth),
-    });
-    report.agreement = Some(Agreement {
-        encrypted_vs_quantized: hits(&encrypted, &quantized),
-        encrypted_vs_plain: hits(&encrypted, &plain),
-        quantized_vs_plain: hits(&quantized, &plain),
-    });
-    finish(&mut report, run, &model, &split)?;
-    Ok(report)
-}
-
 fn predict_classes<T>(model: &CompiledModel, split: &Split<T>, n: usize) -> Result<Vec<usize>> {
     split
         .test_raw
@@ -509,7 +595,7 @@ fn run_linear(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> Res
             Ok(p.value().unwrap_or(f64::NAN))
         })
         .collect::<Result<_>>()?;
-    let run = encrypted_run(&model, &split, n_test, progress)?;
+    let run = encrypted_run(config, &model, &split, n_test, progress)?;
     let encrypted: Vec<f64> = run
         .predictions
         .iter()
@@ -534,48 +620,25 @@ fn run_linear(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> Res
     Ok(report)
 }
 
-fn run_mlp(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> Result<EvalReport> {
-    let split = table.split(config.test_fraction, config.seed)?;
-    let mut mlp_config = config.mlp.clone();
-    mlp_config.seed = config.seed;
-    let t = Instant::now();
-    let mlp = train::mlp::fit_mlp(&split, &mlp_config)?;
-    let train_ms = ms(t);
-    let model = compile_mlp(&mlp, &split)?;
-    let plain = mlp.predict_float(&split.test_rows())?;
-    classifier_report(config, &split, &model, plain, train_ms, progress)
-}
-
-fn run_forest(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> Result<EvalReport> {
-    let split = table.split(config.test_fraction, config.seed)?;
-    let mut forest_config = config.forest.clone();
-    forest_config.seed = config.seed;
-    if config.model == ModelKind::Tree {
-        forest_config.trees = 1;
-    }
-    let t = Instant::now();
-    let trained = train::trees::fit_forest(&split, &forest_config)?;
-    let train_ms = ms(t);
-    let model = compile_forest(&trained, &split)?;
-    let plain = trained.predict_plain(&split.test_rows());
-    classifier_report(config, &split, &model, plain, train_ms, progress)
-}
-
 /// Accuracy and agreement of a classifier compiled to a program: `plain` holds the float
 /// model's labels for the test rows.
 fn classifier_report(
     config: &EvalConfig,
     split: &Split<usize>,
-    model: &CompiledModel,
-    plain: Vec<usize>,
-    train_ms: f64,
+    built: BuiltClassifier,
     progress: &ProgressBar,
 ) -> Result<EvalReport> {
+    let BuiltClassifier {
+        model,
+        plain,
+        train_ms,
+    } = built;
+    let model = &model;
     let n_test = n_test_rows(config.limit, split.test_raw.nrows())?;
     let plain: Vec<usize> = plain.into_iter().take(n_test).collect();
     let truth: Vec<usize> = split.test.targets().iter().take(n_test).copied().collect();
     let quantized = predict_classes(model, split, n_test)?;
-    let run = encrypted_run(model, split, n_test, progress)?;
+    let run = encrypted_run(config, model, split, n_test, progress)?;
     let encrypted: Vec<usize> = run
         .predictions
         .iter()

@@ -22,7 +22,8 @@
 //!
 //! Modules follow the pipeline: [`data`] → [`train`] → [`quant`] / [`model`] (compile) →
 //! [`program`] (integer model, `simulate`) → [`client`] / [`server`] over [`fhe`] →
-//! [`eval`] → [`report`] and [`plots`].
+//! [`eval`] → [`report`] and [`plots`]; [`service`] serves models over HTTP and [`remote`] is
+//! its client.
 
 pub mod client;
 pub mod data;
@@ -33,8 +34,10 @@ pub mod model;
 pub mod plots;
 pub mod program;
 pub mod quant;
+pub mod remote;
 pub mod report;
 pub mod server;
+pub mod service;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -1,16 +1,22 @@
-//! The `fhe-ml` command line: `demo` (the main job on the shipped breast-cancer data) and
-//! `eval` (the same pipeline on any CSV, optionally as JSON).
+//! The `fhe-ml` command line: `demo` (the main job on the shipped breast-cancer data), `eval`
+//! (the same pipeline on any CSV, optionally as JSON, locally or through a service), `serve`
+//! (the inference service), `export` (a model for the service) and `predict` (a client of the
+//! service).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use fhe_ml::client::Client;
 use fhe_ml::eval::{self, EvalConfig, ModelKind, Source};
 use fhe_ml::quant::Quantization;
+use fhe_ml::remote::RemoteServer;
+use fhe_ml::service::{self, ModelBundle, ServiceConfig};
 use fhe_ml::train::mlp::MlpConfig;
 use fhe_ml::train::trees::ForestConfig;
+use fhe_ml::{Error, Result};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +41,63 @@ enum ModelArg {
     Forest,
 }
 
+/// What model to train on which data, shared by `eval` and `export`.
+#[derive(Args)]
+struct ModelArgs {
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long, value_enum)]
+    model: ModelArg,
+    /// Quantization bits of the inputs (and weights, for linear models); default 8, and 4
+    /// for trees (few-bit comparisons stay within tfhe's published failure rate).
+    #[arg(long)]
+    bits: Option<u32>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, default_value_t = 0.2)]
+    test_fraction: f64,
+    /// MLP hidden layer widths, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "32")]
+    hidden: Vec<usize>,
+    /// MLP activation bits (a ReLU clipped to 2^bits - 1 levels).
+    #[arg(long, default_value_t = MlpConfig::default().activation_bits)]
+    activation_bits: u32,
+    /// MLP training epochs.
+    #[arg(long, default_value_t = MlpConfig::default().epochs)]
+    epochs: usize,
+    /// Tree and forest maximum depth.
+    #[arg(long, default_value_t = ForestConfig::default().depth)]
+    depth: usize,
+    /// Trees in a forest.
+    #[arg(long, default_value_t = ForestConfig::forest().trees)]
+    trees: usize,
+}
+
+impl ModelArgs {
+    fn config(self) -> EvalConfig {
+        let kind = match self.model {
+            ModelArg::Logistic => ModelKind::Logistic,
+            ModelArg::Linear => ModelKind::Linear,
+            ModelArg::Mlp => ModelKind::Mlp,
+            ModelArg::Tree => ModelKind::Tree,
+            ModelArg::Forest => ModelKind::Forest,
+        };
+        let mut config = EvalConfig::new(Source::File(self.data), kind);
+        let linear_bits = self.bits.unwrap_or(Quantization::DEFAULT_BITS);
+        config.quantization = Quantization::bits(linear_bits);
+        config.mlp.hidden = self.hidden;
+        config.mlp.activation_bits = self.activation_bits;
+        config.mlp.epochs = self.epochs;
+        config.mlp.input_bits = linear_bits;
+        config.forest.depth = self.depth;
+        config.forest.trees = self.trees;
+        config.forest.input_bits = self.bits.unwrap_or(ForestConfig::default().input_bits);
+        config.seed = self.seed;
+        config.test_fraction = self.test_fraction;
+        config
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Train, quantize, encrypt, infer and decrypt on the shipped breast-cancer data; print a
@@ -49,18 +112,8 @@ enum Command {
     },
     /// Run the pipeline on any CSV whose last column is `target`.
     Eval {
-        #[arg(long)]
-        data: PathBuf,
-        #[arg(long, value_enum)]
-        model: ModelArg,
-        /// Quantization bits of the inputs (and weights, for linear models); default 8, and 4
-        /// for trees (few-bit comparisons stay within tfhe's published failure rate).
-        #[arg(long)]
-        bits: Option<u32>,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        #[arg(long, default_value_t = 0.2)]
-        test_fraction: f64,
+        #[command(flatten)]
+        model: ModelArgs,
         /// Evaluate at most this many test rows.
         #[arg(long)]
         limit: Option<usize>,
@@ -70,21 +123,41 @@ enum Command {
         /// Also write the charts into this folder.
         #[arg(long)]
         charts: Option<PathBuf>,
-        /// MLP hidden layer widths, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "32")]
-        hidden: Vec<usize>,
-        /// MLP activation bits (a ReLU clipped to 2^bits - 1 levels).
-        #[arg(long, default_value_t = MlpConfig::default().activation_bits)]
-        activation_bits: u32,
-        /// MLP training epochs.
-        #[arg(long, default_value_t = MlpConfig::default().epochs)]
-        epochs: usize,
-        /// Tree and forest maximum depth.
-        #[arg(long, default_value_t = ForestConfig::default().depth)]
-        depth: usize,
-        /// Trees in a forest.
-        #[arg(long, default_value_t = ForestConfig::forest().trees)]
-        trees: usize,
+        /// Infer through this service (`fhe-ml serve`), which must serve the same model as
+        /// `{dataset}-{model}`.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Serve models over HTTP: trained at start-up from the shipped data, or read from a
+    /// folder of `fhe-ml export` files.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// Folder of `*.fhem` model files.
+        #[arg(long)]
+        models: Option<PathBuf>,
+        /// Evaluation keys kept in memory (about 120 MiB each expanded).
+        #[arg(long, default_value_t = ServiceConfig::default().max_keys)]
+        max_keys: usize,
+    },
+    /// Train and compile a model and write it for `serve --models DIR`.
+    Export {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Folder to write `{dataset}-{model}.fhem` into.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Encrypt the rows of a CSV locally, infer on a service, decrypt locally, print labels.
+    Predict {
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        model: String,
+        /// CSV with a header row; its feature columns in the model's order (a `target` column,
+        /// if last, is ignored).
+        #[arg(long)]
+        input: PathBuf,
     },
 }
 
@@ -97,7 +170,100 @@ fn progress() -> ProgressBar {
     bar
 }
 
-fn run(cli: Cli) -> fhe_ml::Result<()> {
+fn load_models(dir: &Path) -> Result<Vec<ModelBundle>> {
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut models = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|source| Error::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?
+            .path();
+        if path.extension().is_some_and(|e| e == "fhem") {
+            let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+            models.push(
+                ModelBundle::from_bytes(&bytes)
+                    .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?,
+            );
+        }
+    }
+    if models.is_empty() {
+        return Err(Error::Other(format!(
+            "no *.fhem model files in {}",
+            dir.display()
+        )));
+    }
+    Ok(models)
+}
+
+fn serve(addr: String, models: Option<PathBuf>, max_keys: usize) -> Result<()> {
+    let models = match models {
+        Some(dir) => load_models(&dir)?,
+        None => {
+            eprintln!("training the default models on the shipped data...");
+            service::default_models()?
+        }
+    };
+    let names: Vec<String> = models.iter().map(|m| m.name.clone()).collect();
+    let config = ServiceConfig {
+        max_keys,
+        ..ServiceConfig::default()
+    };
+    let router = service::router(models, config)?;
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| Error::Other(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| Error::Other(format!("cannot listen on {addr}: {e}")))?;
+        eprintln!(
+            "serving {} on http://{} (Ctrl-C stops)",
+            names.join(", "),
+            listener
+                .local_addr()
+                .map_err(|e| Error::Other(e.to_string()))?
+        );
+        service::serve(listener, router, service::shutdown_signal()).await
+    })
+}
+
+fn predict(server: String, model: String, input: PathBuf) -> Result<()> {
+    let service = RemoteServer::new(&server)?;
+    let spec = service.client_spec(&model)?;
+    let table = fhe_ml::data::load_csv_features(&input, spec.feature_names.len())?;
+    let client = Client::new(spec)?;
+    if client.spec().needs_evaluation_key {
+        service.upload_key(&client.evaluation_key()?)?;
+    }
+    let inputs: Vec<_> = table
+        .iter()
+        .map(|row| client.encrypt(row))
+        .collect::<Result<_>>()?;
+    let outputs = service.predict_batch(&model, &inputs)?;
+    println!("row,prediction");
+    for (i, out) in outputs.iter().enumerate() {
+        match client.decrypt(out)? {
+            fhe_ml::program::Prediction::Class { label, .. } => println!("{i},{label}"),
+            fhe_ml::program::Prediction::Value(v) => println!("{i},{v}"),
+        }
+    }
+    if client.clipped_count() > 0 {
+        eprintln!(
+            "{} feature value(s) were outside the training range and clipped",
+            client.clipped_count()
+        );
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo { out, bits } => {
             let mut config = EvalConfig::new(Source::BuiltinBreastCancer, ModelKind::Logistic);
@@ -113,40 +279,15 @@ fn run(cli: Cli) -> fhe_ml::Result<()> {
             }
         }
         Command::Eval {
-            data,
             model,
-            bits,
-            seed,
-            test_fraction,
             limit,
             json,
             charts,
-            hidden,
-            activation_bits,
-            epochs,
-            depth,
-            trees,
+            server,
         } => {
-            let kind = match model {
-                ModelArg::Logistic => ModelKind::Logistic,
-                ModelArg::Linear => ModelKind::Linear,
-                ModelArg::Mlp => ModelKind::Mlp,
-                ModelArg::Tree => ModelKind::Tree,
-                ModelArg::Forest => ModelKind::Forest,
-            };
-            let mut config = EvalConfig::new(Source::File(data), kind);
-            let linear_bits = bits.unwrap_or(Quantization::DEFAULT_BITS);
-            config.quantization = Quantization::bits(linear_bits);
-            config.mlp.hidden = hidden;
-            config.mlp.activation_bits = activation_bits;
-            config.mlp.epochs = epochs;
-            config.mlp.input_bits = linear_bits;
-            config.forest.depth = depth;
-            config.forest.trees = trees;
-            config.forest.input_bits = bits.unwrap_or(ForestConfig::default().input_bits);
-            config.seed = seed;
-            config.test_fraction = test_fraction;
+            let mut config = model.config();
             config.limit = limit;
+            config.server = server;
             let bar = progress();
             let report = eval::run_with_progress(&config, &bar)?;
             bar.finish_and_clear();
@@ -160,6 +301,36 @@ fn run(cli: Cli) -> fhe_ml::Result<()> {
                 eprintln!("charts written to {}/", dir.display());
             }
         }
+        Command::Serve {
+            addr,
+            models,
+            max_keys,
+        } => serve(addr, models, max_keys)?,
+        Command::Export { model, out } => {
+            let config = model.config();
+            let Source::File(path) = &config.source else {
+                unreachable!("export reads a file")
+            };
+            let table = fhe_ml::data::load_csv(path)?;
+            let compiled = eval::compile_model(&config, &table)?;
+            let name = eval::service_name(&table.name, config.model);
+            let bundle = ModelBundle::new(&name, &compiled);
+            std::fs::create_dir_all(&out).map_err(|source| Error::Io {
+                path: out.clone(),
+                source,
+            })?;
+            let file = out.join(format!("{name}.fhem"));
+            std::fs::write(&file, bundle.to_bytes()?).map_err(|source| Error::Io {
+                path: file.clone(),
+                source,
+            })?;
+            println!("{}: {}", file.display(), compiled.architecture());
+        }
+        Command::Predict {
+            server,
+            model,
+            input,
+        } => predict(server, model, input)?,
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
@@ -84,7 +85,7 @@ pub struct Server {
 /// What a bootstrapped program needs besides the model: the client's expanded evaluation key
 /// and every neuron's test polynomial with its encodings (built once, reused per query).
 struct Lookups {
-    bootstrapper: Bootstrapper,
+    bootstrapper: Arc<Bootstrapper>,
     /// Per lookup layer: encodings, output offset, and one test polynomial per neuron.
     layers: Vec<(LookupEncoding, u64, Vec<TestPolynomial>)>,
 }
@@ -128,14 +129,26 @@ impl Server {
     /// A server for any model, with the evaluation key a client generated
     /// (`Client::evaluation_key`); leveled models ignore the key.
     pub fn with_evaluation_key(model: ServerModel, key: &EvaluationKey) -> Result<Self> {
+        if model.program.as_linear().is_some() {
+            return Self::new(model);
+        }
+        let expanded = key.expand(&model.plan.params)?;
+        Self::with_expanded_key(model, Arc::new(expanded))
+    }
+
+    /// A server for a model that bootstraps, with a client's evaluation key already expanded
+    /// (one expanded key can serve every model of a client).
+    pub fn with_expanded_key(model: ServerModel, bootstrapper: Arc<Bootstrapper>) -> Result<Self> {
         Self::check(&model)?;
         if model.program.as_linear().is_some() {
-            return Ok(Self {
-                model,
-                bootstrap: None,
-            });
+            return Self::new(model);
         }
-        let bootstrapper = key.expand(&model.plan.params)?;
+        if bootstrapper.params != model.plan.params {
+            return Err(Error::Wire(format!(
+                "the evaluation key is for {}, the model uses {}",
+                bootstrapper.params.name, model.plan.params.name
+            )));
+        }
         let encodings = EncodingPlan::lookup_encodings(
             &model.plan.params,
             &model.program,

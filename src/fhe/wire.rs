@@ -27,6 +27,11 @@ pub enum Kind {
     EncryptedOutput = 4,
     SecretKey = 5,
     EvaluationKey = 6,
+    /// A model as the service stores it: client spec, server model, description.
+    ModelBundle = 7,
+    /// Several encrypted rows for one model (the service's batch endpoint).
+    InputBatch = 8,
+    OutputBatch = 9,
 }
 
 impl Kind {
@@ -38,6 +43,9 @@ impl Kind {
             4 => Kind::EncryptedOutput,
             5 => Kind::SecretKey,
             6 => Kind::EvaluationKey,
+            7 => Kind::ModelBundle,
+            8 => Kind::InputBatch,
+            9 => Kind::OutputBatch,
             _ => return None,
         })
     }
@@ -50,7 +58,10 @@ impl Kind {
             Kind::SecretKey => 1 << 20,
             // tfhe's compressed 2_2 server key is about 29 MiB.
             Kind::EvaluationKey => 64 << 20,
-            Kind::ClientSpec | Kind::ServerModel => 64 << 20,
+            Kind::ClientSpec | Kind::ServerModel | Kind::ModelBundle => 64 << 20,
+            Kind::InputBatch => 64 << 20,
+            // A thousand rows of ten-class scores (90 KB each) fit.
+            Kind::OutputBatch => 256 << 20,
         }
     }
 }

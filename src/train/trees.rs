@@ -160,6 +160,38 @@ impl Tree {
         }
     }
 
+    /// Gives every leaf the majority class of the training rows that reach it, ties to the
+    /// lowest class (linfa breaks ties in hash order, which would make two trainings differ).
+    fn relabel(&mut self, records: &Array2<f64>, targets: &Array1<usize>, n_classes: usize) {
+        let mut counts = vec![vec![0usize; n_classes]; self.nodes.len()];
+        for (row, &t) in records.rows().into_iter().zip(targets) {
+            let row = row.to_vec();
+            let mut i = 0;
+            while let Node::Split {
+                feature,
+                threshold,
+                left,
+                right,
+            } = self.nodes[i]
+            {
+                i = if row[feature] < threshold {
+                    left
+                } else {
+                    right
+                };
+            }
+            counts[i][t] += 1;
+        }
+        for (node, c) in self.nodes.iter_mut().zip(&counts) {
+            if let Node::Leaf { class } = node {
+                if c.iter().any(|&n| n > 0) {
+                    *class =
+                        (0..n_classes).fold(0, |best, k| if c[k] > c[best] { k } else { best });
+                }
+            }
+        }
+    }
+
     /// Depth of the deepest leaf.
     pub fn depth(&self) -> usize {
         fn at(nodes: &[Node], i: usize) -> usize {
@@ -243,6 +275,7 @@ fn fit_tree(
     targets: Array1<usize>,
     depth: usize,
     features: &[usize],
+    n_classes: usize,
 ) -> Result<Tree> {
     let data = Dataset::new(records, targets);
     let fitted: DecisionTree<f64, usize> = DecisionTree::params()
@@ -250,7 +283,16 @@ fn fit_tree(
         .max_depth(Some(depth))
         .fit(&data)
         .map_err(|e| Error::Training(e.to_string()))?;
-    Tree::from_linfa(fitted.root_node(), features)
+    let own: Vec<usize> = (0..features.len()).collect();
+    let mut tree = Tree::from_linfa(fitted.root_node(), &own)?;
+    tree.relabel(data.records(), data.targets(), n_classes);
+    // Feature indices of the full row, not of the tree's columns.
+    for node in &mut tree.nodes {
+        if let Node::Split { feature, .. } = node {
+            *feature = features[*feature];
+        }
+    }
+    Ok(tree)
 }
 
 /// Fits the plaintext and the quantized forests on the split's training rows.
@@ -283,8 +325,20 @@ pub fn fit_forest(split: &Split<usize>, config: &ForestConfig) -> Result<Trained
         features.sort_unstable();
         let y = targets.select(Axis(0), &rows);
         let take = |m: &Array2<f64>| m.select(Axis(0), &rows).select(Axis(1), &features);
-        plain.push(fit_tree(take(raw), y.clone(), config.depth, &features)?);
-        quant.push(fit_tree(take(&quantized), y, config.depth, &features)?);
+        plain.push(fit_tree(
+            take(raw),
+            y.clone(),
+            config.depth,
+            &features,
+            n_classes,
+        )?);
+        quant.push(fit_tree(
+            take(&quantized),
+            y,
+            config.depth,
+            &features,
+            n_classes,
+        )?);
     }
     Ok(TrainedForest {
         config: config.clone(),

@@ -1,0 +1,155 @@
+//! The client of the inference service (`fhe-ml serve`): fetches a model's client spec,
+//! uploads the client's evaluation key, and sends ciphertexts for inference. Quantization,
+//! encryption, decryption and the secret key stay in the local `Client`; this type only moves
+//! blobs. Blocking (ureq), plain HTTP: put TLS in a reverse proxy in front of the service.
+
+use std::time::Duration;
+
+use base64::Engine;
+
+use crate::client::ClientSpec;
+use crate::error::{Error, Result};
+use crate::fhe::wire::{self, Kind};
+use crate::fhe::EvaluationKey;
+use crate::server::{EncryptedInput, EncryptedOutput};
+use crate::service::{Health, KeyReceipt, ModelInfo};
+
+/// Largest response read (an output batch of a thousand ten-class rows).
+const RESPONSE_LIMIT: u64 = 300 << 20;
+
+/// A remote inference service.
+#[derive(Debug, Clone)]
+pub struct RemoteServer {
+    base: String,
+    agent: ureq::Agent,
+}
+
+fn remote<E: std::fmt::Display>(url: &str) -> impl Fn(E) -> Error + '_ {
+    move |e| Error::Remote(format!("{url}: {e}"))
+}
+
+impl RemoteServer {
+    /// A client for the service at `url` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(url: &str) -> Result<Self> {
+        let base = url.trim_end_matches('/').to_string();
+        if !base.starts_with("http://") && !base.starts_with("https://") {
+            return Err(Error::Input(format!(
+                "server URL {url:?} must start with http://"
+            )));
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(600)))
+            .build()
+            .into();
+        Ok(Self { base, agent })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Reads a response: the body on success, the service's JSON error otherwise.
+    fn finish(
+        &self,
+        url: &str,
+        response: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Vec<u8>> {
+        let mut response = response.map_err(remote(url))?;
+        let status = response.status();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(RESPONSE_LIMIT)
+            .read_to_vec()
+            .map_err(remote(url))?;
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        Err(Error::Remote(format!("{url}: {status}: {message}")))
+    }
+
+    fn get(&self, path: &str) -> Result<Vec<u8>> {
+        let url = self.url(path);
+        let response = self.agent.get(&url).call();
+        self.finish(&url, response)
+    }
+
+    fn post(&self, path: &str, body: &[u8]) -> Result<Vec<u8>> {
+        let url = self.url(path);
+        let response = self
+            .agent
+            .post(&url)
+            .header("content-type", "application/octet-stream")
+            .send(body);
+        self.finish(&url, response)
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        serde_json::from_slice(&self.get(path)?)
+            .map_err(|e| Error::Remote(format!("{}: unexpected answer: {e}", self.url(path))))
+    }
+
+    pub fn health(&self) -> Result<Health> {
+        self.json("/v1/health")
+    }
+
+    pub fn models(&self) -> Result<Vec<ModelInfo>> {
+        self.json("/v1/models")
+    }
+
+    pub fn model(&self, name: &str) -> Result<ModelInfo> {
+        self.json(&format!("/v1/models/{name}"))
+    }
+
+    /// The model's client spec, checked (what `Client::new` takes).
+    pub fn client_spec(&self, name: &str) -> Result<ClientSpec> {
+        let info = self.model(name)?;
+        let blob = base64::engine::general_purpose::STANDARD
+            .decode(info.client_spec)
+            .map_err(|e| Error::Remote(format!("client spec of {name}: {e}")))?;
+        ClientSpec::from_bytes(&blob)
+    }
+
+    /// Uploads an evaluation key; returns its id (hex).
+    pub fn upload_key(&self, key: &EvaluationKey) -> Result<String> {
+        let bytes = self.post("/v1/keys", &key.to_bytes()?)?;
+        let receipt: KeyReceipt = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Remote(format!("unexpected key receipt: {e}")))?;
+        Ok(receipt.key_id)
+    }
+
+    pub fn predict(&self, model: &str, input: &EncryptedInput) -> Result<EncryptedOutput> {
+        let bytes = self.post(&format!("/v1/models/{model}/predict"), &input.to_bytes()?)?;
+        EncryptedOutput::from_bytes(&bytes)
+    }
+
+    /// Many rows in one request (the service runs them on all its cores).
+    pub fn predict_batch(
+        &self,
+        model: &str,
+        inputs: &[EncryptedInput],
+    ) -> Result<Vec<EncryptedOutput>> {
+        let blob = wire::seal(Kind::InputBatch, &inputs)?;
+        let bytes = self.post(&format!("/v1/models/{model}/predict-batch"), &blob)?;
+        let outputs: Vec<EncryptedOutput> = wire::open(Kind::OutputBatch, &bytes)?;
+        if outputs.len() != inputs.len() {
+            return Err(Error::Remote(format!(
+                "{} results for {} rows",
+                outputs.len(),
+                inputs.len()
+            )));
+        }
+        Ok(outputs)
+    }
+
+    /// Raw POST, for tests of the service's error handling.
+    #[doc(hidden)]
+    pub fn post_raw(&self, path: &str, body: &[u8]) -> Result<Vec<u8>> {
+        self.post(path, body)
+    }
+}
