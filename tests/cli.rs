@@ -142,3 +142,96 @@ fn errors_are_one_line_without_panic() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+/// `export` → `serve --models` → `eval --server` and `predict`: the service's answers equal the
+/// local run's, on breast cancer and digits.
+#[test]
+fn eval_through_the_service_equals_local_eval() {
+    let dir = std::env::temp_dir().join(format!("fhe-ml-cli-{}", std::process::id()));
+    for data in ["data/breast_cancer.csv", "data/digits.csv"] {
+        let out = fhe_ml(&[
+            "export",
+            "--data",
+            data,
+            "--model",
+            "logistic",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_fhe-ml"))
+        .args(["serve", "--addr", &addr, "--models", dir.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://{addr}");
+    let up = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::net::TcpStream::connect(&addr).is_ok()
+    });
+    assert!(up, "the service did not start");
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = fhe_ml(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    for data in ["data/breast_cancer.csv", "data/digits.csv"] {
+        let base = ["eval", "--data", data, "--model", "logistic", "--json"];
+        let local = json(&base);
+        let remote = json(&[&base[..], &["--server", &url]].concat());
+        assert_eq!(remote["agreement"]["encrypted_vs_quantized"], 1.0, "{data}");
+        assert_eq!(remote["accuracy"], local["accuracy"], "{data}");
+        assert_eq!(remote["exact_scores"], true, "{data}");
+    }
+    // predict: labels for the rows of a CSV (its target column ignored).
+    let out = fhe_ml(&[
+        "predict",
+        "--server",
+        &url,
+        "--model",
+        "breast_cancer-logistic",
+        "--input",
+        "data/breast_cancer.csv",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 570, "a header and one line per row");
+    // A model the service does not have: one clear line.
+    let out = fhe_ml(&[
+        "eval",
+        "--data",
+        "data/iris.csv",
+        "--model",
+        "logistic",
+        "--server",
+        &url,
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains("iris-logistic"),
+        "{err}"
+    );
+    serve.kill().unwrap();
+    let _ = serve.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

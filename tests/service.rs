@@ -1,0 +1,271 @@
+//! The inference service over loopback: remote predictions against local ones on whole test
+//! splits, models that need evaluation keys, the bad-request suite (every answer a 4xx with a
+//! JSON error, the service still healthy afterwards), key eviction, and a bounded load test.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use fhe_ml::client::Client;
+use fhe_ml::data::load_csv;
+use fhe_ml::eval::{compile_model, service_name, EvalConfig, ModelKind, Source};
+use fhe_ml::fhe::wire::{seal, Kind};
+use fhe_ml::model::CompiledModel;
+use fhe_ml::remote::RemoteServer;
+use fhe_ml::service::{Background, ModelBundle, ServiceConfig};
+
+fn model(path: &str, kind: ModelKind) -> (String, CompiledModel, Vec<Vec<f64>>) {
+    let table = load_csv(path).unwrap();
+    let config = EvalConfig::new(Source::File(path.into()), kind);
+    let model = compile_model(&config, &table).unwrap();
+    let split = table.split(0.2, 42).unwrap();
+    (service_name(&table.name, kind), model, split.test_rows())
+}
+
+fn start(models: &[(String, CompiledModel)], config: ServiceConfig) -> Background {
+    let bundles = models
+        .iter()
+        .map(|(name, m)| ModelBundle::new(name, m))
+        .collect();
+    Background::start(bundles, config, "127.0.0.1:0").unwrap()
+}
+
+/// The status and JSON error of a request the service must refuse.
+fn refused(result: fhe_ml::Result<Vec<u8>>) -> String {
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains(": 4"), "not a 4xx: {err}");
+    err
+}
+
+#[test]
+fn remote_linear_models_equal_local_ones_on_whole_test_splits() {
+    let models = [
+        model("data/breast_cancer.csv", ModelKind::Logistic),
+        model("data/digits.csv", ModelKind::Logistic),
+    ];
+    let service = start(
+        &models
+            .iter()
+            .map(|(n, m, _)| (n.clone(), m.clone()))
+            .collect::<Vec<_>>(),
+        ServiceConfig::default(),
+    );
+    let remote = RemoteServer::new(&service.url()).unwrap();
+    assert_eq!(remote.models().unwrap().len(), 2);
+    for (name, local, rows) in &models {
+        let spec = remote.client_spec(name).unwrap();
+        assert_eq!(
+            spec,
+            local.client_spec(),
+            "{name}: the spec crosses the wire intact"
+        );
+        let client = Client::new(spec).unwrap();
+        let inputs: Vec<_> = rows.iter().map(|r| client.encrypt(r).unwrap()).collect();
+        for (row, input) in rows.iter().zip(&inputs) {
+            let out = remote.predict(name, input).unwrap();
+            assert_eq!(
+                client.decrypt_scores(&out).unwrap(),
+                local.simulate(row).unwrap()
+            );
+        }
+        let batch = remote.predict_batch(name, &inputs).unwrap();
+        for (row, out) in rows.iter().zip(&batch) {
+            assert_eq!(
+                client.decrypt_scores(out).unwrap(),
+                local.simulate(row).unwrap()
+            );
+        }
+    }
+    service.stop().unwrap();
+}
+
+#[test]
+fn bootstrapping_models_need_their_clients_key() {
+    let (name, local, rows) = model("data/breast_cancer.csv", ModelKind::Tree);
+    let service = start(&[(name.clone(), local.clone())], ServiceConfig::default());
+    let remote = RemoteServer::new(&service.url()).unwrap();
+    let client = Client::new(remote.client_spec(&name).unwrap()).unwrap();
+    let input = client.encrypt(&rows[0]).unwrap();
+    // Before the key is uploaded: a clear 404.
+    let err = refused(remote.post_raw(
+        &format!("/v1/models/{name}/predict"),
+        &input.to_bytes().unwrap(),
+    ));
+    assert!(err.contains("unknown evaluation key"), "{err}");
+    let id = remote
+        .upload_key(&client.evaluation_key().unwrap())
+        .unwrap();
+    assert_eq!(id.len(), 32);
+    for row in rows.iter().take(12) {
+        let out = remote
+            .predict(&name, &client.encrypt(row).unwrap())
+            .unwrap();
+        assert_eq!(
+            client.decrypt_scores(&out).unwrap(),
+            local.simulate(row).unwrap()
+        );
+    }
+    assert_eq!(remote.health().unwrap().keys, 1);
+    service.stop().unwrap();
+}
+
+#[test]
+fn least_recently_used_keys_are_evicted() {
+    let (name, local, rows) = model("data/breast_cancer.csv", ModelKind::Tree);
+    let service = start(
+        &[(name.clone(), local)],
+        ServiceConfig {
+            max_keys: 1,
+            ..ServiceConfig::default()
+        },
+    );
+    let remote = RemoteServer::new(&service.url()).unwrap();
+    let spec = remote.client_spec(&name).unwrap();
+    let (a, b) = (
+        Client::new(spec.clone()).unwrap(),
+        Client::new(spec).unwrap(),
+    );
+    remote.upload_key(&a.evaluation_key().unwrap()).unwrap();
+    remote.upload_key(&b.evaluation_key().unwrap()).unwrap();
+    assert!(remote.predict(&name, &b.encrypt(&rows[0]).unwrap()).is_ok());
+    let err = remote
+        .predict(&name, &a.encrypt(&rows[0]).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown evaluation key"), "{err}");
+    assert_eq!(remote.health().unwrap().keys, 1);
+}
+
+#[test]
+fn bad_requests_get_a_4xx_with_a_json_error_and_the_service_keeps_serving() {
+    let (bc, bc_model, bc_rows) = model("data/breast_cancer.csv", ModelKind::Logistic);
+    let (iris, iris_model, _) = model("data/iris.csv", ModelKind::Logistic);
+    let service = start(
+        &[
+            (bc.clone(), bc_model.clone()),
+            (iris.clone(), iris_model.clone()),
+        ],
+        ServiceConfig {
+            max_batch: 16,
+            ..ServiceConfig::default()
+        },
+    );
+    let remote = RemoteServer::new(&service.url()).unwrap();
+    let client = Client::new(bc_model.client_spec()).unwrap();
+    let good = client.encrypt(&bc_rows[0]).unwrap().to_bytes().unwrap();
+    let predict = format!("/v1/models/{bc}/predict");
+    // Truncated, corrupted, garbage, empty, oversized.
+    refused(remote.post_raw(&predict, &good[..good.len() - 3]));
+    let mut corrupted = good.clone();
+    corrupted[good.len() / 2] ^= 4;
+    refused(remote.post_raw(&predict, &corrupted));
+    refused(remote.post_raw(&predict, b"certainly not a ciphertext"));
+    refused(remote.post_raw(&predict, b""));
+    let err = refused(remote.post_raw(&predict, &vec![7u8; 3 << 20]));
+    assert!(err.contains("413"), "{err}");
+    // A ciphertext for another model (a different feature count).
+    let other = Client::new(iris_model.client_spec()).unwrap();
+    let iris_ct = other
+        .encrypt(&[5.0, 3.0, 1.5, 0.2])
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    let err = refused(remote.post_raw(&predict, &iris_ct));
+    assert!(err.contains("another model"), "{err}");
+    // Unknown model, unknown endpoint.
+    refused(remote.post_raw("/v1/models/no-such-model/predict", &good));
+    refused(remote.post_raw("/v1/nothing", &good));
+    // A secret key is refused wherever it is offered.
+    let secret = client.export_secret_key().unwrap();
+    let err = refused(remote.post_raw("/v1/keys", &secret));
+    assert!(err.contains("secret key"), "{err}");
+    refused(remote.post_raw(&predict, &secret));
+    // Batches: empty, too large, mixed with another model's rows, garbage.
+    let one = client.encrypt(&bc_rows[1]).unwrap();
+    let batch =
+        |inputs: &[fhe_ml::server::EncryptedInput]| seal(Kind::InputBatch, &inputs).unwrap();
+    let batch_path = format!("/v1/models/{bc}/predict-batch");
+    refused(remote.post_raw(&batch_path, &batch(&[])));
+    refused(remote.post_raw(&batch_path, &batch(&vec![one.clone(); 17])));
+    let iris_input = other.encrypt(&[5.0, 3.0, 1.5, 0.2]).unwrap();
+    refused(remote.post_raw(&batch_path, &batch(&[one.clone(), iris_input])));
+    refused(remote.post_raw(&batch_path, &good));
+    // Still healthy, still right.
+    assert_eq!(remote.health().unwrap().status, "ok");
+    let out = remote.predict(&bc, &one).unwrap();
+    assert_eq!(
+        client.decrypt_scores(&out).unwrap(),
+        bc_model.simulate(&bc_rows[1]).unwrap()
+    );
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn load_test_eight_clients_five_hundred_requests_each() {
+    let (name, local, rows) = model("data/breast_cancer.csv", ModelKind::Logistic);
+    let service = start(&[(name.clone(), local.clone())], ServiceConfig::default());
+    let url = service.url();
+    let errors = Arc::new(AtomicUsize::new(0));
+    let rows = Arc::new(rows);
+    let local = Arc::new(local);
+    let before = rss_kib();
+    let start_time = Instant::now();
+    let threads: Vec<_> = (0..8)
+        .map(|c| {
+            let (url, name, rows, local, errors) = (
+                url.clone(),
+                name.clone(),
+                rows.clone(),
+                local.clone(),
+                errors.clone(),
+            );
+            std::thread::spawn(move || {
+                let remote = RemoteServer::new(&url).unwrap();
+                let client = Client::new(local.client_spec()).unwrap();
+                let mut latencies = Vec::with_capacity(500);
+                for i in 0..500 {
+                    let row = &rows[(c * 500 + i) % rows.len()];
+                    let ct = client.encrypt(row).unwrap();
+                    let t = Instant::now();
+                    let answer = remote.predict(&name, &ct);
+                    latencies.push(t.elapsed().as_secs_f64() * 1e3);
+                    match answer.and_then(|out| client.decrypt_scores(&out)) {
+                        Ok(scores) if scores == local.simulate(row).unwrap() => {}
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies: Vec<f64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let seconds = start_time.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
+    let grown_mib = rss_kib().saturating_sub(before) as f64 / 1024.0;
+    eprintln!(
+        "load test: 4000 requests from 8 clients in {seconds:.2} s: {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, memory +{grown_mib:.1} MiB",
+        latencies.len() as f64 / seconds,
+        pct(0.5),
+        pct(0.99)
+    );
+    assert_eq!(errors.load(Ordering::Relaxed), 0, "failed or wrong answers");
+    assert_eq!(latencies.len(), 4000);
+    assert!(grown_mib < 256.0, "memory grew by {grown_mib:.0} MiB");
+    service.stop().unwrap();
+}
