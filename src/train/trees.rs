@@ -4,7 +4,8 @@
 //! deterministic for a seed (linfa-ensemble draws its columns with replacement and breaks vote
 //! ties in hash order): each tree sees a bootstrap sample of the rows (seeded ChaCha) and a
 //! random half of the features, and the forest predicts by majority vote, ties going to the
-//! lowest class index.
+//! lowest class index. Rows are weighted `1 + k/10^4` by class so that linfa never meets a
+//! tie in a leaf's class counts (it breaks those in hash order): trainings repeat exactly.
 //!
 //! Two forests are fitted from the same draws: the plaintext one on raw features, and the one
 //! encryption runs, on features quantized to a few bits by the client's quantizer (its
@@ -160,38 +161,6 @@ impl Tree {
         }
     }
 
-    /// Gives every leaf the majority class of the training rows that reach it, ties to the
-    /// lowest class (linfa breaks ties in hash order, which would make two trainings differ).
-    fn relabel(&mut self, records: &Array2<f64>, targets: &Array1<usize>, n_classes: usize) {
-        let mut counts = vec![vec![0usize; n_classes]; self.nodes.len()];
-        for (row, &t) in records.rows().into_iter().zip(targets) {
-            let row = row.to_vec();
-            let mut i = 0;
-            while let Node::Split {
-                feature,
-                threshold,
-                left,
-                right,
-            } = self.nodes[i]
-            {
-                i = if row[feature] < threshold {
-                    left
-                } else {
-                    right
-                };
-            }
-            counts[i][t] += 1;
-        }
-        for (node, c) in self.nodes.iter_mut().zip(&counts) {
-            if let Node::Leaf { class } = node {
-                if c.iter().any(|&n| n > 0) {
-                    *class =
-                        (0..n_classes).fold(0, |best, k| if c[k] > c[best] { k } else { best });
-                }
-            }
-        }
-    }
-
     /// Depth of the deepest leaf.
     pub fn depth(&self) -> usize {
         fn at(nodes: &[Node], i: usize) -> usize {
@@ -275,24 +244,17 @@ fn fit_tree(
     targets: Array1<usize>,
     depth: usize,
     features: &[usize],
-    n_classes: usize,
 ) -> Result<Tree> {
-    let data = Dataset::new(records, targets);
+    // Weights 1 + k/10^4 for class k: leaf class counts can then never tie, which linfa would
+    // break in hash order (and prune on), so a training repeats exactly.
+    let weights = targets.mapv(|k| 1.0 + k as f32 * 1e-4);
+    let data = Dataset::new(records, targets).with_weights(weights);
     let fitted: DecisionTree<f64, usize> = DecisionTree::params()
         .split_quality(SplitQuality::Gini)
         .max_depth(Some(depth))
         .fit(&data)
         .map_err(|e| Error::Training(e.to_string()))?;
-    let own: Vec<usize> = (0..features.len()).collect();
-    let mut tree = Tree::from_linfa(fitted.root_node(), &own)?;
-    tree.relabel(data.records(), data.targets(), n_classes);
-    // Feature indices of the full row, not of the tree's columns.
-    for node in &mut tree.nodes {
-        if let Node::Split { feature, .. } = node {
-            *feature = features[*feature];
-        }
-    }
-    Ok(tree)
+    Tree::from_linfa(fitted.root_node(), features)
 }
 
 /// Fits the plaintext and the quantized forests on the split's training rows.
@@ -325,20 +287,8 @@ pub fn fit_forest(split: &Split<usize>, config: &ForestConfig) -> Result<Trained
         features.sort_unstable();
         let y = targets.select(Axis(0), &rows);
         let take = |m: &Array2<f64>| m.select(Axis(0), &rows).select(Axis(1), &features);
-        plain.push(fit_tree(
-            take(raw),
-            y.clone(),
-            config.depth,
-            &features,
-            n_classes,
-        )?);
-        quant.push(fit_tree(
-            take(&quantized),
-            y,
-            config.depth,
-            &features,
-            n_classes,
-        )?);
+        plain.push(fit_tree(take(raw), y.clone(), config.depth, &features)?);
+        quant.push(fit_tree(take(&quantized), y, config.depth, &features)?);
     }
     Ok(TrainedForest {
         config: config.clone(),
