@@ -187,6 +187,10 @@ pub struct Split<T> {
     pub scaler: Scaler,
     /// Original label of each class index (classification only; empty for regression).
     pub classes: Vec<i64>,
+    /// Rows of the table in the training and test parts, in order (other tools can then use
+    /// exactly this split: `fhe-ml split`).
+    pub train_index: Vec<usize>,
+    pub test_index: Vec<usize>,
 }
 
 impl<T> Split<T> {
@@ -303,6 +307,8 @@ impl Table {
             test_raw,
             scaler,
             classes,
+            train_index: train_idx.to_vec(),
+            test_index: test_idx.to_vec(),
         }
     }
 }

@@ -99,6 +99,17 @@ impl EvalConfig {
     }
 }
 
+/// The `q` quantile (0..=1) of some timings, nearest rank (0 for none).
+pub fn percentile(values: &[f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = ((q.clamp(0.0, 1.0) * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
+
 /// The median of some timings (0 for none).
 pub fn median(values: &[f64]) -> f64 {
     if values.is_empty() {
@@ -494,6 +505,7 @@ fn report_base<T>(
         r2: None,
         max_abs_error: None,
         latency_ms: Latency::default(),
+        latency_p90_ms: 0.0,
         throughput_per_s: 0.0,
         bytes: Bytes::default(),
         train_ms,
@@ -548,6 +560,7 @@ fn finish<T>(
         });
     }
     report.latency_ms = run.latency;
+    report.latency_p90_ms = percentile(&run.per_sample.total_ms, 0.9);
     report.throughput_per_s = run.throughput_per_s;
     report.bytes = run.bytes;
     report.clipped_features = run.clipped_features;

@@ -148,6 +148,19 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print the train/test split `eval` uses (row indices of the CSV's data rows, 0-based) as
+    /// JSON, so other tools can evaluate on exactly the same rows.
+    Split {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 0.2)]
+        test_fraction: f64,
+        /// The target is a real value (a regression split: not stratified).
+        #[arg(long)]
+        regression: bool,
+    },
     /// Encrypt the rows of a CSV locally, infer on a service, decrypt locally, print labels.
     Predict {
         #[arg(long)]
@@ -331,6 +344,25 @@ fn run(cli: Cli) -> Result<()> {
             model,
             input,
         } => predict(server, model, input)?,
+        Command::Split {
+            data,
+            seed,
+            test_fraction,
+            regression,
+        } => {
+            let table = fhe_ml::data::load_csv(&data)?;
+            let (train, test) = if regression {
+                let s = table.split_regression(test_fraction, seed)?;
+                (s.train_index, s.test_index)
+            } else {
+                let s = table.split(test_fraction, seed)?;
+                (s.train_index, s.test_index)
+            };
+            println!(
+                "{}",
+                serde_json::json!({ "dataset": table.name, "seed": seed, "test_fraction": test_fraction, "train": train, "test": test })
+            );
+        }
     }
     Ok(())
 }

@@ -280,6 +280,128 @@ pub fn lines(
     Ok(Svg(svg))
 }
 
+/// Grouped bars: for each group (x axis), one bar per series; a missing value leaves a gap.
+/// With `log10`, the y axis is logarithmic (values must then be positive); bars carry their
+/// values, formatted by `label`.
+pub fn grouped_bars(
+    title: &str,
+    y_desc: &str,
+    groups: &[&str],
+    series: &[(&str, Vec<Option<f64>>)],
+    log10: bool,
+    label: impl Fn(f64) -> String,
+) -> Result<Svg> {
+    let values: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.1.iter().flatten().copied())
+        .collect();
+    if groups.is_empty()
+        || series.is_empty()
+        || series.iter().any(|s| s.1.len() != groups.len())
+        || values.is_empty()
+        || values
+            .iter()
+            .any(|v| !v.is_finite() || (log10 && *v <= 0.0))
+    {
+        return Err(Error::Other(
+            "grouped bars need one finite (positive, on a log axis) value per group and series"
+                .into(),
+        ));
+    }
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let t = |v: f64| if log10 { v.log10() } else { v };
+    let (y0, y1) = if log10 {
+        (t(lo).floor().min(0.0), t(hi).ceil() + 1.0)
+    } else {
+        // Headroom for the legend above the bars.
+        (0f64.min(lo), hi * 1.4)
+    };
+    let n = groups.len();
+    let k = series.len() as f64;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (SIZE.0 + 160, SIZE.1)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(72)
+            .build_cartesian_2d(0f64..n as f64, y0..y1)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .max_light_lines(if log10 { 0 } else { 4 })
+            .x_labels(n * 2 + 1)
+            .x_label_formatter(&|x| {
+                let i = x.floor() as usize;
+                if (x - i as f64 - 0.5).abs() < 1e-6 && i < n {
+                    groups[i].to_string()
+                } else {
+                    String::new()
+                }
+            })
+            .y_desc(y_desc)
+            .y_label_formatter(&|v| {
+                if log10 {
+                    let x = 10f64.powf(*v);
+                    if (v - v.round()).abs() < 1e-9 {
+                        if x >= 1.0 {
+                            format!("{x:.0}")
+                        } else {
+                            format!("{x}")
+                        }
+                    } else {
+                        String::new()
+                    }
+                } else {
+                    format!("{v:.2}")
+                }
+            })
+            .draw()
+            .map_err(plot_err)?;
+        for (j, (name, vals)) in series.iter().enumerate() {
+            let color = PALETTE[j % PALETTE.len()];
+            let width = 0.8 / k;
+            let bars: Vec<(f64, f64, f64)> = vals
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| v.map(|v| (i as f64 + 0.1 + j as f64 * width, v, width)))
+                .collect();
+            chart
+                .draw_series(bars.iter().map(|&(x, v, w)| {
+                    Rectangle::new([(x, y0), (x + w * 0.92, t(v))], color.filled())
+                }))
+                .map_err(plot_err)?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
+                });
+            chart
+                .draw_series(bars.iter().map(|&(x, v, w)| {
+                    Text::new(
+                        label(v),
+                        (x + w * 0.46, t(v)),
+                        TextStyle::from(("sans-serif", 11).into_font())
+                            .pos(Pos::new(HPos::Center, VPos::Bottom)),
+                    )
+                }))
+                .map_err(plot_err)?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(plot_err)?;
+        root.present().map_err(plot_err)?;
+    }
+    Ok(Svg(svg))
+}
+
 /// Grayscale images (row-major pixels, `side × side`, any range) with a caption under each.
 pub fn image_gallery(
     title: &str,
@@ -454,5 +576,30 @@ mod tests {
         assert!(lines("t", "x", "y", &[]).is_err());
         assert!(bars("t", "y", &[], (0.0, 1.0), |v| v.to_string()).is_err());
         assert!(image_gallery("t", 8, &[(vec![0.0; 3], String::new())], 2).is_err());
+        let f = |v: f64| v.to_string();
+        assert!(grouped_bars("t", "y", &["a"], &[("s", vec![Some(0.0)])], true, f).is_err());
+        assert!(grouped_bars("t", "y", &["a", "b"], &[("s", vec![Some(1.0)])], false, f).is_err());
+        assert!(grouped_bars("t", "y", &["a"], &[("s", vec![None])], false, f).is_err());
+    }
+
+    #[test]
+    fn grouped_bars_draw_every_value_and_the_legend() {
+        let svg = grouped_bars(
+            "Latency",
+            "ms",
+            &["bc", "digits"],
+            &[
+                ("fhe-ml", vec![Some(0.2), Some(0.5)]),
+                ("other", vec![Some(20.0), None]),
+            ],
+            true,
+            |v| format!("{v} ms"),
+        )
+        .unwrap();
+        for text in [
+            "Latency", "bc", "digits", "fhe-ml", "other", "0.2 ms", "20 ms",
+        ] {
+            assert!(svg.as_str().contains(text), "{text}");
+        }
     }
 }

@@ -100,6 +100,8 @@ pub struct EvalReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_abs_error: Option<ErrorPair>,
     pub latency_ms: Latency,
+    /// 90th percentile of the per-sample total (encrypt + infer + decrypt), milliseconds.
+    pub latency_p90_ms: f64,
     /// Encrypt + infer + decrypt of the whole test set in parallel on all cores, rows per second.
     pub throughput_per_s: f64,
     pub bytes: Bytes,
@@ -291,4 +293,39 @@ impl EvalReport {
         );
         s
     }
+}
+
+/// One row of `bench/results/compare.json` (written by `scripts/compare`): one system on one
+/// workload, measured in the same run on the same machine. Missing values (a system that
+/// cannot run a workload) are `None`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ComparisonRow {
+    pub system: String,
+    pub workload: String,
+    pub accuracy_plain: Option<f64>,
+    pub accuracy_encrypted: Option<f64>,
+    pub latency_ms_median: Option<f64>,
+    pub latency_ms_p90: Option<f64>,
+    pub throughput_per_s: Option<f64>,
+    pub keygen_s: Option<f64>,
+    pub evaluation_key_bytes: Option<u64>,
+    pub input_bytes: Option<u64>,
+    pub output_bytes: Option<u64>,
+    pub machine: String,
+    pub date: String,
+    pub n_rows: Option<usize>,
+    pub note: Option<String>,
+}
+
+/// Reads a comparison results file.
+pub fn load_comparison(path: impl AsRef<std::path::Path>) -> crate::Result<Vec<ComparisonRow>> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|source| crate::Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| crate::Error::Csv {
+        path: path.to_path_buf(),
+        message: format!("not a comparison results file: {e}"),
+    })
 }
