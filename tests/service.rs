@@ -161,8 +161,18 @@ fn bad_requests_get_a_4xx_with_a_json_error_and_the_service_keeps_serving() {
     refused(remote.post_raw(&predict, &corrupted));
     refused(remote.post_raw(&predict, b"certainly not a ciphertext"));
     refused(remote.post_raw(&predict, b""));
-    let err = refused(remote.post_raw(&predict, &vec![7u8; 3 << 20]));
-    assert!(err.contains("413"), "{err}");
+    // Oversized: the service answers 413 from the declared length without reading the body,
+    // and closes the connection, so a client still sending may only see the connection go.
+    let err = remote
+        .post_raw(&predict, &vec![7u8; 3 << 20])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        ["413", "Broken pipe", "Peer disconnected", "reset"]
+            .iter()
+            .any(|m| err.contains(m)),
+        "{err}"
+    );
     // A ciphertext for another model (a different feature count).
     let other = Client::new(iris_model.client_spec()).unwrap();
     let iris_ct = other
