@@ -18,8 +18,9 @@ use crate::fhe::bootstrap::KeyId;
 use crate::fhe::kernels::{
     dot, expand_mask, extended_mask, pack_bits, reverse_key, round_to_bits, unpack_bits,
 };
+use crate::fhe::label::{decode_label_bits, label_bits, LABEL_OUTPUT_BITS};
 use crate::fhe::wire::{self, Kind};
-use crate::fhe::{EncodingPlan, EvaluationKey};
+use crate::fhe::{EncodingPlan, EvaluationKey, OutputMode};
 use crate::program::{Decoder, Prediction};
 use crate::quant::InputQuantizer;
 use crate::server::{EncryptedInput, EncryptedOutput};
@@ -28,8 +29,10 @@ use crate::server::{EncryptedInput, EncryptedOutput};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientSpec {
     pub model_id: [u8; 16],
-    /// The model bootstraps: the server needs this client's evaluation key.
+    /// The model bootstraps, or returns labels: the server needs this client's evaluation key.
     pub needs_evaluation_key: bool,
+    /// What the server returns: scores, or only the label.
+    pub output: OutputMode,
     pub name: String,
     pub feature_names: Vec<String>,
     pub quantizer: InputQuantizer,
@@ -287,16 +290,59 @@ impl Client {
         })
     }
 
-    /// Decrypts the integer scores: exactly what `simulate` computes.
-    pub fn decrypt_scores(&self, output: &EncryptedOutput) -> Result<Vec<i64>> {
-        let plan = &self.spec.plan;
-        let n = plan.params.lwe_dimension();
-        let outputs = self.spec.decoder.n_outputs();
+    /// Checks a result's model and mode against this client's.
+    fn check_output(&self, output: &EncryptedOutput) -> Result<()> {
         if output.model_id != self.spec.model_id {
             return Err(Error::Wire(
                 "the result was computed for another model".into(),
             ));
         }
+        if output.mode != self.spec.output {
+            return Err(Error::Wire(format!(
+                "the result holds {}, this client expects {}",
+                output.mode.name(),
+                self.spec.output.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Decrypts the class index of a label-mode result.
+    pub fn decrypt_label(&self, output: &EncryptedOutput) -> Result<usize> {
+        self.check_output(output)?;
+        let n = self.spec.plan.params.lwe_dimension();
+        let classes = match &self.spec.decoder.kind {
+            crate::program::OutputKind::Binary { .. } => 2,
+            crate::program::OutputKind::Multiclass { classes } => classes.len(),
+            crate::program::OutputKind::Regression => {
+                return Err(Error::Wire("a regression model has no label".into()))
+            }
+        };
+        let expected = label_bits(classes) as usize;
+        if output.bits != LABEL_OUTPUT_BITS
+            || output.n_outputs as usize != expected
+            || output.lwe_dimension as usize != n
+        {
+            return Err(Error::Wire(format!(
+                "label result shape {}×{} at {} bits, expected {expected}×{n} at {LABEL_OUTPUT_BITS} bits",
+                output.n_outputs, output.lwe_dimension, output.bits
+            )));
+        }
+        let bits = LABEL_OUTPUT_BITS;
+        let values = unpack_bits(&output.coefficients, bits, expected * (n + 1))?;
+        let phases: Vec<u64> = values
+            .chunks_exact(n + 1)
+            .map(|ct| ct[n].wrapping_sub(dot(&ct[..n], &self.key.reversed)) << (64 - bits))
+            .collect();
+        decode_label_bits(classes, &phases)
+    }
+
+    /// Decrypts the integer scores: exactly what `simulate` computes.
+    pub fn decrypt_scores(&self, output: &EncryptedOutput) -> Result<Vec<i64>> {
+        let plan = &self.spec.plan;
+        let n = plan.params.lwe_dimension();
+        let outputs = self.spec.decoder.n_outputs();
+        self.check_output(output)?;
         if output.bits != plan.output_bits
             || output.n_outputs as usize != outputs
             || output.lwe_dimension as usize != n
@@ -343,8 +389,12 @@ impl Client {
             .collect()
     }
 
-    /// Decrypts and post-processes: class (with probabilities) or value.
+    /// Decrypts and post-processes: class (with probabilities) or value; in label mode, the
+    /// class alone (no probabilities: the server returned none).
     pub fn decrypt(&self, output: &EncryptedOutput) -> Result<Prediction> {
-        self.spec.decoder.decode(&self.decrypt_scores(output)?)
+        match self.spec.output {
+            OutputMode::Scores => self.spec.decoder.decode(&self.decrypt_scores(output)?),
+            OutputMode::Label => self.spec.decoder.decode_label(self.decrypt_label(output)?),
+        }
     }
 }

@@ -535,7 +535,7 @@ fn finish<T>(
     split: &Split<T>,
 ) -> Result<()> {
     let n = run.predictions.len();
-    if model.needs_evaluation_key() {
+    if model.program.bootstraps() > 0 {
         let noise = model.noise()?;
         let mut expected = 0.0;
         for row in split.test_raw.axis_iter(Axis(0)).take(n) {

@@ -11,7 +11,7 @@ use crate::client::{Client, ClientSpec};
 use crate::data::{check_row, Split};
 use crate::error::{Error, Result};
 use crate::fhe::plan::normal_cdf;
-use crate::fhe::{EncodingPlan, LeveledParameters, NoiseReport};
+use crate::fhe::{EncodingPlan, LabelHead, LeveledParameters, NoiseReport, OutputMode};
 use crate::program::{
     Decoder, LinearLayer, LookupLayer, OutputKind, Prediction, Program, Step, TableFunction,
 };
@@ -96,6 +96,8 @@ pub struct CompiledModel {
     pub plan: EncodingPlan,
     /// One line for reports: `30→1 linear, 8-bit inputs and weights`, `64-32-10 MLP ...`.
     pub description: String,
+    /// What the server returns: scores (default), or only the sanitized label.
+    pub output: OutputMode,
     /// Fingerprint of everything above: ciphertexts carry it, so a ciphertext made for another
     /// model or parameter set is refused.
     pub model_id: [u8; 16],
@@ -176,7 +178,8 @@ impl CompiledModel {
         description: String,
     ) -> Result<Self> {
         program.validate()?;
-        let plan = EncodingPlan::for_program(LeveledParameters::default(), &program)?;
+        let plan =
+            EncodingPlan::for_program(LeveledParameters::default(), &program, OutputMode::Scores)?;
         let mut compiled = CompiledModel {
             name: split.name.clone(),
             feature_names: split.feature_names.clone(),
@@ -186,10 +189,42 @@ impl CompiledModel {
             decoder,
             plan,
             description,
+            output: OutputMode::Scores,
             model_id: [0; 16],
         };
         compiled.model_id = compiled.fingerprint()?;
         Ok(compiled)
+    }
+
+    /// The same model serving `output`: in label mode the plan leaves room for the argmax's
+    /// differences and the label head is designed (refused for regressions and for scores too
+    /// wide to compare exactly). A new model id: the two modes' ciphertexts do not mix.
+    pub fn with_output(mut self, output: OutputMode) -> Result<Self> {
+        if output == OutputMode::Label && self.decoder.kind == OutputKind::Regression {
+            return Err(Error::Compile(
+                "label mode needs a classifier; a regression returns its value".into(),
+            ));
+        }
+        self.plan = EncodingPlan::for_program(self.plan.params.clone(), &self.program, output)?;
+        if output == OutputMode::Label {
+            LabelHead::for_program(&self.plan, &self.program)?;
+        }
+        self.output = output;
+        self.model_id = self.fingerprint()?;
+        Ok(self)
+    }
+
+    /// The label head of a model in label mode (its comparison circuit and costs).
+    pub fn label_head(&self) -> Result<Option<LabelHead>> {
+        match self.output {
+            OutputMode::Label => Ok(Some(LabelHead::for_program(&self.plan, &self.program)?)),
+            OutputMode::Scores => Ok(None),
+        }
+    }
+
+    /// Bootstraps per inference: the program's and the label head's.
+    pub fn bootstraps(&self) -> Result<usize> {
+        Ok(self.program.bootstraps() + self.label_head()?.map_or(0, |h| h.bootstraps()))
     }
 
     fn fingerprint(&self) -> Result<[u8; 16]> {
@@ -199,6 +234,7 @@ impl CompiledModel {
             &self.program,
             &self.decoder,
             &self.plan,
+            &self.output,
         ))
         .map_err(|e| Error::Compile(e.to_string()))?;
         let mut id = [0u8; 16];
@@ -215,6 +251,7 @@ impl CompiledModel {
         ClientSpec {
             model_id: self.model_id,
             needs_evaluation_key: self.needs_evaluation_key(),
+            output: self.output,
             name: self.name.clone(),
             feature_names: self.feature_names.clone(),
             quantizer: self.quantizer.clone(),
@@ -229,6 +266,7 @@ impl CompiledModel {
             model_id: self.model_id,
             program: self.program.clone(),
             plan: self.plan.clone(),
+            output: self.output,
         }
     }
 
@@ -249,9 +287,10 @@ impl CompiledModel {
         &self.description
     }
 
-    /// Whether the server needs the client's evaluation key (the program bootstraps).
+    /// Whether the server needs the client's evaluation key (the program bootstraps, or the
+    /// model returns labels).
     pub fn needs_evaluation_key(&self) -> bool {
-        self.program.bootstraps() > 0
+        Server::needs_evaluation_key(&self.server_model())
     }
 
     /// What bootstrapping noise is expected to change in decrypted results (nothing for
@@ -301,7 +340,7 @@ impl CompiledModel {
     /// often encrypted results differ from `simulate`'s; equals `simulate` for leveled models.
     pub fn simulate_noisy<R: rand::Rng>(&self, row: &[f64], rng: &mut R) -> Result<Vec<i64>> {
         let x = self.quantize(row)?.values;
-        if !self.needs_evaluation_key() {
+        if self.program.bootstraps() == 0 {
             return self.program.simulate(&x);
         }
         let noise = self.noise()?;

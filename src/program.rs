@@ -454,6 +454,21 @@ impl Decoder {
         }
     }
 
+    /// A prediction from a class index alone (label mode): no probabilities.
+    pub fn decode_label(&self, index: usize) -> Result<Prediction> {
+        let label = match &self.kind {
+            OutputKind::Binary { classes } => classes.get(index).copied(),
+            OutputKind::Multiclass { classes } => classes.get(index).copied(),
+            OutputKind::Regression => None,
+        }
+        .ok_or_else(|| Error::Input(format!("class index {index} out of range")))?;
+        Ok(Prediction::Class {
+            index,
+            label,
+            probabilities: Vec::new(),
+        })
+    }
+
     pub fn decode(&self, scores: &[i64]) -> Result<Prediction> {
         if scores.len() != self.n_outputs() {
             return Err(Error::Input(format!(

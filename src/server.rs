@@ -13,8 +13,9 @@ use crate::fhe::bootstrap::{output_offset, Bootstrapper, KeyId, TestPolynomial};
 use crate::fhe::kernels::{
     axpy, expand_mask, extended_mask, pack_bits, round_to_bits, unpack_bits,
 };
+use crate::fhe::label::{LabelTables, LABEL_OUTPUT_BITS};
 use crate::fhe::wire::{self, Kind};
-use crate::fhe::{EncodingPlan, EvaluationKey, LookupEncoding};
+use crate::fhe::{EncodingPlan, EvaluationKey, LabelHead, LookupEncoding, OutputMode};
 use crate::program::{Program, Step};
 
 /// What the server holds: the integer program and its encoding plan.
@@ -23,6 +24,8 @@ pub struct ServerModel {
     pub model_id: [u8; 16],
     pub program: Program,
     pub plan: EncodingPlan,
+    /// Scores, or only the (sanitized) label.
+    pub output: OutputMode,
 }
 
 /// One encrypted row: the GLWE mask's seed and the first `n_inputs` body coefficients, rounded
@@ -44,6 +47,8 @@ pub struct EncryptedInput {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EncryptedOutput {
     pub(crate) model_id: [u8; 16],
+    /// Scores, or label bits (`±2^62` each, bit 0 first).
+    pub(crate) mode: OutputMode,
     pub(crate) bits: u32,
     pub(crate) n_outputs: u32,
     pub(crate) lwe_dimension: u32,
@@ -72,6 +77,16 @@ impl EncryptedInput {
     pub fn body_bytes(&self) -> &[u8] {
         &self.bodies
     }
+
+    /// The seed of the GLWE mask (public: anyone holding the ciphertext expands it).
+    pub fn mask_seed(&self) -> u128 {
+        self.seed
+    }
+
+    /// Bits of each body coefficient.
+    pub fn body_bits(&self) -> u32 {
+        self.body_bits
+    }
 }
 wire_type!(EncryptedOutput, Kind::EncryptedOutput);
 wire_type!(ServerModel, Kind::ServerModel);
@@ -80,6 +95,8 @@ wire_type!(ServerModel, Kind::ServerModel);
 pub struct Server {
     model: ServerModel,
     bootstrap: Option<Lookups>,
+    /// Label mode: the comparison circuit and its test polynomials.
+    label: Option<(LabelHead, LabelTables)>,
 }
 
 /// What a bootstrapped program needs besides the model: the client's expanded evaluation key
@@ -112,24 +129,31 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// A server for a leveled model (one linear step), which needs no evaluation key.
+    /// Whether a model needs its client's evaluation key: it bootstraps, or returns labels.
+    pub fn needs_evaluation_key(model: &ServerModel) -> bool {
+        model.program.as_linear().is_none() || model.output == OutputMode::Label
+    }
+
+    /// A server for a leveled model (one linear step) returning scores, which needs no
+    /// evaluation key.
     pub fn new(model: ServerModel) -> Result<Self> {
         Self::check(&model)?;
-        if model.program.as_linear().is_none() {
+        if Self::needs_evaluation_key(&model) {
             return Err(Error::Compile(
-                "this model bootstraps: build the server with the client's evaluation key (Server::with_evaluation_key)".into(),
+                "this model bootstraps (or returns labels): build the server with the client's evaluation key (Server::with_evaluation_key)".into(),
             ));
         }
         Ok(Self {
             model,
             bootstrap: None,
+            label: None,
         })
     }
 
     /// A server for any model, with the evaluation key a client generated
-    /// (`Client::evaluation_key`); leveled models ignore the key.
+    /// (`Client::evaluation_key`); leveled models returning scores ignore the key.
     pub fn with_evaluation_key(model: ServerModel, key: &EvaluationKey) -> Result<Self> {
-        if model.program.as_linear().is_some() {
+        if !Self::needs_evaluation_key(&model) {
             return Self::new(model);
         }
         let expanded = key.expand(&model.plan.params)?;
@@ -140,7 +164,7 @@ impl Server {
     /// (one expanded key can serve every model of a client).
     pub fn with_expanded_key(model: ServerModel, bootstrapper: Arc<Bootstrapper>) -> Result<Self> {
         Self::check(&model)?;
-        if model.program.as_linear().is_some() {
+        if !Self::needs_evaluation_key(&model) {
             return Self::new(model);
         }
         if bootstrapper.params != model.plan.params {
@@ -149,11 +173,23 @@ impl Server {
                 bootstrapper.params.name, model.plan.params.name
             )));
         }
-        let encodings = EncodingPlan::lookup_encodings(
-            &model.plan.params,
-            &model.program,
-            model.plan.output_delta_log2,
-        )?;
+        let encodings = if model.program.as_linear().is_some() {
+            Vec::new()
+        } else {
+            EncodingPlan::lookup_encodings(
+                &model.plan.params,
+                &model.program,
+                model.plan.output_delta_log2,
+            )?
+        };
+        let label = match model.output {
+            OutputMode::Label => {
+                let head = LabelHead::for_program(&model.plan, &model.program)?;
+                let tables = head.tables();
+                Some((head, tables))
+            }
+            OutputMode::Scores => None,
+        };
         let lookups = model.program.steps.iter().filter_map(|s| match s {
             Step::Lookup(l) => Some(l),
             Step::Linear(_) => None,
@@ -173,6 +209,7 @@ impl Server {
                 bootstrapper,
                 layers,
             }),
+            label,
         })
     }
 
@@ -180,7 +217,8 @@ impl Server {
     fn check(model: &ServerModel) -> Result<()> {
         model.program.validate()?;
         model.plan.params.check_features(model.program.n_inputs)?;
-        let expected = EncodingPlan::for_program(model.plan.params.clone(), &model.program)?;
+        let expected =
+            EncodingPlan::for_program(model.plan.params.clone(), &model.program, model.output)?;
         if expected != model.plan {
             return Err(Error::Compile(
                 "the model's encoding plan does not match its program".into(),
@@ -193,9 +231,15 @@ impl Server {
         &self.model
     }
 
-    /// Bootstraps one inference costs.
+    /// Bootstraps one inference costs (the program's and, in label mode, the label head's).
     pub fn bootstraps_per_inference(&self) -> usize {
         self.model.program.bootstraps()
+            + self.label.as_ref().map_or(0, |(head, _)| head.bootstraps())
+    }
+
+    /// The label head, in label mode.
+    pub fn label_head(&self) -> Option<&LabelHead> {
+        self.label.as_ref().map(|(head, _)| head)
     }
 
     /// Runs the model on one encrypted row.
@@ -258,8 +302,40 @@ impl Server {
         &self,
         input: &EncryptedInput,
         profile: bool,
-        mut trace: Option<&mut Trace>,
+        trace: Option<&mut Trace>,
     ) -> Result<(EncryptedOutput, Vec<StepTiming>)> {
+        let (values, bits, timings) = self.run_unrounded(input, profile, trace)?;
+        let lwe_size = self.model.plan.params.lwe_dimension() + 1;
+        let mut out = Vec::with_capacity(values.len() * lwe_size);
+        for ct in &values {
+            out.extend(ct.iter().map(|&c| round_to_bits(c, bits)));
+        }
+        let output = EncryptedOutput {
+            model_id: self.model.model_id,
+            mode: self.model.output,
+            bits,
+            n_outputs: values.len() as u32,
+            lwe_dimension: (lwe_size - 1) as u32,
+            coefficients: pack_bits(&out, bits),
+        };
+        Ok((output, timings))
+    }
+
+    /// The output ciphertexts at full 64-bit precision, before the modulus switch that sizes
+    /// them for the wire (reversed-key order, as clients decrypt): what an attacker holding the
+    /// key sees at best. For the model-privacy tests.
+    #[doc(hidden)]
+    pub fn infer_unrounded(&self, input: &EncryptedInput) -> Result<Vec<Vec<u64>>> {
+        Ok(self.run_unrounded(input, false, None)?.0)
+    }
+
+    /// The interpreter proper: output ciphertexts, the bits they travel at, and step timings.
+    fn run_unrounded(
+        &self,
+        input: &EncryptedInput,
+        profile: bool,
+        mut trace: Option<&mut Trace>,
+    ) -> Result<(Vec<Vec<u64>>, u32, Vec<StepTiming>)> {
         let plan = &self.model.plan;
         let bodies = self.unpack_input(input)?;
         let n = plan.params.polynomial_size;
@@ -364,25 +440,34 @@ impl Server {
                 }
             }
         }
+        let mut bits = plan.output_bits;
+        if let Some((head, tables)) = &self.label {
+            let lookups = self
+                .bootstrap
+                .as_ref()
+                .ok_or_else(|| Error::Compile("label mode needs an evaluation key".into()))?;
+            if lookup_index == 0 {
+                // Leveled outputs pair with the reversed key; bootstraps use the natural one.
+                for ct in &mut values {
+                    ct[..n].reverse();
+                }
+            }
+            lookup_index += 1;
+            values = head.evaluate(tables, &lookups.bootstrapper, &values)?;
+            bits = LABEL_OUTPUT_BITS;
+            lap(
+                format!("label ×{} (bootstrap)", head.bootstraps()),
+                head.bootstraps(),
+                &mut timings,
+            );
+        }
         if lookup_index > 0 {
             // Back to the reversed-key convention every client decrypts with.
             for ct in &mut values {
                 ct[..n].reverse();
             }
         }
-        let bits = plan.output_bits;
-        let mut out = Vec::with_capacity(values.len() * lwe_size);
-        for ct in &values {
-            out.extend(ct.iter().map(|&c| round_to_bits(c, bits)));
-        }
-        let output = EncryptedOutput {
-            model_id: self.model.model_id,
-            bits,
-            n_outputs: values.len() as u32,
-            lwe_dimension: (lwe_size - 1) as u32,
-            coefficients: pack_bits(&out, bits),
-        };
-        Ok((output, timings))
+        Ok((values, bits, timings))
     }
 
     /// Runs the model on many rows, in parallel on all cores; one result per row.

@@ -2,7 +2,7 @@
 //! inputs anywhere in range, including the extremes the noise bounds are planned for.
 
 use fhe_ml::client::{Client, ClientSpec};
-use fhe_ml::fhe::{EncodingPlan, LeveledParameters};
+use fhe_ml::fhe::{EncodingPlan, LeveledParameters, OutputMode};
 use fhe_ml::program::{Decoder, LinearLayer, OutputKind, Program, Step};
 use fhe_ml::quant::InputQuantizer;
 use fhe_ml::server::{Server, ServerModel};
@@ -14,12 +14,9 @@ fn pair(layer: LinearLayer, input_bits: u32) -> (Client, Server, Program) {
         input_bits,
         steps: vec![Step::Linear(layer.clone())],
     };
-    let plan = EncodingPlan::for_linear(
-        LeveledParameters::default(),
-        &layer,
-        &program.output_bounds(),
-    )
-    .unwrap();
+    let plan =
+        EncodingPlan::for_program(LeveledParameters::default(), &program, OutputMode::Scores)
+            .unwrap();
     let (err, delta) = plan.error_bound(layer.max_row_l1());
     assert!(err <= delta / 4);
     let model_id = [7u8; 16];
@@ -27,10 +24,12 @@ fn pair(layer: LinearLayer, input_bits: u32) -> (Client, Server, Program) {
         model_id,
         program: program.clone(),
         plan: plan.clone(),
+        output: OutputMode::Scores,
     })
     .unwrap();
     let spec = ClientSpec {
         needs_evaluation_key: false,
+        output: OutputMode::Scores,
         model_id,
         name: "property".into(),
         feature_names: (0..layer.n_inputs).map(|i| format!("x{i}")).collect(),
@@ -114,11 +113,7 @@ fn plans_beyond_the_noise_budget_are_refused() {
         input_bits: bits,
         steps: vec![Step::Linear(layer.clone())],
     };
-    let err = EncodingPlan::for_linear(
-        LeveledParameters::default(),
-        &layer,
-        &program.output_bounds(),
-    )
-    .unwrap_err();
+    let err = EncodingPlan::for_program(LeveledParameters::default(), &program, OutputMode::Scores)
+        .unwrap_err();
     assert!(err.to_string().contains("fewer bits"), "{err}");
 }

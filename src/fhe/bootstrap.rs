@@ -14,9 +14,12 @@ use tfhe::core_crypto::commons::math::random::Seed;
 use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
 use tfhe::core_crypto::prelude::Seeder;
 use tfhe::core_crypto::prelude::{
-    allocate_and_generate_new_binary_lwe_secret_key, new_seeder, DefaultRandomGenerator,
-    GlweCiphertextOwned, GlweSecretKeyOwned, LweCiphertextOwned, LweDimension, PolynomialSize,
-    SecretRandomGenerator,
+    allocate_and_generate_new_binary_lwe_secret_key,
+    allocate_and_generate_new_lwe_compact_public_key,
+    encrypt_lwe_ciphertext_with_compact_public_key, new_seeder, DefaultRandomGenerator,
+    EncryptionRandomGenerator, GlweCiphertextOwned, GlweSecretKeyOwned, LweCiphertextOwned,
+    LweCompactPublicKeyOwned, LweDimension, Plaintext, PolynomialSize, SecretRandomGenerator,
+    TUniform,
 };
 use tfhe::core_crypto::prelude::{
     blind_rotate_assign_mem_optimized, blind_rotate_assign_mem_optimized_requirement,
@@ -28,6 +31,7 @@ use tfhe::shortint::client_key::atomic_pattern::{
     AtomicPatternClientKey, StandardAtomicPatternClientKey,
 };
 use tfhe::shortint::engine::ShortintEngine;
+use tfhe::shortint::parameters::v1_8::V1_8_PARAM_PKE_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128;
 use tfhe::shortint::server_key::ShortintBootstrappingKey;
 use tfhe::shortint::{
     AtomicPatternParameters, CiphertextModulus, ClientKey, CompressedServerKey, PBSParameters,
@@ -40,13 +44,30 @@ use crate::fhe::LeveledParameters;
 use crate::program::LookupLayer;
 
 /// What a server needs to bootstrap for one client: tfhe's compressed server key (seeded
-/// keyswitching and bootstrapping keys), generated from the client's secret keys. It reveals
-/// nothing of them (tfhe's security argument for its public evaluation keys).
+/// keyswitching and bootstrapping keys), generated from the client's secret keys, and a
+/// compact public key under the client's GLWE key, with which the server re-randomizes the
+/// outputs of models served in label mode. Neither reveals the secret keys (tfhe's security
+/// argument for its public evaluation and public keys).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct EvaluationKey {
     /// The parameter set (by name, as in every plan); a key for another set is refused.
     pub(crate) params: LeveledParameters,
     pub(crate) key: CompressedServerKey,
+    pub(crate) public_key: LweCompactPublicKeyOwned<u64>,
+}
+
+/// The compact public key's parameters: tfhe's shipped set for public-key encryption under the
+/// 2_2 set's big key, `V1_8_PARAM_PKE_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128` (LWE dimension
+/// 2048, TUniform(2^17)): the dimension and noise of our GLWE key, read from the constant.
+fn public_key_parameters() -> (usize, u32) {
+    let p = V1_8_PARAM_PKE_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128;
+    let bound = match p.encryption_noise_distribution {
+        tfhe::core_crypto::prelude::DynamicDistribution::TUniform(t) => t.bound_log2(),
+        tfhe::core_crypto::prelude::DynamicDistribution::Gaussian(_) => {
+            unreachable!("a TUNIFORM set has TUniform noise")
+        }
+    };
+    (p.encryption_lwe_dimension.0, bound)
 }
 
 /// Identifies an evaluation key (a digest of its contents): the client stamps it on every
@@ -82,6 +103,24 @@ impl EvaluationKey {
         );
         let glwe =
             GlweSecretKeyOwned::from_container(glwe_key, PolynomialSize(params.polynomial_size));
+        let (pk_dimension, pk_noise) = public_key_parameters();
+        if pk_dimension != params.lwe_dimension() {
+            return Err(Error::Wire(format!(
+                "tfhe's public-key set has dimension {pk_dimension}, {} has {}",
+                params.name,
+                params.lwe_dimension()
+            )));
+        }
+        let mut encryption = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(
+            seeder.seed(),
+            seeder.as_mut(),
+        );
+        let public_key = allocate_and_generate_new_lwe_compact_public_key(
+            &glwe.clone().into_lwe_secret_key(),
+            TUniform::<u64>::new(pk_noise),
+            CiphertextModulus::new_native(),
+            &mut encryption,
+        );
         let client = ClientKey {
             atomic_pattern: AtomicPatternClientKey::Standard(
                 StandardAtomicPatternClientKey::from_raw_parts(
@@ -101,6 +140,7 @@ impl EvaluationKey {
         Ok(Self {
             params: params.clone(),
             key,
+            public_key,
         })
     }
 
@@ -116,7 +156,8 @@ impl EvaluationKey {
 
     /// The key's identifier: a BLAKE3 digest of its serialized contents.
     pub fn id(&self) -> Result<KeyId> {
-        let bytes = bincode::serialize(&self.key).map_err(|e| Error::Wire(e.to_string()))?;
+        let bytes = bincode::serialize(&(&self.key, &self.public_key))
+            .map_err(|e| Error::Wire(e.to_string()))?;
         let mut id = [0u8; 16];
         id.copy_from_slice(&blake3::hash(&bytes).as_bytes()[..16]);
         Ok(id)
@@ -138,7 +179,12 @@ impl EvaluationKey {
             self.key
                 .is_conformant(&(AtomicPatternParameters::from(pbs), self.key.max_degree))
         };
-        if !conformant {
+        let (pk_dimension, _) = public_key_parameters();
+        let pk = &self.public_key;
+        if !conformant
+            || pk.lwe_dimension().0 != pk_dimension
+            || !pk.ciphertext_modulus().is_native_modulus()
+        {
             return Err(Error::Wire(format!(
                 "the evaluation key's dimensions do not match {}",
                 params.name
@@ -147,6 +193,7 @@ impl EvaluationKey {
         Ok(Bootstrapper {
             params: params.clone(),
             id: self.id()?,
+            public_key: self.public_key.clone(),
             key: self.key.decompress(),
             lwe_size: params.lwe_dimension() + 1,
             polynomial_size: params.polynomial_size,
@@ -163,6 +210,7 @@ pub struct Bootstrapper {
     /// The evaluation key's identifier (inputs must carry it).
     pub id: KeyId,
     key: ServerKey,
+    public_key: LweCompactPublicKeyOwned<u64>,
     lwe_size: usize,
     polynomial_size: usize,
 }
@@ -175,7 +223,61 @@ pub struct TestPolynomial {
     reads: Vec<usize>,
 }
 
+impl TestPolynomial {
+    /// A table given coefficient by coefficient (torus values), read at position 0 of the
+    /// rotation: position `p < N` reads `coefficients[p]`, `N + p` reads minus it.
+    pub fn from_coefficients(coefficients: &[u64]) -> Self {
+        let mut acc = GlweCiphertextOwned::new(
+            0u64,
+            GlweSize(2),
+            PolynomialSize(coefficients.len()),
+            CiphertextModulus::new_native(),
+        );
+        acc.get_mut_body().as_mut().copy_from_slice(coefficients);
+        Self {
+            acc,
+            shift: 0,
+            reads: vec![0],
+        }
+    }
+}
+
 impl Bootstrapper {
+    /// Adds to an LWE ciphertext (natural key order, mask then body) a fresh encryption of
+    /// zero under the client's compact public key whose body noise is TUniform(2^flood_log2):
+    /// the mask becomes a fresh RLWE sample (the server's binary randomness, never sent) and the
+    /// noise is flooded. Randomness comes from the operating system.
+    pub fn rerandomize(&self, ct: &mut [u64], flood_log2: u32) -> Result<()> {
+        if ct.len() != self.lwe_size {
+            return Err(Error::Wire(
+                "not an LWE ciphertext of the key's dimension".into(),
+            ));
+        }
+        let (_, pk_noise) = public_key_parameters();
+        let mut seeder = new_seeder();
+        let mut encryption = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(
+            seeder.seed(),
+            seeder.as_mut(),
+        );
+        let mut zero = LweCiphertextOwned::new(
+            0u64,
+            LweSize(self.lwe_size),
+            CiphertextModulus::new_native(),
+        );
+        encrypt_lwe_ciphertext_with_compact_public_key(
+            &self.public_key,
+            &mut zero,
+            Plaintext(0u64),
+            TUniform::<u64>::new(pk_noise),
+            TUniform::<u64>::new(flood_log2),
+            encryption.noise_generator_mut(),
+        );
+        for (c, z) in ct.iter_mut().zip(zero.as_ref()) {
+            *c = c.wrapping_add(*z);
+        }
+        Ok(())
+    }
+
     /// The test polynomial of neuron `j` of `layer`: coefficient `q` holds
     /// `T[q] * output_delta - mirror * output_delta / 2`; the bootstrap's negacyclic rotation
     /// then gives `mirror/2 - T` past the half circle, and adding `mirror * output_delta / 2`

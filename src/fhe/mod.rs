@@ -4,10 +4,12 @@
 
 pub mod bootstrap;
 pub mod kernels;
+pub mod label;
 pub mod params;
 pub mod plan;
 pub mod wire;
 
 pub use bootstrap::EvaluationKey;
+pub use label::{LabelHead, OutputMode};
 pub use params::{BootstrapNoise, LeveledParameters};
 pub use plan::{EncodingPlan, LookupEncoding, NoiseReport};

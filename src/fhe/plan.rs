@@ -22,6 +22,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::fhe::label::{compared_max_abs, OutputMode};
 use crate::fhe::LeveledParameters;
 use crate::program::{LinearLayer, LookupLayer, Program, Step};
 
@@ -71,6 +72,26 @@ pub fn two_sided_tail(t: f64) -> f64 {
     (poly * (-x * x).exp()).min(1.0)
 }
 
+/// Bits of the largest |score| (or, in label mode with several outputs, |difference of two
+/// scores|), refusing what the 64-bit encoding cannot hold.
+fn score_message_bits(bounds: &[(i64, i64)], output: OutputMode) -> Result<u32> {
+    let max_abs = match output {
+        OutputMode::Label => compared_max_abs(bounds),
+        OutputMode::Scores => bounds
+            .iter()
+            .map(|&(lo, hi)| lo.unsigned_abs().max(hi.unsigned_abs()))
+            .max()
+            .unwrap_or(0),
+    };
+    let message_bits = ceil_log2(max_abs + 1);
+    if message_bits > 40 {
+        return Err(Error::Compile(format!(
+            "scores reach {max_abs}, too large for the 64-bit encoding; use fewer bits"
+        )));
+    }
+    Ok(message_bits)
+}
+
 /// Smallest `k` with `2^k >= x`.
 fn ceil_log2(x: u64) -> u32 {
     if x <= 1 {
@@ -91,31 +112,26 @@ pub fn normal_cdf(x: f64) -> f64 {
 
 impl EncodingPlan {
     /// Plans any program: one linear step is leveled; linear, lookup, linear, ... bootstraps.
-    pub fn for_program(params: LeveledParameters, program: &Program) -> Result<Self> {
+    /// In label mode the scores' range covers the differences the argmax compares.
+    pub fn for_program(
+        params: LeveledParameters,
+        program: &Program,
+        output: OutputMode,
+    ) -> Result<Self> {
+        let message_bits = score_message_bits(&program.output_bounds(), output)?;
         if let Some(layer) = program.as_linear() {
-            return Self::for_linear(params, layer, &program.output_bounds());
+            return Self::for_linear(params, layer, message_bits);
         }
-        Self::for_bootstrapped(params, program)
+        Self::for_bootstrapped(params, program, message_bits)
     }
 
-    /// Plans the encoding of a linear layer whose outputs lie in `bounds`.
+    /// Plans the encoding of a linear layer whose outputs need `message_bits` (signed).
     pub fn for_linear(
         params: LeveledParameters,
         layer: &LinearLayer,
-        bounds: &[(i64, i64)],
+        message_bits: u32,
     ) -> Result<Self> {
         params.check_features(layer.n_inputs)?;
-        let max_abs = bounds
-            .iter()
-            .map(|&(lo, hi)| lo.unsigned_abs().max(hi.unsigned_abs()))
-            .max()
-            .unwrap_or(0);
-        let message_bits = ceil_log2(max_abs + 1);
-        if message_bits > 40 {
-            return Err(Error::Compile(format!(
-                "scores reach {max_abs}, too large for the 64-bit leveled encoding; use fewer bits"
-            )));
-        }
         let delta_log2 = 62 - message_bits;
         let l1_bits = ceil_log2(layer.max_row_l1().max(1));
         if l1_bits + params.noise_bound_log2 + 4 > delta_log2 {
@@ -205,21 +221,13 @@ impl EncodingPlan {
         Ok(out)
     }
 
-    fn for_bootstrapped(params: LeveledParameters, program: &Program) -> Result<Self> {
+    fn for_bootstrapped(
+        params: LeveledParameters,
+        program: &Program,
+        message_bits: u32,
+    ) -> Result<Self> {
         params.check_features(program.n_inputs)?;
         params.bootstrap_parameters()?;
-        let bounds = program.output_bounds();
-        let max_abs = bounds
-            .iter()
-            .map(|&(lo, hi)| lo.unsigned_abs().max(hi.unsigned_abs()))
-            .max()
-            .unwrap_or(0);
-        let message_bits = ceil_log2(max_abs + 1);
-        if message_bits > 40 {
-            return Err(Error::Compile(format!(
-                "scores reach {max_abs}, too large for the 64-bit encoding"
-            )));
-        }
         // Scores are signed and their noise is Gaussian, not bounded: the largest delta that
         // keeps every possible score inside the signed 64-bit torus leaves the most room.
         let output_delta_log2 = 63 - message_bits;
@@ -246,6 +254,17 @@ impl EncodingPlan {
             output_delta_log2,
             output_bits,
         })
+    }
+
+    /// Bound on the leveled error of an output per unit of its weight row's L1 norm, before
+    /// the output modulus switch (encryption noise and input rounding), in 2^-64 units.
+    pub fn leveled_error_per_weight(&self) -> u64 {
+        let rin = if self.input_body_bits >= 64 {
+            0
+        } else {
+            1u64 << (63 - self.input_body_bits)
+        };
+        (1u64 << self.params.noise_bound_log2) + rin
     }
 
     /// Expected decryption errors from the noise bootstrapping adds (none for leveled plans).
@@ -330,7 +349,8 @@ mod tests {
     fn plan_bounds_error_below_quarter_delta() {
         let layer = LinearLayer::new(30, 1, vec![127; 30], vec![-5000]).unwrap();
         let bounds = layer.bounds(&vec![(0, 255); 30]);
-        let plan = EncodingPlan::for_linear(LeveledParameters::default(), &layer, &bounds).unwrap();
+        let bits = score_message_bits(&bounds, OutputMode::Scores).unwrap();
+        let plan = EncodingPlan::for_linear(LeveledParameters::default(), &layer, bits).unwrap();
         let (err, delta) = plan.error_bound(layer.max_row_l1());
         assert!(err <= delta / 4, "{err} > {delta}/4");
         assert!(plan.input_body_bits < 64 && plan.output_bits < 64);

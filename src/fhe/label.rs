@@ -1,0 +1,710 @@
+//! Label mode and output sanitization: the server turns encrypted scores into the encrypted
+//! class label (the sign of a binary score, the argmax of several) by programmable
+//! bootstrapping, then re-randomizes it, so the client learns the prediction and nothing more
+//! of the model.
+//!
+//! **Exact comparisons of wide scores.** Scores span up to ±2^20 units while a bootstrap reads
+//! 4096 positions with Gaussian noise (σ ≈ 4.8 positions). A compared value `v = d + 1/2`
+//! (`d`: a score, or the difference of two; the half unit breaks ties the way the clear argmax
+//! does) is read at several scales at once: level `j` multiplies the ciphertext by `m_j`
+//! (`c_j` positions per unit, a factor of up to 16 between levels) and returns `0` inside a
+//! band of ±`F` positions around zero, else the sign. A coarse level that says "not zero" is
+//! right; one that says "zero" guarantees the next finer level does not wrap. The first
+//! non-zero level decides: a second bootstrap reads `Σ t_j 2^(L-j)`, whose sign is that
+//! level's (`2^k > 2^k - 1`). The finest level has no band and reads `v` at `c_L` positions per
+//! unit with `c_L/2` above the noise margin, so `v` (never zero) always gets a sign.
+//! Every margin is `GAUSSIAN_MARGIN` standard deviations of tfhe's noise formulas.
+//!
+//! **Argmax.** Every pair `i < j` gets one comparison (`i` wins ties, as the clear argmax takes
+//! the first maximum); class `i`'s sum of ±1 outcomes equals `C - 1` only for the argmax, which
+//! one lookup per class turns into a one-hot bit; the label's bits are sums of those.
+//!
+//! **Sanitization.** Each label bit is `±2^62`. `SANITIZE_ROUNDS` times: add a fresh
+//! encryption of zero under the client's compact public key with TUniform(2^61) body noise,
+//! then bootstrap the bit's sign. See the README's security section for the argument.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fhe::bootstrap::{Bootstrapper, TestPolynomial};
+use crate::fhe::plan::two_sided_tail;
+use crate::fhe::{EncodingPlan, LeveledParameters};
+use crate::program::Program;
+
+/// What a served model returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputMode {
+    /// The encrypted scores (logits): the client gets probabilities, and learns the most about
+    /// the model.
+    #[default]
+    Scores,
+    /// Only the encrypted class label, re-randomized: the client learns the prediction.
+    Label,
+}
+
+impl OutputMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputMode::Scores => "scores",
+            OutputMode::Label => "label",
+        }
+    }
+}
+
+impl std::str::FromStr for OutputMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "scores" => Ok(OutputMode::Scores),
+            "label" => Ok(OutputMode::Label),
+            other => Err(Error::Input(format!(
+                "output mode {other:?}: expected \"scores\" or \"label\""
+            ))),
+        }
+    }
+}
+
+/// Margin of every lookup, in standard deviations of its position noise: a read lands beyond
+/// it with probability 2^-41.6 (two-sided).
+pub const GAUSSIAN_MARGIN: f64 = 7.3;
+/// Bootstrap-and-flood rounds on each label bit before it leaves the server.
+pub const SANITIZE_ROUNDS: usize = 4;
+/// Flooding noise added with each re-randomization: TUniform(2^61), a quarter of a label
+/// bit's `2^63` margin to the decision boundary.
+pub const FLOOD_LOG2: u32 = 61;
+/// A label bit is encrypted as `+LABEL_BIT` (1) or `-LABEL_BIT` (0).
+pub const LABEL_BIT: u64 = 1 << 62;
+/// Bits per returned coefficient of a label bit (rounding error at most 2^58.1 of the 2^62
+/// margin).
+pub const LABEL_OUTPUT_BITS: u32 = 16;
+/// Largest number of scales per comparison (the combining bootstrap reads `±(2^5 - 1)`).
+pub const MAX_LEVELS: usize = 5;
+/// Largest number of classes the one-hot lookup separates.
+pub const MAX_LABEL_CLASSES: usize = 15;
+
+/// One scale of a comparison.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Level {
+    /// The compared ciphertext is multiplied by this (wrapping), placing `v` at `c_j`
+    /// positions per unit.
+    pub multiplier: u64,
+    /// Half-width of the zero band, in positions (0 for the finest level: a plain sign).
+    pub band: u32,
+    /// What a non-zero reading returns, in combine units (`2^(L-j)`).
+    pub weight: u64,
+}
+
+/// The comparison circuit of one model: derived from its plan, so client and server agree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelHead {
+    pub classes: usize,
+    /// log2 of the scores' delta.
+    pub delta_log2: u32,
+    /// Coarse to fine.
+    pub levels: Vec<Level>,
+    /// Positions per unit of the combining sum.
+    pub combine_unit: u64,
+    /// Positions per win in the argmax's sums (multiclass).
+    pub win_unit: u64,
+    /// Margin used everywhere, in positions.
+    pub margin: f64,
+    /// Standard deviation of a lookup's position noise (modulus switch and keyswitch).
+    pub lookup_sigma: f64,
+    pub label_bits: u32,
+    polynomial_size: usize,
+    position_log2: u32,
+}
+
+/// What the head is given about the values it compares (all in score units).
+#[derive(Debug, Clone, Copy)]
+pub struct CompareRange {
+    /// Largest |d| over valid inputs (a score, or the difference of two).
+    pub max_abs: u64,
+    /// Bound on the leveled error of `d` (0 for sums of bootstrap outputs).
+    pub bounded_error: f64,
+    /// Standard deviation of `d`'s Gaussian noise (0 for leveled programs).
+    pub sigma: f64,
+}
+
+/// Bits of a label among `classes` classes (one for two).
+pub fn label_bits(classes: usize) -> u32 {
+    ceil_log2(classes as u64).max(1)
+}
+
+/// Reads decrypted label bits (64-bit phases, bit 0 first: non-negative is 1) into a class
+/// index, refusing one beyond the classes.
+pub fn decode_label_bits(classes: usize, phases: &[u64]) -> Result<usize> {
+    if phases.len() != label_bits(classes) as usize {
+        return Err(Error::Wire(format!(
+            "{} label bits, expected {}",
+            phases.len(),
+            label_bits(classes)
+        )));
+    }
+    let index = phases
+        .iter()
+        .enumerate()
+        .map(|(b, &p)| usize::from((p as i64) >= 0) << b)
+        .sum::<usize>();
+    if index >= classes {
+        return Err(Error::Wire(format!(
+            "decrypted label {index} of {classes} classes: corrupted or mismatched result"
+        )));
+    }
+    Ok(index)
+}
+
+/// Every pair `i < j` of `classes`.
+fn pairs(classes: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..classes).flat_map(move |i| (i + 1..classes).map(move |j| (i, j)))
+}
+
+/// Largest |value| compared: the score itself (one output), or any difference of two.
+pub fn compared_max_abs(bounds: &[(i64, i64)]) -> u64 {
+    if bounds.len() == 1 {
+        let (lo, hi) = bounds[0];
+        return lo.unsigned_abs().max(hi.unsigned_abs());
+    }
+    pairs(bounds.len())
+        .map(|(i, j)| {
+            let (a, b) = (bounds[i], bounds[j]);
+            (a.1 - b.0).unsigned_abs().max((a.0 - b.1).unsigned_abs())
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+fn ceil_log2(x: u64) -> u32 {
+    if x <= 1 {
+        0
+    } else {
+        64 - (x - 1).leading_zeros()
+    }
+}
+
+impl LabelHead {
+    /// Designs the comparison for `classes` classes (2: the sign of one score) over values
+    /// described by `range`, scores at `2^delta_log2` per unit; fails when no design of at
+    /// most `MAX_LEVELS` scales is exact.
+    pub fn new(
+        params: &LeveledParameters,
+        classes: usize,
+        delta_log2: u32,
+        range: CompareRange,
+    ) -> Result<Self> {
+        let bad = |m: String| Err(Error::Compile(format!("label mode: {m}")));
+        if !(2..=MAX_LABEL_CLASSES).contains(&classes) {
+            return bad(format!(
+                "{classes} classes (2 to {MAX_LABEL_CLASSES} supported)"
+            ));
+        }
+        if range.bounded_error >= 0.25 {
+            return bad(format!(
+                "leveled error of {} units leaves no margin",
+                range.bounded_error
+            ));
+        }
+        let noise = params.bootstrap_noise()?;
+        let position_log2 = params.position_log2();
+        let position = 2f64.powi(position_log2 as i32);
+        let lookup_sigma = noise.lookup_positions(0.0, position);
+        let margin = GAUSSIAN_MARGIN * lookup_sigma;
+        let n = params.polynomial_size as f64;
+        let per_unit = |m: u64| m as f64 * 2f64.powi(delta_log2 as i32 - position_log2 as i32);
+        // Finest level: v = d + 1/2 is at least (1/2 - error) units from zero.
+        let mut k = 0u32;
+        while (0.5 - range.bounded_error) * per_unit(1u64 << k) <= margin {
+            k += 1;
+            if k >= 63 || delta_log2 + k >= 63 {
+                return bad("the scores' delta is too small to resolve one unit".into());
+            }
+        }
+        let band = margin.ceil() as u32 + 1;
+        let mut chain = vec![(1u64 << k, 0u32)];
+        let reach =
+            range.max_abs as f64 + GAUSSIAN_MARGIN * range.sigma + range.bounded_error + 0.5;
+        loop {
+            let &(m, f) = chain.last().expect("non-empty");
+            if reach * per_unit(m) + margin < n - f as f64 {
+                break;
+            }
+            // The coarser level's zero band, read at this level, must not wrap.
+            let limit = (n - f as f64 - margin) / (band as f64 + margin);
+            let mut r = 1u64;
+            while r * 2 <= m && ((r * 2) as f64) < limit {
+                r *= 2;
+            }
+            if r == 1 || chain.len() == MAX_LEVELS {
+                return bad(format!(
+                    "scores up to {} units need more than {MAX_LEVELS} scales at delta 2^{delta_log2}",
+                    range.max_abs
+                ));
+            }
+            chain.push((m / r, band));
+        }
+        chain.reverse();
+        let l = chain.len() as u32;
+        let combine_sigma = (lookup_sigma.powi(2)
+            + chain.len() as f64 * (noise.output_std / position).powi(2))
+        .sqrt();
+        let combine_margin = GAUSSIAN_MARGIN * combine_sigma;
+        let top = ((1u64 << l) - 1) as f64;
+        let combine_unit = (0..=10)
+            .rev()
+            .map(|e| 1u64 << e)
+            .find(|&c| top * c as f64 + combine_margin < n && c as f64 > combine_margin)
+            .ok_or_else(|| Error::Compile("label mode: no combine scale fits".into()))?;
+        let win_sigma = (lookup_sigma.powi(2)
+            + (classes - 1) as f64 * (noise.output_std / position).powi(2))
+        .sqrt();
+        let win_margin = GAUSSIAN_MARGIN * win_sigma;
+        let win_unit = (0..=10)
+            .rev()
+            .map(|e| 1u64 << e)
+            .find(|&c| {
+                (2 * classes - 1) as f64 * c as f64 + win_margin <= n && c as f64 > win_margin
+            })
+            .ok_or_else(|| Error::Compile("label mode: too many classes".into()))?;
+        Ok(Self {
+            classes,
+            delta_log2,
+            levels: chain
+                .iter()
+                .enumerate()
+                .map(|(j, &(multiplier, band))| Level {
+                    multiplier,
+                    band,
+                    weight: 1 << (l - 1 - j as u32),
+                })
+                .collect(),
+            combine_unit,
+            win_unit,
+            margin,
+            lookup_sigma,
+            label_bits: label_bits(classes),
+            polynomial_size: params.polynomial_size,
+            position_log2,
+        })
+    }
+
+    /// The head of a compiled program: compared values from its exact output bounds, their
+    /// leveled error from the plan (linear programs) or their Gaussian noise (bootstrapped
+    /// ones).
+    pub fn for_program(plan: &EncodingPlan, program: &Program) -> Result<Self> {
+        let bounds = program.output_bounds();
+        let classes = if bounds.len() == 1 { 2 } else { bounds.len() };
+        let max_abs = compared_max_abs(&bounds);
+        let delta = 2f64.powi(plan.output_delta_log2 as i32);
+        let (bounded_error, sigma) = match program.as_linear() {
+            Some(layer) => {
+                let per_unit = plan.leveled_error_per_weight() as f64;
+                let l1 = if classes == 2 {
+                    layer.max_row_l1()
+                } else {
+                    pairs(classes)
+                        .map(|(i, j)| {
+                            layer
+                                .row(i)
+                                .iter()
+                                .zip(layer.row(j))
+                                .map(|(a, b)| (a - b).unsigned_abs())
+                                .sum::<u64>()
+                        })
+                        .max()
+                        .unwrap_or(0)
+                };
+                (l1 as f64 * per_unit / delta, 0.0)
+            }
+            None => {
+                let sigma = plan.noise(program)?.score_sigma;
+                (
+                    0.0,
+                    if classes == 2 {
+                        sigma
+                    } else {
+                        sigma * 2f64.sqrt()
+                    },
+                )
+            }
+        };
+        Self::new(
+            &plan.params,
+            classes,
+            plan.output_delta_log2,
+            CompareRange {
+                max_abs,
+                bounded_error,
+                sigma,
+            },
+        )
+    }
+
+    /// Compared values per inference: one score, or every pair of classes.
+    pub fn comparisons(&self) -> usize {
+        if self.classes == 2 {
+            1
+        } else {
+            self.classes * (self.classes - 1) / 2
+        }
+    }
+
+    /// Bootstraps per inference: levels and combine per comparison, one-hot per class
+    /// (multiclass), and the sanitizing rounds per label bit.
+    pub fn bootstraps(&self) -> usize {
+        let onehot = if self.classes == 2 { 0 } else { self.classes };
+        self.comparisons() * (self.levels.len() + 1)
+            + onehot
+            + SANITIZE_ROUNDS * self.label_bits as usize
+    }
+
+    /// Bootstraps one after another (the rest run in parallel).
+    pub fn sequential_bootstraps(&self) -> usize {
+        let onehot = usize::from(self.classes > 2);
+        2 + onehot + SANITIZE_ROUNDS
+    }
+
+    /// Probability that some lookup of one inference reads beyond its margin (union bound).
+    pub fn failure_probability(&self) -> f64 {
+        self.bootstraps() as f64 * two_sided_tail(GAUSSIAN_MARGIN)
+    }
+
+    fn position(&self) -> u64 {
+        1u64 << self.position_log2
+    }
+
+    /// Level `j`'s table at coefficient `q < N`, in combine units: 0 in the band (and in the
+    /// wrap region it never validly reads), else the weight; the finest level is all weight.
+    fn level_entry(&self, j: usize, q: usize) -> i64 {
+        let level = &self.levels[j];
+        let f = level.band as usize;
+        if f > 0 && (q < f || q >= self.polynomial_size - f) {
+            0
+        } else {
+            level.weight as i64
+        }
+    }
+
+    /// The one-hot table at coefficient `q`: 1 when the argmax sum is `C - 1` wins.
+    fn onehot_entry(&self, q: usize) -> i64 {
+        let c = self.win_unit as usize;
+        i64::from((self.classes - 2) * c <= q && q < self.classes * c)
+    }
+
+    /// What a bootstrap returns at position `p` (any integer) for a table `t` of `N`
+    /// entries: `t[p]` on the first half circle, `-t[p - N]` on the second.
+    fn negacyclic(&self, p: i64, t: impl Fn(usize) -> i64) -> i64 {
+        let n = self.polynomial_size as i64;
+        let p = p.rem_euclid(2 * n);
+        if p < n {
+            t(p as usize)
+        } else {
+            -t((p - n) as usize)
+        }
+    }
+
+    /// The comparison in the clear, at exact positions moved by `noise(k)` positions at each
+    /// read `k`: `true` when `v = value + 1/2` comes out non-negative. With every `|noise| <=
+    /// margin` and `value` within the designed range, it equals `value >= -1/2` (tested).
+    pub fn compare_clear(&self, value: f64, mut noise: impl FnMut(usize) -> f64) -> bool {
+        let v = value + 0.5;
+        let unit = 2f64.powi(self.delta_log2 as i32 - self.position_log2 as i32);
+        let mut sum = 0i64;
+        for (j, level) in self.levels.iter().enumerate() {
+            // Positions wrap modulo 2N as the torus does modulo 2^64.
+            let exact = v * unit * level.multiplier as f64;
+            let wrapped = exact.rem_euclid(2.0 * self.polynomial_size as f64);
+            let p = (wrapped + noise(j)).round() as i64;
+            sum += self.negacyclic(p, |q| self.level_entry(j, q));
+        }
+        let p = (sum as f64 * self.combine_unit as f64 + noise(self.levels.len())).round() as i64;
+        self.negacyclic(p, |_| 1) > 0
+    }
+
+    /// The test polynomials the server bootstraps with (built once per server).
+    pub fn tables(&self) -> LabelTables {
+        let n = self.polynomial_size;
+        let position = self.position();
+        let combine = self.combine_unit * position;
+        let levels = (0..self.levels.len())
+            .map(|j| {
+                let coefficients: Vec<u64> = (0..n)
+                    .map(|q| (self.level_entry(j, q) as u64).wrapping_mul(combine))
+                    .collect();
+                TestPolynomial::from_coefficients(&coefficients)
+            })
+            .collect();
+        // The sign of the combined levels: a label bit (binary) or a win (multiclass).
+        let sign_value = if self.classes == 2 {
+            LABEL_BIT
+        } else {
+            self.win_unit * position
+        };
+        LabelTables {
+            levels,
+            sign: TestPolynomial::from_coefficients(&vec![sign_value; n]),
+            onehot: TestPolynomial::from_coefficients(
+                &(0..n)
+                    .map(|q| (self.onehot_entry(q) as u64) << 63)
+                    .collect::<Vec<_>>(),
+            ),
+            label_bit: TestPolynomial::from_coefficients(&vec![LABEL_BIT; n]),
+        }
+    }
+
+    /// The encrypted head: scores (LWE ciphertexts in the evaluation key's natural order, at
+    /// `2^delta_log2` per unit) in, sanitized label bits (`±LABEL_BIT`, bit 0 first) out.
+    pub fn evaluate(
+        &self,
+        tables: &LabelTables,
+        bootstrapper: &Bootstrapper,
+        scores: &[Vec<u64>],
+    ) -> Result<Vec<Vec<u64>>> {
+        let expected = if self.classes == 2 { 1 } else { self.classes };
+        if scores.len() != expected {
+            return Err(Error::Compile(format!(
+                "label head for {} classes given {} scores",
+                self.classes,
+                scores.len()
+            )));
+        }
+        let half = 1u64 << (self.delta_log2 - 1);
+        let pairs: Vec<(usize, usize)> = if self.classes == 2 {
+            vec![(0, usize::MAX)]
+        } else {
+            pairs(self.classes).collect()
+        };
+        // v = d + 1/2 for each comparison.
+        let compared: Vec<Vec<u64>> = pairs
+            .iter()
+            .map(|&(i, j)| {
+                let mut v = scores[i].clone();
+                if j != usize::MAX {
+                    for (a, b) in v.iter_mut().zip(&scores[j]) {
+                        *a = a.wrapping_sub(*b);
+                    }
+                }
+                let body = v.last_mut().expect("non-empty");
+                *body = body.wrapping_add(half);
+                v
+            })
+            .collect();
+        let n_levels = self.levels.len();
+        let level_outputs: Vec<Vec<u64>> = (0..compared.len() * n_levels)
+            .into_par_iter()
+            .map(|k| {
+                let (c, j) = (k / n_levels, k % n_levels);
+                let m = self.levels[j].multiplier;
+                let scaled = compared[c].iter().map(|x| x.wrapping_mul(m)).collect();
+                first(bootstrapper.lookup(scaled, &tables.levels[j], 0)?)
+            })
+            .collect::<Result<_>>()?;
+        let signs: Vec<Vec<u64>> = level_outputs
+            .par_chunks(n_levels)
+            .map(|outs| first(bootstrapper.lookup(sum(outs.iter(), 1), &tables.sign, 0)?))
+            .collect::<Result<_>>()?;
+        let bits: Vec<Vec<u64>> = if self.classes == 2 {
+            signs
+        } else {
+            // W_i = Σ_{j>i} σ_ij − Σ_{j<i} σ_ji: C − 1 wins only for the argmax.
+            let onehot: Vec<Vec<u64>> = (0..self.classes)
+                .into_par_iter()
+                .map(|i| {
+                    let mut w = vec![0u64; scores[0].len()];
+                    for (p, &(a, b)) in pairs.iter().enumerate() {
+                        let sign = if a == i {
+                            1u64
+                        } else if b == i {
+                            u64::MAX
+                        } else {
+                            continue;
+                        };
+                        for (x, y) in w.iter_mut().zip(&signs[p]) {
+                            *x = x.wrapping_add(y.wrapping_mul(sign));
+                        }
+                    }
+                    first(bootstrapper.lookup(w, &tables.onehot, 0)?)
+                })
+                .collect::<Result<_>>()?;
+            (0..self.label_bits)
+                .map(|b| {
+                    let members = onehot
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| (i >> b) & 1 == 1)
+                        .map(|(_, ct)| ct);
+                    // Exactly one one-hot bit is 2^63: −2^62 + 2^63 = +2^62 when it sets bit b.
+                    let mut bit = sum(members, scores[0].len());
+                    let body = bit.last_mut().expect("non-empty");
+                    *body = body.wrapping_sub(LABEL_BIT);
+                    bit
+                })
+                .collect()
+        };
+        bits.into_par_iter()
+            .map(|mut bit| {
+                for _ in 0..SANITIZE_ROUNDS {
+                    bootstrapper.rerandomize(&mut bit, FLOOD_LOG2)?;
+                    bit = first(bootstrapper.lookup(bit, &tables.label_bit, 0)?)?;
+                }
+                Ok(bit)
+            })
+            .collect()
+    }
+
+    /// Statistical distance between the label bits of two models with the same prediction,
+    /// after sanitization, not counting the `2^-41.6` tail events: each round is a Markov
+    /// kernel whose Dobrushin coefficient is at most `2·τ / 2^(FLOOD_LOG2 + 1)` (`τ`: the
+    /// largest noise of a bootstrap output, `GAUSSIAN_MARGIN` standard deviations; the first
+    /// round's input sums up to `C/2` of them), and rounds multiply.
+    pub fn sanitization_distance(&self, params: &LeveledParameters) -> Result<f64> {
+        let noise = params.bootstrap_noise()?;
+        let flood = 2f64.powi(FLOOD_LOG2 as i32 + 1);
+        let first_terms = if self.classes == 2 {
+            1.0
+        } else {
+            (self.classes as f64 / 2.0).ceil()
+        };
+        let round = |terms: f64| 2.0 * GAUSSIAN_MARGIN * noise.output_std * terms.sqrt() / flood;
+        Ok(round(first_terms) * round(1.0).powi(SANITIZE_ROUNDS as i32 - 1))
+    }
+}
+
+/// The head's test polynomials.
+pub struct LabelTables {
+    levels: Vec<TestPolynomial>,
+    sign: TestPolynomial,
+    onehot: TestPolynomial,
+    label_bit: TestPolynomial,
+}
+
+fn first(mut outputs: Vec<Vec<u64>>) -> Result<Vec<u64>> {
+    outputs
+        .pop()
+        .ok_or_else(|| Error::Compile("a lookup returned nothing".into()))
+}
+
+fn sum<'a>(cts: impl Iterator<Item = &'a Vec<u64>>, or_len: usize) -> Vec<u64> {
+    let mut out: Vec<u64> = Vec::new();
+    for ct in cts {
+        if out.is_empty() {
+            out = ct.clone();
+        } else {
+            for (a, b) in out.iter_mut().zip(ct) {
+                *a = a.wrapping_add(*b);
+            }
+        }
+    }
+    if out.is_empty() {
+        out = vec![0; or_len];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn head(classes: usize, delta_log2: u32, max_abs: u64, error: f64) -> LabelHead {
+        LabelHead::new(
+            &LeveledParameters::default(),
+            classes,
+            delta_log2,
+            CompareRange {
+                max_abs,
+                bounded_error: error,
+                sigma: 0.0,
+            },
+        )
+        .unwrap()
+    }
+
+    /// The level design is exact: every value in range, with every read pushed by noise up to
+    /// the margin (at random, and at the extremes), gets the sign of `value + 1/2`.
+    #[test]
+    fn comparison_is_exact_within_the_noise_margin() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for (classes, delta_log2, max_abs, error) in [
+            (2, 44, 240_000, 0.07),
+            (10, 42, 860_000, 0.13),
+            (2, 50, 3_000, 0.0),
+            (10, 40, 1 << 19, 0.2),
+        ] {
+            let h = head(classes, delta_log2, max_abs, error);
+            assert!(h.levels.len() <= MAX_LEVELS);
+            let g = h.margin;
+            let check = |d: i64, e: f64, rng: &mut rand_chacha::ChaCha8Rng| {
+                let value = d as f64 + e;
+                let truth = d >= 0;
+                for extreme in [-g, g] {
+                    assert_eq!(h.compare_clear(value, |_| extreme), truth, "d={d} e={e}");
+                }
+                let got = h.compare_clear(value, |_| rng.gen_range(-g..g));
+                assert_eq!(got, truth, "d={d} e={e} levels {:?}", h.levels);
+            };
+            for d in -300..300 {
+                for e in [-error, 0.0, error] {
+                    check(d, e, &mut rng);
+                }
+            }
+            for _ in 0..20_000 {
+                let d = rng.gen_range(-(max_abs as i64)..=max_abs as i64);
+                check(d, rng.gen_range(-error..=error), &mut rng);
+            }
+            for d in [max_abs as i64, -(max_abs as i64)] {
+                check(d, error, &mut rng);
+                check(d, -error, &mut rng);
+            }
+        }
+    }
+
+    #[test]
+    fn too_wide_scores_are_refused() {
+        let err = LabelHead::new(
+            &LeveledParameters::default(),
+            2,
+            30,
+            CompareRange {
+                max_abs: 1 << 32,
+                bounded_error: 0.0,
+                sigma: 0.0,
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("label mode"), "{err}");
+        assert!(LabelHead::new(
+            &LeveledParameters::default(),
+            16,
+            44,
+            CompareRange {
+                max_abs: 10,
+                bounded_error: 0.0,
+                sigma: 0.0
+            }
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn onehot_table_separates_the_argmax() {
+        let h = head(10, 42, 860_000, 0.1);
+        let c = h.win_unit as i64;
+        for w in (-9i64..=9).step_by(2) {
+            for noise in [-h.margin, 0.0, h.margin] {
+                let p = (w as f64 * c as f64 + noise).round() as i64;
+                let got = h.negacyclic(p, |q| h.onehot_entry(q));
+                assert_eq!(got, i64::from(w == 9), "wins {w} noise {noise}");
+            }
+        }
+        let minus = LABEL_BIT.wrapping_neg();
+        assert_eq!(
+            decode_label_bits(10, &[LABEL_BIT, minus, LABEL_BIT, minus]).unwrap(),
+            5
+        );
+        assert!(decode_label_bits(10, &[LABEL_BIT; 4]).is_err());
+        assert!(decode_label_bits(2, &[LABEL_BIT; 2]).is_err());
+        assert_eq!(decode_label_bits(2, &[minus]).unwrap(), 0);
+    }
+}
