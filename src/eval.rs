@@ -13,12 +13,14 @@ use crate::client::Client;
 use crate::data::{self, Split, Table};
 use crate::error::{Error, Result};
 use crate::fhe::EvaluationKey;
+use crate::fhe::OutputMode;
 use crate::model::{compile, compile_forest, compile_mlp, CompiledModel, LinearModel};
 use crate::program::Prediction;
 use crate::quant::Quantization;
 use crate::remote::RemoteServer;
 use crate::report::{
-    Agreement, Bytes, EvalReport, EvaluationKeyTimes, Latency, NoiseFigures, PerSample, Triple,
+    Agreement, Bytes, EvalReport, EvaluationKeyTimes, LabelFigures, Latency, NoiseFigures,
+    PerSample, Triple,
 };
 use crate::server::{EncryptedInput, EncryptedOutput, Server, StepTiming};
 use crate::train;
@@ -75,8 +77,11 @@ pub struct EvalConfig {
     /// one tree; its seed is `seed`).
     pub forest: ForestConfig,
     /// Run inference through this service (`fhe-ml serve`) instead of a local server: the
-    /// model trained here must be the one it serves as `{dataset}-{model}`.
+    /// model trained here must be the one it serves as `{dataset}-{model}` (`-label` appended
+    /// in label mode).
     pub server: Option<String>,
+    /// Scores (default), or the sanitized label only.
+    pub output: OutputMode,
 }
 
 impl EvalConfig {
@@ -95,6 +100,7 @@ impl EvalConfig {
                 ForestConfig::default()
             },
             server: None,
+            output: OutputMode::Scores,
         }
     }
 }
@@ -229,7 +235,7 @@ fn build_classifier(config: &EvalConfig, split: &Split<usize>) -> Result<BuiltCl
             let fitted = train::fit_logistic(split)?;
             let train_ms = ms(t);
             Ok(BuiltClassifier {
-                model: compile(&fitted, split, config.quantization)?,
+                model: compile(&fitted, split, config.quantization)?.with_output(config.output)?,
                 plain: fitted.predict(split.test.records()),
                 train_ms,
             })
@@ -240,7 +246,7 @@ fn build_classifier(config: &EvalConfig, split: &Split<usize>) -> Result<BuiltCl
             let mlp = train::mlp::fit_mlp(split, &mlp_config)?;
             let train_ms = ms(t);
             Ok(BuiltClassifier {
-                model: compile_mlp(&mlp, split)?,
+                model: compile_mlp(&mlp, split)?.with_output(config.output)?,
                 plain: mlp.predict_float(&rows)?,
                 train_ms,
             })
@@ -254,7 +260,7 @@ fn build_classifier(config: &EvalConfig, split: &Split<usize>) -> Result<BuiltCl
             let trained = train::trees::fit_forest(split, &forest_config)?;
             let train_ms = ms(t);
             Ok(BuiltClassifier {
-                model: compile_forest(&trained, split)?,
+                model: compile_forest(&trained, split)?.with_output(config.output)?,
                 plain: trained.predict_plain(&rows),
                 train_ms,
             })
@@ -268,15 +274,20 @@ pub fn compile_model(config: &EvalConfig, table: &Table) -> Result<CompiledModel
     match config.model {
         ModelKind::Linear => {
             let split = table.split_regression(config.test_fraction, config.seed)?;
-            compile(&train::fit_linear(&split)?, &split, config.quantization)
+            compile(&train::fit_linear(&split)?, &split, config.quantization)?
+                .with_output(config.output)
         }
         _ => Ok(build_classifier(config, &table.split(config.test_fraction, config.seed)?)?.model),
     }
 }
 
-/// The name a model has in the service: `{dataset}-{model}`.
-pub fn service_name(dataset: &str, model: ModelKind) -> String {
-    format!("{dataset}-{}", model.name())
+/// The name a model has in the service: `{dataset}-{model}`, and `{dataset}-{model}-label`
+/// in label mode.
+pub fn service_name(dataset: &str, model: ModelKind, output: OutputMode) -> String {
+    match output {
+        OutputMode::Scores => format!("{dataset}-{}", model.name()),
+        OutputMode::Label => format!("{dataset}-{}-label", model.name()),
+    }
 }
 
 /// The encrypted run shared by every task: keys, then per-sample timings one row at a time
@@ -303,7 +314,7 @@ pub const BOOTSTRAPPED_BATCH_ROWS: usize = 64;
 
 /// Where inference runs: a server in this process, or the service at a URL.
 enum Backend {
-    Local(Server),
+    Local(Box<Server>),
     Remote { service: RemoteServer, name: String },
 }
 
@@ -336,7 +347,7 @@ fn encrypted_run<T>(
     let remote = match &config.server {
         Some(url) => {
             let service = RemoteServer::new(url)?;
-            let name = service_name(&split.name, config.model);
+            let name = service_name(&split.name, config.model, config.output);
             let served = service.client_spec(&name)?;
             if served.model_id != model.model_id {
                 return Err(Error::Remote(format!(
@@ -364,10 +375,10 @@ fn encrypted_run<T>(
                 service.upload_key(&key)?;
                 Backend::Remote { service, name }
             }
-            None => Backend::Local(Server::with_evaluation_key(
+            None => Backend::Local(Box::new(Server::with_evaluation_key(
                 model.server_model(),
                 &EvaluationKey::from_bytes(&blob)?,
-            )?),
+            )?)),
         };
         evaluation_key_ms.expand = ms(t);
         (client, backend)
@@ -382,7 +393,7 @@ fn encrypted_run<T>(
         let (client, server) = pair.expect("five keygens ran");
         let backend = match remote {
             Some((service, name)) => Backend::Remote { service, name },
-            None => Backend::Local(server),
+            None => Backend::Local(Box::new(server)),
         };
         (client, backend)
     };
@@ -410,10 +421,21 @@ fn encrypted_run<T>(
         let (out, steps) = backend.infer(&ct)?;
         per_sample.infer_ms.push(ms(t));
         let t = Instant::now();
-        let scores = client.decrypt_scores(&out)?;
-        let prediction = model.decoder.decode(&scores)?;
+        let (prediction, exact) = match model.output {
+            OutputMode::Scores => {
+                let scores = client.decrypt_scores(&out)?;
+                let prediction = model.decoder.decode(&scores)?;
+                (prediction, scores == model.simulate(row)?)
+            }
+            OutputMode::Label => {
+                let prediction = client.decrypt(&out)?;
+                let clear = model.predict_simulated(row)?;
+                let exact = prediction.class_index() == clear.class_index();
+                (prediction, exact)
+            }
+        };
         per_sample.decrypt_ms.push(ms(t));
-        exact_rows += usize::from(scores == model.simulate(row)?);
+        exact_rows += usize::from(exact);
         predictions.push(prediction);
         for (i, step) in steps.into_iter().enumerate() {
             match step_samples.get_mut(i) {
@@ -512,7 +534,17 @@ fn report_base<T>(
         clipped_features: 0,
         exact_scores: false,
         architecture: model.architecture().to_string(),
-        pbs_per_sample: model.program.bootstraps(),
+        pbs_per_sample: model.bootstraps().unwrap_or(0),
+        output: model.output.name().into(),
+        label: model.label_head().ok().flatten().map(|h| LabelFigures {
+            bootstraps: h.bootstraps(),
+            sequential_bootstraps: h.sequential_bootstraps(),
+            scales: h.levels.len(),
+            failure_probability: h.failure_probability(),
+            sanitization_distance: h
+                .sanitization_distance(&model.plan.params)
+                .unwrap_or(f64::NAN),
+        }),
         evaluation_key_ms: EvaluationKeyTimes::default(),
         noise: None,
         step_ms: Vec::new(),

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use fhe_ml::client::Client;
 use fhe_ml::eval::{self, EvalConfig, ModelKind, Source};
+use fhe_ml::fhe::OutputMode;
 use fhe_ml::quant::Quantization;
 use fhe_ml::remote::RemoteServer;
 use fhe_ml::service::{self, ModelBundle, ServiceConfig};
@@ -71,6 +72,16 @@ struct ModelArgs {
     /// Trees in a forest.
     #[arg(long, default_value_t = ForestConfig::forest().trees)]
     trees: usize,
+    /// What the server returns: `scores` (logits, probabilities) or `label` (the sanitized
+    /// encrypted label only: protects the model; classifiers only).
+    #[arg(long, value_enum, default_value = "scores")]
+    output: OutputArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OutputArg {
+    Scores,
+    Label,
 }
 
 impl ModelArgs {
@@ -94,6 +105,10 @@ impl ModelArgs {
         config.forest.input_bits = self.bits.unwrap_or(ForestConfig::default().input_bits);
         config.seed = self.seed;
         config.test_fraction = self.test_fraction;
+        config.output = match self.output {
+            OutputArg::Scores => OutputMode::Scores,
+            OutputArg::Label => OutputMode::Label,
+        };
         config
     }
 }
@@ -326,7 +341,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             let table = fhe_ml::data::load_csv(path)?;
             let compiled = eval::compile_model(&config, &table)?;
-            let name = eval::service_name(&table.name, config.model);
+            let name = eval::service_name(&table.name, config.model, config.output);
             let bundle = ModelBundle::new(&name, &compiled);
             std::fs::create_dir_all(&out).map_err(|source| Error::Io {
                 path: out.clone(),

@@ -112,8 +112,14 @@ pub struct EvalReport {
     pub exact_scores: bool,
     /// `64-32-10 MLP, ReLU clipped to 7 levels, ...` or `30→1 linear`.
     pub architecture: String,
-    /// Programmable bootstraps per inference (0 for linear models).
+    /// Programmable bootstraps per inference (0 for linear models returning scores).
     pub pbs_per_sample: usize,
+    /// `scores`, or `label` (the server returns only the sanitized label).
+    #[serde(default)]
+    pub output: String,
+    /// Label mode's comparison circuit and sanitization (label mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<LabelFigures>,
     /// Evaluation key generation (client) and expansion (server), milliseconds (0 if none).
     pub evaluation_key_ms: EvaluationKeyTimes,
     /// Bootstrapping noise, predicted and seen (empty for leveled models, which are exact).
@@ -123,6 +129,21 @@ pub struct EvalReport {
     pub step_ms: Vec<(String, f64)>,
     #[serde(skip)]
     pub per_sample: PerSample,
+}
+
+/// What label mode costs and guarantees.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct LabelFigures {
+    /// Bootstraps of the label head per inference (comparisons, one-hot, sanitization).
+    pub bootstraps: usize,
+    /// Of which one after another.
+    pub sequential_bootstraps: usize,
+    /// Scales per comparison.
+    pub scales: usize,
+    /// Union bound on a lookup reading beyond its margin, per inference.
+    pub failure_probability: f64,
+    /// Statistical distance between two models' sanitized labels for the same prediction.
+    pub sanitization_distance: f64,
 }
 
 fn escape(s: &str) -> String {
@@ -262,14 +283,30 @@ impl EvalReport {
                 e.encrypted_vs_quantized, e.encrypted_vs_plain
             );
         }
+        let what = if self.output == "label" {
+            "labels"
+        } else {
+            "scores"
+        };
         s += &format!(
-            "encrypted scores equal simulate: {}\n\n",
+            "encrypted {what} equal simulate: {}\n",
             if self.exact_scores {
                 "yes, every row"
             } else {
                 "NO"
             }
         );
+        if let Some(h) = &self.label {
+            s += &format!(
+                "label mode: {} bootstraps ({} in sequence, {} scales per comparison), failure ≤ {:.1e}, sanitized to statistical distance {:.1e}\n",
+                h.bootstraps,
+                h.sequential_bootstraps,
+                h.scales,
+                h.failure_probability,
+                h.sanitization_distance
+            );
+        }
+        s += "\n";
         let l = &self.latency_ms;
         s += "latency per sample (median, one sample at a time):\n";
         for (name, v) in [

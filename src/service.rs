@@ -37,7 +37,7 @@ use crate::client::ClientSpec;
 use crate::error::{Error, Result};
 use crate::fhe::bootstrap::{Bootstrapper, KeyId};
 use crate::fhe::wire::{self, Kind};
-use crate::fhe::EvaluationKey;
+use crate::fhe::{EvaluationKey, LabelHead, OutputMode};
 use crate::model::CompiledModel;
 use crate::program::OutputKind;
 use crate::server::{EncryptedInput, EncryptedOutput, Server, ServerModel};
@@ -119,7 +119,8 @@ fn valid_name(name: &str) -> bool {
 
 /// The models `fhe-ml serve` offers without `--models`: `eval`'s defaults on the shipped data
 /// (so `fhe-ml eval --server` with default settings meets the same models): breast-cancer
-/// logistic regression, tree and forest; digits logistic regression and MLP.
+/// logistic regression, tree and forest; digits logistic regression and MLP; and both logistic
+/// regressions in label mode (`-label`).
 pub fn default_models() -> Result<Vec<ModelBundle>> {
     use crate::data::{parse_csv_str, BREAST_CANCER_CSV, DIGITS_CSV};
     use crate::eval::{compile_model, service_name, EvalConfig, ModelKind, Source};
@@ -136,9 +137,22 @@ pub fn default_models() -> Result<Vec<ModelBundle>> {
     .map(|(table, kind)| {
         let config = EvalConfig::new(Source::BuiltinBreastCancer, kind);
         let model = compile_model(&config, table)?;
-        Ok(ModelBundle::new(&service_name(&table.name, kind), &model))
+        let mut bundles = vec![ModelBundle::new(
+            &service_name(&table.name, kind, OutputMode::Scores),
+            &model,
+        )];
+        // The linear models are also served in label mode (the same training).
+        if kind == ModelKind::Logistic {
+            let label = model.with_output(OutputMode::Label)?;
+            bundles.push(ModelBundle::new(
+                &service_name(&table.name, kind, OutputMode::Label),
+                &label,
+            ));
+        }
+        Ok(bundles)
     })
-    .collect()
+    .collect::<Result<Vec<_>>>()
+    .map(|v| v.into_iter().flatten().collect())
 }
 
 /// What `GET /v1/models/{name}` returns.
@@ -155,6 +169,8 @@ pub struct ModelInfo {
     pub output: String,
     pub classes: Vec<i64>,
     pub needs_evaluation_key: bool,
+    /// `scores`, or `label`: what a prediction returns.
+    pub output_mode: String,
     pub bootstraps_per_inference: usize,
     /// The client spec blob, base64 (also at `/v1/models/{name}/client-spec`).
     pub client_spec: String,
@@ -324,7 +340,12 @@ fn info(served: &Served) -> ModelInfo {
         output: output.into(),
         classes,
         needs_evaluation_key: spec.needs_evaluation_key,
-        bootstraps_per_inference: served.bundle.server_model.program.bootstraps(),
+        output_mode: spec.output.name().into(),
+        bootstraps_per_inference: served.bundle.server_model.program.bootstraps()
+            + LabelHead::for_program(&spec.plan, &served.bundle.server_model.program)
+                .ok()
+                .filter(|_| spec.output == OutputMode::Label)
+                .map_or(0, |h| h.bootstraps()),
         client_spec: base64::engine::general_purpose::STANDARD.encode(&served.spec_blob),
     }
 }

@@ -10,6 +10,7 @@ use fhe_ml::client::Client;
 use fhe_ml::data::load_csv;
 use fhe_ml::eval::{compile_model, service_name, EvalConfig, ModelKind, Source};
 use fhe_ml::fhe::wire::{seal, Kind};
+use fhe_ml::fhe::OutputMode;
 use fhe_ml::model::CompiledModel;
 use fhe_ml::remote::RemoteServer;
 use fhe_ml::service::{Background, ModelBundle, ServiceConfig};
@@ -19,7 +20,11 @@ fn model(path: &str, kind: ModelKind) -> (String, CompiledModel, Vec<Vec<f64>>) 
     let config = EvalConfig::new(Source::File(path.into()), kind);
     let model = compile_model(&config, &table).unwrap();
     let split = table.split(0.2, 42).unwrap();
-    (service_name(&table.name, kind), model, split.test_rows())
+    (
+        service_name(&table.name, kind, OutputMode::Scores),
+        model,
+        split.test_rows(),
+    )
 }
 
 fn start(models: &[(String, CompiledModel)], config: ServiceConfig) -> Background {
@@ -106,6 +111,53 @@ fn bootstrapping_models_need_their_clients_key() {
         );
     }
     assert_eq!(remote.health().unwrap().keys, 1);
+    service.stop().unwrap();
+}
+
+/// A label-mode model: its info says so, it needs the client's key, and it returns the clear
+/// model's label and no scores; a scores client of the same model cannot read its results.
+#[test]
+fn label_models_return_only_the_label() {
+    let (name, scores, rows) = model("data/breast_cancer.csv", ModelKind::Logistic);
+    let label = scores.clone().with_output(OutputMode::Label).unwrap();
+    let label_name = format!("{name}-label");
+    let service = start(
+        &[
+            (name.clone(), scores.clone()),
+            (label_name.clone(), label.clone()),
+        ],
+        ServiceConfig::default(),
+    );
+    let remote = RemoteServer::new(&service.url()).unwrap();
+    let info = remote.model(&label_name).unwrap();
+    assert_eq!(info.output_mode, "label");
+    assert!(info.needs_evaluation_key);
+    assert_eq!(info.bootstraps_per_inference, label.bootstraps().unwrap());
+    assert_eq!(remote.model(&name).unwrap().output_mode, "scores");
+    let client = Client::new(remote.client_spec(&label_name).unwrap()).unwrap();
+    remote
+        .upload_key(&client.evaluation_key().unwrap())
+        .unwrap();
+    let inputs: Vec<_> = rows
+        .iter()
+        .take(16)
+        .map(|r| client.encrypt(r).unwrap())
+        .collect();
+    let outputs = remote.predict_batch(&label_name, &inputs).unwrap();
+    for (row, out) in rows.iter().zip(&outputs) {
+        let got = client.decrypt(out).unwrap();
+        assert_eq!(
+            got.class_index(),
+            label.predict_simulated(row).unwrap().class_index()
+        );
+        assert!(client.decrypt_scores(out).is_err());
+    }
+    // The label model's ciphertexts are refused by the scores model (another model id).
+    let err = refused(remote.post_raw(
+        &format!("/v1/models/{name}/predict"),
+        &inputs[0].to_bytes().unwrap(),
+    ));
+    assert!(err.contains("another model"), "{err}");
     service.stop().unwrap();
 }
 
