@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use fhe_ml::data::load_csv;
+use fhe_ml::fhe::OutputMode;
 use fhe_ml::prelude::*;
 use fhe_ml::train;
 
@@ -192,7 +193,7 @@ fn secret_key_roundtrips_only_on_the_client_side() {
 fn crafted_blobs_with_the_right_model_id_but_wrong_shape_are_refused() {
     use fhe_ml::fhe::wire::{open, seal, Kind};
     type Input = ([u8; 16], Option<[u8; 16]>, u128, u32, u32, Vec<u8>);
-    type Output = ([u8; 16], u32, u32, u32, Vec<u8>);
+    type Output = ([u8; 16], OutputMode, u32, u32, u32, Vec<u8>);
     let m = model("data/breast_cancer.csv", 8);
     let (client, server) = m.keygen().unwrap();
     let row = vec![15.0; 30];
@@ -220,13 +221,25 @@ fn crafted_blobs_with_the_right_model_id_but_wrong_shape_are_refused() {
     let out_blob = server
         .infer_bytes(&seal(Kind::EncryptedInput, &good).unwrap())
         .unwrap();
-    let (oid, obits, on, odim, coeffs): Output = open(Kind::EncryptedOutput, &out_blob).unwrap();
+    let (oid, mode, obits, on, odim, coeffs): Output =
+        open(Kind::EncryptedOutput, &out_blob).unwrap();
+    assert_eq!(mode, OutputMode::Scores);
     for crafted in [
-        (oid, obits + 1, on, odim, coeffs.clone()),
-        (oid, obits, on + 1, odim, coeffs.clone()),
-        (oid, obits, on, odim - 1, coeffs.clone()),
-        (oid, obits, on, odim, coeffs[1..].to_vec()),
-        (oid, 0, 0, 0, Vec::new()),
+        (oid, mode, obits + 1, on, odim, coeffs.clone()),
+        (oid, mode, obits, on + 1, odim, coeffs.clone()),
+        (oid, mode, obits, on, odim - 1, coeffs.clone()),
+        (oid, mode, obits, on, odim, coeffs[1..].to_vec()),
+        (oid, mode, 0, 0, 0, Vec::new()),
+        // A label result offered to a scores client (and one of a label's shape).
+        (oid, OutputMode::Label, obits, on, odim, coeffs.clone()),
+        (
+            oid,
+            OutputMode::Label,
+            16,
+            1,
+            odim,
+            vec![0; (odim as usize + 1) * 2],
+        ),
     ] {
         let out =
             EncryptedOutput::from_bytes(&seal(Kind::EncryptedOutput, &crafted).unwrap()).unwrap();

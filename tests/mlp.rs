@@ -187,3 +187,37 @@ fn evaluation_keys_are_checked() {
     assert_eq!(id(&again), id(&client));
     assert_ne!(id(&again), id(&other));
 }
+
+/// Label mode on the digits MLP: the comparison is designed for its noisy scores, and rows
+/// whose two best clear scores are far apart (20 units: a lookup landing one level off moves a
+/// score by at most 7, its Gaussian noise has σ = 0.55) come back with the clear label.
+#[test]
+fn digits_mlp_in_label_mode() {
+    let (split, _, model) = trained("data/digits.csv");
+    let model = model.with_output(fhe_ml::fhe::OutputMode::Label).unwrap();
+    let head = model.label_head().unwrap().expect("label mode");
+    assert!(head.levels.len() <= fhe_ml::fhe::label::MAX_LEVELS);
+    let (client, server, _) = keys(&model, 11);
+    assert_eq!(
+        server.bootstraps_per_inference(),
+        model.program.bootstraps() + head.bootstraps()
+    );
+    let mut checked = 0;
+    for row in rows(&split) {
+        let mut scores = model.simulate(&row).unwrap();
+        scores.sort_unstable();
+        if scores[scores.len() - 1] - scores[scores.len() - 2] < 20 {
+            continue;
+        }
+        let out = server.infer(&client.encrypt(&row).unwrap()).unwrap();
+        assert_eq!(
+            client.decrypt(&out).unwrap().class_index(),
+            model.predict_simulated(&row).unwrap().class_index()
+        );
+        checked += 1;
+        if checked == 3 {
+            break;
+        }
+    }
+    assert_eq!(checked, 3);
+}

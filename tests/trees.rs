@@ -151,3 +151,25 @@ fn tree_configurations_are_checked() {
         assert!(err.starts_with("training failed"), "{err}");
     }
 }
+
+/// Label mode on the breast-cancer tree: exact like its scores, on the whole test split.
+#[test]
+fn breast_cancer_tree_in_label_mode_equals_its_twin() {
+    let (split, _, model) = trained("data/breast_cancer.csv", &ForestConfig::default());
+    let model = model.with_output(fhe_ml::fhe::OutputMode::Label).unwrap();
+    let client = Client::new_seeded(model.client_spec(), 5).unwrap();
+    let server =
+        Server::with_evaluation_key(model.server_model(), &client.evaluation_key().unwrap())
+            .unwrap();
+    let rows = rows(&split);
+    let cts: Vec<EncryptedInput> = rows.iter().map(|r| client.encrypt(r).unwrap()).collect();
+    let outs = server.infer_batch(&cts);
+    for (i, (row, out)) in rows.iter().zip(outs).enumerate() {
+        let got = client.decrypt(&out.unwrap()).unwrap();
+        assert_eq!(
+            got.class_index(),
+            model.predict_simulated(row).unwrap().class_index(),
+            "row {i}"
+        );
+    }
+}

@@ -100,6 +100,8 @@ pub struct Level {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelHead {
     pub classes: usize,
+    /// Several scores, compared pairwise (argmax); otherwise the sign of one score.
+    pub pairwise: bool,
     /// log2 of the scores' delta.
     pub delta_log2: u32,
     /// Coarse to fine.
@@ -191,6 +193,7 @@ impl LabelHead {
     pub fn new(
         params: &LeveledParameters,
         classes: usize,
+        pairwise: bool,
         delta_log2: u32,
         range: CompareRange,
     ) -> Result<Self> {
@@ -267,8 +270,12 @@ impl LabelHead {
                 (2 * classes - 1) as f64 * c as f64 + win_margin <= n && c as f64 > win_margin
             })
             .ok_or_else(|| Error::Compile("label mode: too many classes".into()))?;
+        if !pairwise && classes != 2 {
+            return bad("one score decides between two classes".into());
+        }
         Ok(Self {
             classes,
+            pairwise,
             delta_log2,
             levels: chain
                 .iter()
@@ -294,13 +301,14 @@ impl LabelHead {
     /// ones).
     pub fn for_program(plan: &EncodingPlan, program: &Program) -> Result<Self> {
         let bounds = program.output_bounds();
-        let classes = if bounds.len() == 1 { 2 } else { bounds.len() };
+        let pairwise = bounds.len() > 1;
+        let classes = if pairwise { bounds.len() } else { 2 };
         let max_abs = compared_max_abs(&bounds);
         let delta = 2f64.powi(plan.output_delta_log2 as i32);
         let (bounded_error, sigma) = match program.as_linear() {
             Some(layer) => {
                 let per_unit = plan.leveled_error_per_weight() as f64;
-                let l1 = if classes == 2 {
+                let l1 = if !pairwise {
                     layer.max_row_l1()
                 } else {
                     pairs(classes)
@@ -321,7 +329,7 @@ impl LabelHead {
                 let sigma = plan.noise(program)?.score_sigma;
                 (
                     0.0,
-                    if classes == 2 {
+                    if !pairwise {
                         sigma
                     } else {
                         sigma * 2f64.sqrt()
@@ -332,6 +340,7 @@ impl LabelHead {
         Self::new(
             &plan.params,
             classes,
+            pairwise,
             plan.output_delta_log2,
             CompareRange {
                 max_abs,
@@ -343,17 +352,17 @@ impl LabelHead {
 
     /// Compared values per inference: one score, or every pair of classes.
     pub fn comparisons(&self) -> usize {
-        if self.classes == 2 {
-            1
-        } else {
+        if self.pairwise {
             self.classes * (self.classes - 1) / 2
+        } else {
+            1
         }
     }
 
     /// Bootstraps per inference: levels and combine per comparison, one-hot per class
     /// (multiclass), and the sanitizing rounds per label bit.
     pub fn bootstraps(&self) -> usize {
-        let onehot = if self.classes == 2 { 0 } else { self.classes };
+        let onehot = if self.pairwise { self.classes } else { 0 };
         self.comparisons() * (self.levels.len() + 1)
             + onehot
             + SANITIZE_ROUNDS * self.label_bits as usize
@@ -361,7 +370,7 @@ impl LabelHead {
 
     /// Bootstraps one after another (the rest run in parallel).
     pub fn sequential_bootstraps(&self) -> usize {
-        let onehot = usize::from(self.classes > 2);
+        let onehot = usize::from(self.pairwise);
         2 + onehot + SANITIZE_ROUNDS
     }
 
@@ -436,7 +445,7 @@ impl LabelHead {
             })
             .collect();
         // The sign of the combined levels: a label bit (binary) or a win (multiclass).
-        let sign_value = if self.classes == 2 {
+        let sign_value = if !self.pairwise {
             LABEL_BIT
         } else {
             self.win_unit * position
@@ -461,7 +470,7 @@ impl LabelHead {
         bootstrapper: &Bootstrapper,
         scores: &[Vec<u64>],
     ) -> Result<Vec<Vec<u64>>> {
-        let expected = if self.classes == 2 { 1 } else { self.classes };
+        let expected = if self.pairwise { self.classes } else { 1 };
         if scores.len() != expected {
             return Err(Error::Compile(format!(
                 "label head for {} classes given {} scores",
@@ -470,7 +479,7 @@ impl LabelHead {
             )));
         }
         let half = 1u64 << (self.delta_log2 - 1);
-        let pairs: Vec<(usize, usize)> = if self.classes == 2 {
+        let pairs: Vec<(usize, usize)> = if !self.pairwise {
             vec![(0, usize::MAX)]
         } else {
             pairs(self.classes).collect()
@@ -504,7 +513,7 @@ impl LabelHead {
             .par_chunks(n_levels)
             .map(|outs| first(bootstrapper.lookup(sum(outs.iter(), 1), &tables.sign, 0)?))
             .collect::<Result<_>>()?;
-        let bits: Vec<Vec<u64>> = if self.classes == 2 {
+        let bits: Vec<Vec<u64>> = if !self.pairwise {
             signs
         } else {
             // W_i = Σ_{j>i} σ_ij − Σ_{j<i} σ_ji: C − 1 wins only for the argmax.
@@ -561,7 +570,7 @@ impl LabelHead {
     pub fn sanitization_distance(&self, params: &LeveledParameters) -> Result<f64> {
         let noise = params.bootstrap_noise()?;
         let flood = 2f64.powi(FLOOD_LOG2 as i32 + 1);
-        let first_terms = if self.classes == 2 {
+        let first_terms = if !self.pairwise {
             1.0
         } else {
             (self.classes as f64 / 2.0).ceil()
@@ -611,6 +620,7 @@ mod tests {
         LabelHead::new(
             &LeveledParameters::default(),
             classes,
+            classes > 2,
             delta_log2,
             CompareRange {
                 max_abs,
@@ -665,6 +675,7 @@ mod tests {
         let err = LabelHead::new(
             &LeveledParameters::default(),
             2,
+            false,
             30,
             CompareRange {
                 max_abs: 1 << 32,
@@ -677,6 +688,7 @@ mod tests {
         assert!(LabelHead::new(
             &LeveledParameters::default(),
             16,
+            true,
             44,
             CompareRange {
                 max_abs: 10,
