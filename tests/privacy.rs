@@ -4,9 +4,9 @@
 //! The attack is the client's (it holds the secret key and made the input): a leveled output's
 //! mask is `Σ_i w_i · F[i..i+N]` over the input's mask `F`, which the seed in the input
 //! expands to, so one output ciphertext is `N` linear equations mod 2^64 in the `d` weights.
-//! The attacker gets the output at full 64-bit precision (`Server::infer_unrounded`), the most
-//! a server could reveal; the wire's rounding to fewer bits only moves the same system to a
-//! lattice problem.
+//! Two versions: on the output at full 64-bit precision (`Server::infer_unrounded`, exact
+//! algebra), and on what crosses the wire (coefficients rounded to the output's bits: a small
+//! lattice problem, solved with LLL).
 
 use fhe_ml::data::{load_csv, Split};
 use fhe_ml::fhe::kernels::{expand_mask, extended_mask, unpack_bits};
@@ -235,4 +235,183 @@ fn label_mode_is_refused_for_regressions() {
     let model = compile(&fitted, &split, Quantization::default()).unwrap();
     let err = model.with_output(OutputMode::Label).unwrap_err();
     assert!(err.to_string().contains("label mode"), "{err}");
+}
+
+/// LLL reduction (Schnorr–Euchner style: exact integer basis, Gram–Schmidt in floating point,
+/// row `k` recomputed on every visit), `delta = 0.99`. Enough for the small lattices below.
+fn lll(b: &mut [Vec<i128>]) {
+    let n = b.len();
+    let dot = |x: &[i128], y: &[i128]| x.iter().zip(y).map(|(a, c)| a * c).sum::<i128>() as f64;
+    let mut mu = vec![vec![0f64; n]; n];
+    let mut r = vec![vec![0f64; n]; n];
+    let mut norm = vec![0f64; n];
+    let gso_row = |k: usize,
+                   b: &[Vec<i128>],
+                   mu: &mut Vec<Vec<f64>>,
+                   r: &mut Vec<Vec<f64>>,
+                   norm: &mut Vec<f64>| {
+        for j in 0..k {
+            let mut v = dot(&b[k], &b[j]);
+            for l in 0..j {
+                v -= mu[j][l] * r[k][l];
+            }
+            r[k][j] = v;
+            mu[k][j] = v / norm[j];
+        }
+        let mut v = dot(&b[k], &b[k]);
+        for j in 0..k {
+            v -= mu[k][j] * r[k][j];
+        }
+        norm[k] = v;
+    };
+    gso_row(0, b, &mut mu, &mut r, &mut norm);
+    let mut k = 1;
+    let mut steps = 0u64;
+    while k < n {
+        steps += 1;
+        assert!(steps < 10_000_000, "LLL did not converge");
+        if k == 1 {
+            gso_row(0, b, &mut mu, &mut r, &mut norm);
+        }
+        // Size reduction, repeated until the floating-point coefficients settle.
+        loop {
+            gso_row(k, b, &mut mu, &mut r, &mut norm);
+            let mut reduced = false;
+            for j in (0..k).rev() {
+                let q = mu[k][j].round();
+                if q.abs() >= 1.0 {
+                    let qi = q as i128;
+                    let (lo, hi) = b.split_at_mut(k);
+                    for (x, y) in hi[0].iter_mut().zip(&lo[j]) {
+                        *x -= qi * y;
+                    }
+                    let (upper, lower) = mu.split_at_mut(k);
+                    for (x, y) in lower[0][..j].iter_mut().zip(&upper[j][..j]) {
+                        *x -= q * y;
+                    }
+                    lower[0][j] -= q;
+                    reduced = true;
+                }
+            }
+            if !reduced {
+                break;
+            }
+        }
+        if norm[k] < (0.99 - mu[k][k - 1].powi(2)) * norm[k - 1] {
+            b.swap(k, k - 1);
+            k = (k - 1).max(1);
+        } else {
+            k += 1;
+        }
+    }
+}
+
+/// The attack on what actually crosses the wire: output coefficients rounded to the output's
+/// bits. The same equations, each now known to ±2^(63-bits), are a closest-vector problem in a
+/// small lattice (Kannan's embedding over `m` of the 2048 equations, reduced to 40-bit
+/// numbers), which LLL solves. Returns, per output ciphertext, the weight row found, if any.
+fn wire_attack(
+    model: &CompiledModel,
+    client: &Client,
+    server: &Server,
+    row: &[f64],
+    m: usize,
+) -> Vec<Option<Vec<i64>>> {
+    let d = model.n_features();
+    let n = model.plan.params.polynomial_size;
+    let ct = client.encrypt(row).unwrap();
+    let f = extended_mask(&expand_mask(ct.mask_seed(), n), d);
+    let out = server.infer(&ct).unwrap();
+    type Output = ([u8; 16], OutputMode, u32, u32, u32, Vec<u8>);
+    let (_, _, bits, n_out, dim, packed): Output = fhe_ml::fhe::wire::open(
+        fhe_ml::fhe::wire::Kind::EncryptedOutput,
+        &out.to_bytes().unwrap(),
+    )
+    .unwrap();
+    assert!(bits < 64, "the wire output is rounded");
+    let coefficients = unpack_bits(&packed, bits, n_out as usize * (dim as usize + 1)).unwrap();
+    let (t, kw, ke) = (40u32, 16i128, 1i128 << 10);
+    let shift = 64 - t;
+    let modulus = 1i128 << t;
+    let top = |x: u64| ((x.wrapping_add(1u64 << (shift - 1)) >> shift) as i128) % modulus;
+    (0..n_out as usize)
+        .into_par_iter()
+        .map(|o| {
+            let ct_o = &coefficients[o * (n + 1)..(o + 1) * (n + 1)];
+            let size = d + m + 1;
+            let mut basis = vec![vec![0i128; size]; size];
+            for i in 0..d {
+                basis[i][i] = kw;
+                for u in 0..m {
+                    basis[i][d + u] = top(f[i + u]);
+                }
+            }
+            for u in 0..m {
+                basis[d + u][d + u] = modulus;
+                basis[d + m][d + u] = (modulus - top(ct_o[u] << (64 - bits))) % modulus;
+            }
+            basis[d + m][d + m] = ke;
+            lll(&mut basis);
+            basis.iter().find_map(|v| {
+                let sign = match v[d + m] {
+                    x if x == ke => 1,
+                    x if x == -ke => -1,
+                    _ => return None,
+                };
+                v[..d]
+                    .iter()
+                    .all(|x| x % kw == 0)
+                    .then(|| v[..d].iter().map(|x| (sign * x / kw) as i64).collect())
+            })
+        })
+        .collect()
+}
+
+/// Scores on the wire: every weight row comes out of one query.
+fn wire_scores_leak(path: &str, m: usize) {
+    let (split, model) = logistic(path);
+    let (client, server) = model.keygen().unwrap();
+    let truth = layer(&model).clone();
+    let found = wire_attack(&model, &client, &server, &rows(&split)[0], m);
+    assert_eq!(found.len(), truth.n_outputs);
+    for (o, w) in found.iter().enumerate() {
+        assert_eq!(w.as_deref(), Some(truth.row(o)), "{path}: output {o}");
+    }
+}
+
+/// Sanitized labels on the wire: the lattice finds no weight row.
+fn wire_label_resists(path: &str, m: usize) {
+    let (split, model) = logistic(path);
+    let truth = layer(&model).clone();
+    let model = model.with_output(OutputMode::Label).unwrap();
+    let (client, server) = model.keygen().unwrap();
+    for w in wire_attack(&model, &client, &server, &rows(&split)[0], m)
+        .into_iter()
+        .flatten()
+    {
+        let matches = (0..truth.n_outputs)
+            .map(|o| w.iter().zip(truth.row(o)).filter(|(a, b)| a == b).count())
+            .max()
+            .unwrap();
+        assert!(
+            matches <= 1,
+            "{path}: {matches} weights from a label on the wire"
+        );
+    }
+}
+
+#[test]
+fn one_wire_scores_query_gives_away_every_weight_breast_cancer() {
+    wire_scores_leak("data/breast_cancer.csv", 24);
+}
+
+#[test]
+fn one_wire_scores_query_gives_away_every_weight_digits() {
+    wire_scores_leak("data/digits.csv", 40);
+}
+
+#[test]
+fn sanitized_labels_on_the_wire_resist_the_lattice_attack() {
+    wire_label_resists("data/breast_cancer.csv", 24);
+    wire_label_resists("data/digits.csv", 40);
 }
