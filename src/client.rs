@@ -1,5 +1,6 @@
 //! The client: owns the secret key. Quantizes and encrypts raw rows; decrypts, dequantizes and
-//! post-processes results. Nothing here is needed, or accepted, by the server.
+//! post-processes results (scores, or a label in label mode). Nothing here is needed, or
+//! accepted, by the server.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};

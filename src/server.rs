@@ -1,6 +1,7 @@
-//! The server: owns the integer model and computes on ciphertexts: leveled linear layers, and
-//! table lookups by programmable bootstrapping with the client's evaluation key. It holds no
-//! secret key material, and no constructor or method takes one; wire readers refuse one.
+//! The server: owns the integer model and computes on ciphertexts: leveled linear layers,
+//! table lookups by programmable bootstrapping with the client's evaluation key, and in label
+//! mode the sanitized label (`fhe::label`). It holds no secret key material, and no constructor
+//! or method takes one; wire readers refuse one.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};

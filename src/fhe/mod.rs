@@ -1,6 +1,6 @@
 //! Cryptography on `tfhe`: the parameter set, the encoding plan with its noise bounds, the
-//! LWE/GLWE kernels (core_crypto), bootstrapped lookups and evaluation keys (shortint), and the
-//! wire format.
+//! LWE/GLWE kernels (core_crypto), bootstrapped lookups and evaluation keys (shortint), label
+//! mode's comparisons and sanitization, and the wire format.
 
 pub mod bootstrap;
 pub mod kernels;
