@@ -20,6 +20,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! To protect the model as well, `model.with_output(OutputMode::Label)?` serves only the
+//! encrypted label, computed exactly and re-randomized ([`fhe::label`]).
+//!
 //! Modules follow the pipeline: [`data`] → [`train`] → [`quant`] / [`model`] (compile) →
 //! [`program`] (integer model, `simulate`) → [`client`] / [`server`] over [`fhe`] →
 //! [`eval`] → [`report`] and [`plots`]; [`service`] serves models over HTTP and [`remote`] is
@@ -47,6 +50,7 @@ pub use model::{compile, CompiledModel};
 pub mod prelude {
     pub use crate::client::{Client, ClientSpec};
     pub use crate::data::{load_csv, Split, Table};
+    pub use crate::fhe::OutputMode;
     pub use crate::model::{compile, CompiledModel, LinearModel};
     pub use crate::program::Prediction;
     pub use crate::quant::Quantization;
