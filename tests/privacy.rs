@@ -116,6 +116,20 @@ fn attack(model: &CompiledModel, client: &Client, server: &Server, row: &[f64]) 
     Recovered { rows, biases }
 }
 
+/// Most weights a candidate row shares, position by position, with any true row.
+fn best_match(candidate: &[i64], truth: &LinearLayer) -> usize {
+    (0..truth.n_outputs)
+        .map(|o| {
+            candidate
+                .iter()
+                .zip(truth.row(o))
+                .filter(|(a, b)| a == b)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 fn layer(model: &CompiledModel) -> &LinearLayer {
     model.program.as_linear().unwrap()
 }
@@ -152,10 +166,7 @@ fn label_resists(path: &str) {
         for candidate in got.rows.iter().flatten() {
             let (w, consistent) = candidate;
             assert!(!consistent, "{path}: a label output solved as a linear map");
-            let matches = (0..truth.n_outputs)
-                .map(|o| w.iter().zip(truth.row(o)).filter(|(a, b)| a == b).count())
-                .max()
-                .unwrap();
+            let matches = best_match(w, &truth);
             assert!(
                 matches <= 1,
                 "{path}: {matches} weights recovered from a label output"
@@ -389,10 +400,7 @@ fn wire_label_resists(path: &str, m: usize) {
         .into_iter()
         .flatten()
     {
-        let matches = (0..truth.n_outputs)
-            .map(|o| w.iter().zip(truth.row(o)).filter(|(a, b)| a == b).count())
-            .max()
-            .unwrap();
+        let matches = best_match(&w, &truth);
         assert!(
             matches <= 1,
             "{path}: {matches} weights from a label on the wire"
