@@ -324,6 +324,13 @@ impl AppState {
 
 fn info(served: &Served) -> ModelInfo {
     let spec = &served.bundle.client_spec;
+    let label_bootstraps = match spec.output {
+        OutputMode::Label => {
+            LabelHead::for_program(&spec.plan, &served.bundle.server_model.program)
+                .map_or(0, |h| h.bootstraps())
+        }
+        OutputMode::Scores => 0,
+    };
     let (output, classes) = match &spec.decoder.kind {
         OutputKind::Binary { classes } => ("binary", classes.to_vec()),
         OutputKind::Multiclass { classes } => ("multiclass", classes.clone()),
@@ -342,10 +349,7 @@ fn info(served: &Served) -> ModelInfo {
         needs_evaluation_key: spec.needs_evaluation_key,
         output_mode: spec.output.name().into(),
         bootstraps_per_inference: served.bundle.server_model.program.bootstraps()
-            + LabelHead::for_program(&spec.plan, &served.bundle.server_model.program)
-                .ok()
-                .filter(|_| spec.output == OutputMode::Label)
-                .map_or(0, |h| h.bootstraps()),
+            + label_bootstraps,
         client_spec: base64::engine::general_purpose::STANDARD.encode(&served.spec_blob),
     }
 }
