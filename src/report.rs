@@ -198,18 +198,19 @@ impl EvalReport {
         h += "</table>";
         if let Some(a) = &self.agreement {
             h += &format!(
-                "<p>label agreement: encrypted vs quantized <b>{}</b>, encrypted vs plaintext {}, quantized vs plaintext {}; encrypted scores equal simulate: <b>{}</b></p>",
+                "<p>label agreement: encrypted vs quantized <b>{}</b>, encrypted vs plaintext {}, quantized vs plaintext {}; encrypted {} equal simulate: <b>{}</b></p>",
                 pct(a.encrypted_vs_quantized),
                 pct(a.encrypted_vs_plain),
                 pct(a.quantized_vs_plain),
+                self.compared(),
                 if self.exact_scores { "yes, every row" } else { "NO" }
             );
         }
         let l = &self.latency_ms;
         h += "<table><tr><th>per sample (median)</th><th>key generation</th><th>encrypt</th><th>infer</th><th>decrypt</th><th>total</th><th>throughput (all cores)</th></tr>";
         h += &format!(
-            "<tr><td>milliseconds</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.0} samples/s</td></tr></table>",
-            l.keygen, l.encrypt, l.infer, l.decrypt, l.total, self.throughput_per_s
+            "<tr><td>milliseconds</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{} samples/s</td></tr></table>",
+            l.keygen, l.encrypt, l.infer, l.decrypt, l.total, self.rate()
         );
         h += &format!(
             "<p>bytes per sample: input ciphertext {}, output ciphertext {}, evaluation key {}</p></div>",
@@ -233,6 +234,24 @@ impl EvalReport {
     }
 
     /// The human-readable table.
+    /// What decryption is compared with `simulate` on: labels in label mode, else scores.
+    fn compared(&self) -> &'static str {
+        if self.output == "label" {
+            "labels"
+        } else {
+            "scores"
+        }
+    }
+
+    /// Throughput, with decimals for slow models (label mode, networks: under one per second).
+    fn rate(&self) -> String {
+        if self.throughput_per_s < 10.0 {
+            format!("{:.2}", self.throughput_per_s)
+        } else {
+            format!("{:.0}", self.throughput_per_s)
+        }
+    }
+
     pub fn to_table(&self) -> String {
         let mut s = String::new();
         let classes = self
@@ -283,13 +302,9 @@ impl EvalReport {
                 e.encrypted_vs_quantized, e.encrypted_vs_plain
             );
         }
-        let what = if self.output == "label" {
-            "labels"
-        } else {
-            "scores"
-        };
         s += &format!(
-            "encrypted {what} equal simulate: {}\n",
+            "encrypted {} equal simulate: {}\n",
+            self.compared(),
             if self.exact_scores {
                 "yes, every row"
             } else {
@@ -319,8 +334,8 @@ impl EvalReport {
             s += &format!("  {name:<24}{:>10.3} ms\n", v);
         }
         s += &format!(
-            "throughput (encrypt+infer+decrypt, all cores): {:.0} samples/s\n\n",
-            self.throughput_per_s
+            "throughput (encrypt+infer+decrypt, all cores): {} samples/s\n\n",
+            self.rate()
         );
         s += &format!(
             "bytes per sample: input ciphertext {}, output ciphertext {}, evaluation key {}\n",
