@@ -64,22 +64,30 @@ pub fn parse_csv_str(text: &str, name: &str) -> Result<Table> {
     parse_csv(text.as_bytes(), name, Path::new(name))
 }
 
-fn parse_csv(input: impl std::io::Read, name: &str, path: &Path) -> Result<Table> {
-    let csv_err = |message: String| Error::Csv {
-        path: path.to_path_buf(),
-        message,
-    };
+/// A CSV reader (header row, trimmed cells, ragged rows reported by the caller) and its header.
+fn csv_reader<R: std::io::Read>(
+    input: R,
+) -> std::result::Result<(csv::Reader<R>, Vec<String>), String> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
         .trim(csv::Trim::All)
         .from_reader(input);
-    let header: Vec<String> = reader
+    let header = reader
         .headers()
-        .map_err(|e| csv_err(e.to_string()))?
+        .map_err(|e| e.to_string())?
         .iter()
         .map(str::to_string)
         .collect();
+    Ok((reader, header))
+}
+
+fn parse_csv(input: impl std::io::Read, name: &str, path: &Path) -> Result<Table> {
+    let csv_err = |message: String| Error::Csv {
+        path: path.to_path_buf(),
+        message,
+    };
+    let (mut reader, header) = csv_reader(input).map_err(csv_err)?;
     if header.len() < 2 || header.last().map(String::as_str) != Some("target") {
         return Err(csv_err(
             "the header must name at least one feature and end with a `target` column".into(),
@@ -360,7 +368,6 @@ fn complement(n: usize, mut test: Vec<usize>) -> (Vec<usize>, Vec<usize>) {
     (train, test)
 }
 
-/// Checks a raw row a client is about to encrypt: length and finiteness.
 /// Reads rows to predict: a CSV with a header row and `n_features` numeric columns, or one more
 /// if the last is `target` (ignored). Errors name the file, line and column.
 pub fn load_csv_features(path: &Path, n_features: usize) -> Result<Vec<Vec<f64>>> {
@@ -381,17 +388,7 @@ pub fn load_csv_features(path: &Path, n_features: usize) -> Result<Vec<Vec<f64>>
             "larger than the {MAX_CSV_BYTES} byte limit"
         )));
     }
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(file);
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| csv_err(e.to_string()))?
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let (mut reader, header) = csv_reader(file).map_err(csv_err)?;
     let with_target =
         header.len() == n_features + 1 && header.last().is_some_and(|h| h == "target");
     if header.len() != n_features && !with_target {
@@ -435,6 +432,7 @@ pub fn load_csv_features(path: &Path, n_features: usize) -> Result<Vec<Vec<f64>>
     Ok(rows)
 }
 
+/// Checks a raw row a client is about to encrypt: length and finiteness.
 pub fn check_row(row: &[f64], n_features: usize) -> Result<()> {
     if row.len() != n_features {
         return Err(Error::Input(format!(

@@ -453,7 +453,6 @@ impl Server {
                     ct[..n].reverse();
                 }
             }
-            lookup_index += 1;
             values = head.evaluate(tables, &lookups.bootstrapper, &values)?;
             bits = LABEL_OUTPUT_BITS;
             lap(
@@ -462,7 +461,7 @@ impl Server {
                 &mut timings,
             );
         }
-        if lookup_index > 0 {
+        if lookup_index > 0 || self.label.is_some() {
             // Back to the reversed-key convention every client decrypts with.
             for ct in &mut values {
                 ct[..n].reverse();
