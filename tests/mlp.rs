@@ -95,15 +95,26 @@ fn digits_mlp_against_its_clear_twin_on_the_whole_test_split() {
                 noise.score_sigma
             );
         }
-        quantized.push(model.decoder.decode(&twin).unwrap().class_index().unwrap());
-        encrypted.push(
-            model
-                .decoder
-                .decode(&scores)
-                .unwrap()
-                .class_index()
-                .unwrap(),
-        );
+        let want = model.decoder.decode(&twin).unwrap().class_index().unwrap();
+        let got = model
+            .decoder
+            .decode(&scores)
+            .unwrap()
+            .class_index()
+            .unwrap();
+        // A label may differ only where an activation crossed a step, or where the twin's
+        // top two scores are closer than the output noise can move them.
+        if got != want && hidden_exact == 0 {
+            let mut sorted = twin.clone();
+            sorted.sort_unstable_by(|a, b| b.cmp(a));
+            let gap = (sorted[0] - sorted[1]) as f64;
+            assert!(
+                gap <= 2.0 * (7.0 * noise.score_sigma + 1.0),
+                "row {i}: label {got} vs {want} with every activation exact (gap {gap})"
+            );
+        }
+        quantized.push(want);
+        encrypted.push(got);
     }
     // tfhe's noise formulas predict how many lookups cross a step.
     let slack = 4.0 * expected.sqrt() + 0.25 * expected;
@@ -111,8 +122,21 @@ fn digits_mlp_against_its_clear_twin_on_the_whole_test_split() {
         (mismatches as f64 - expected).abs() <= slack,
         "{mismatches} activations differed from the twin, the noise model expects {expected:.1}"
     );
-    let agree = agreement(&encrypted, &quantized);
-    assert!(agree >= 0.995, "encrypted vs quantized labels {agree}");
+    // The noisy twin predicts how many labels differ; the count is Poisson-like, so allow
+    // four standard deviations (a broken lookup changes dozens of labels).
+    let differ = encrypted
+        .iter()
+        .zip(&quantized)
+        .filter(|(a, b)| a != b)
+        .count();
+    let replicas = fhe_ml::eval::noisy_label_agreement(&model, &rows, 40, 11).unwrap();
+    let expected_differ =
+        rows.len() as f64 * (1.0 - replicas.iter().sum::<f64>() / replicas.len() as f64);
+    println!("{differ} labels differ, {expected_differ:.2} expected; {mismatches} activations, {expected:.2} expected");
+    assert!(
+        differ as f64 <= expected_differ + 4.0 * expected_differ.max(1.0).sqrt(),
+        "{differ} labels differ from the twin, the noise model expects {expected_differ:.1}"
+    );
     let acc_enc = agreement(&encrypted, &truth);
     let acc_float = agreement(&float, &truth);
     assert!(acc_enc >= 0.95, "encrypted accuracy {acc_enc}");
