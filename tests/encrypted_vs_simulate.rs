@@ -1,18 +1,9 @@
 //! The encrypted interpreter against its clear twin, on whole test splits of every shipped
 //! dataset, and the quantized model against the float one.
 
-use fhe_ml::data::{load_csv, Split};
+use fhe_ml::data::load_csv;
 use fhe_ml::prelude::*;
 use fhe_ml::train;
-use ndarray::Axis;
-
-fn rows<T>(split: &Split<T>) -> Vec<Vec<f64>> {
-    split
-        .test_raw
-        .axis_iter(Axis(0))
-        .map(|r| r.to_vec())
-        .collect()
-}
 
 /// Encrypts, infers and decrypts every test row; checks scores equal `simulate` bit for bit,
 /// and returns (float, quantized, encrypted) label vectors and the truth.
@@ -24,7 +15,7 @@ fn check_logistic(path: &str) -> (Vec<usize>, Vec<usize>, Vec<usize>, Vec<usize>
     let float = fitted.predict(split.test.records());
     let mut quantized = Vec::new();
     let mut encrypted = Vec::new();
-    for (i, row) in rows(&split).iter().enumerate() {
+    for (i, row) in split.test_rows().iter().enumerate() {
         let expected = model.simulate(row).unwrap();
         let ct = client.encrypt(row).unwrap();
         let out = server.infer(&ct).unwrap();
@@ -85,7 +76,8 @@ fn batch_inference_equals_one_at_a_time() {
     let fitted = train::fit_logistic(&split).unwrap();
     let model = compile(&fitted, &split, Quantization::default()).unwrap();
     let (client, server) = model.keygen().unwrap();
-    let inputs: Vec<_> = rows(&split)
+    let inputs: Vec<_> = split
+        .test_rows()
         .iter()
         .take(64)
         .map(|r| client.encrypt(r).unwrap())
@@ -129,7 +121,7 @@ fn linear_regression_whole_test_split() {
     let model = compile(&fitted, &split, Quantization::default()).unwrap();
     let (client, server) = model.keygen().unwrap();
     let truth = split.test.targets().to_vec();
-    for (row, y) in rows(&split).iter().zip(truth) {
+    for (row, y) in split.test_rows().iter().zip(truth) {
         let out = server.infer(&client.encrypt(row).unwrap()).unwrap();
         assert_eq!(
             client.decrypt_scores(&out).unwrap(),

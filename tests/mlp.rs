@@ -16,15 +16,6 @@ fn trained(path: &str) -> (Split<usize>, Mlp, CompiledModel) {
     (split, mlp, model)
 }
 
-fn rows<T>(split: &Split<T>) -> Vec<Vec<f64>> {
-    split
-        .test_raw
-        .rows()
-        .into_iter()
-        .map(|r| r.to_vec())
-        .collect()
-}
-
 /// A seeded client, and a server holding its evaluation key as read from the wire.
 fn keys(model: &CompiledModel, seed: u64) -> (Client, Server, usize) {
     let client = Client::new_seeded(model.client_spec(), seed).unwrap();
@@ -52,7 +43,7 @@ fn digits_mlp_against_its_clear_twin_on_the_whole_test_split() {
     let (client, server, key_bytes) = keys(&model, 7);
     assert!(key_bytes <= 64 << 20, "evaluation key {key_bytes} bytes");
     let noise = model.noise().unwrap();
-    let rows = rows(&split);
+    let rows = split.test_rows();
     let truth = split.test.targets().to_vec();
     let float = mlp.predict_float(&rows).unwrap();
     let (mut quantized, mut encrypted) = (Vec::new(), Vec::new());
@@ -149,7 +140,7 @@ fn digits_mlp_against_its_clear_twin_on_the_whole_test_split() {
 #[test]
 fn noisy_simulation_expects_labels_to_agree() {
     let (split, _, model) = trained("data/digits.csv");
-    let replicas = fhe_ml::eval::noisy_label_agreement(&model, &rows(&split), 40, 1).unwrap();
+    let replicas = fhe_ml::eval::noisy_label_agreement(&model, &split.test_rows(), 40, 1).unwrap();
     let mean = replicas.iter().sum::<f64>() / replicas.len() as f64;
     assert!(mean >= 0.995, "expected label agreement {mean}");
     // The noise is real: some replica loses a label.
@@ -160,7 +151,7 @@ fn noisy_simulation_expects_labels_to_agree() {
 fn breast_cancer_mlp_is_accurate_encrypted() {
     let (split, _, model) = trained("data/breast_cancer.csv");
     let (client, server, _) = keys(&model, 11);
-    let rows = rows(&split);
+    let rows = split.test_rows();
     let truth = split.test.targets().to_vec();
     let encrypted: Vec<usize> = rows
         .iter()
@@ -186,7 +177,7 @@ fn evaluation_keys_are_checked() {
     let err = Server::new(model.server_model()).unwrap_err().to_string();
     assert!(err.contains("evaluation key"), "{err}");
     let (client, server, _) = keys(&model, 3);
-    let row = rows(&split)[0].clone();
+    let row = split.test_rows()[0].clone();
     assert!(server.infer(&client.encrypt(&row).unwrap()).is_ok());
     // Another client's ciphertexts: refused, not answered with garbage.
     let (other, _, _) = keys(&model, 4);
@@ -227,7 +218,7 @@ fn digits_mlp_in_label_mode() {
         model.program.bootstraps() + head.bootstraps()
     );
     let mut checked = 0;
-    for row in rows(&split) {
+    for row in split.test_rows() {
         let mut scores = model.simulate(&row).unwrap();
         scores.sort_unstable();
         if scores[scores.len() - 1] - scores[scores.len() - 2] < 20 {

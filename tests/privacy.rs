@@ -14,16 +14,7 @@ use fhe_ml::fhe::OutputMode;
 use fhe_ml::prelude::*;
 use fhe_ml::program::LinearLayer;
 use fhe_ml::train;
-use ndarray::Axis;
 use rayon::prelude::*;
-
-fn rows<T>(split: &Split<T>) -> Vec<Vec<f64>> {
-    split
-        .test_raw
-        .axis_iter(Axis(0))
-        .map(|r| r.to_vec())
-        .collect()
-}
 
 fn logistic(path: &str) -> (Split<usize>, CompiledModel) {
     let split = load_csv(path).unwrap().split(0.2, 42).unwrap();
@@ -138,7 +129,7 @@ fn layer(model: &CompiledModel) -> &LinearLayer {
 fn scores_leak(path: &str) {
     let (split, model) = logistic(path);
     let (client, server) = model.keygen().unwrap();
-    let row = &rows(&split)[0];
+    let row = &split.test_rows()[0];
     let got = attack(&model, &client, &server, row);
     let truth = layer(&model);
     assert_eq!(got.rows.len(), truth.n_outputs);
@@ -161,7 +152,7 @@ fn label_resists(path: &str) {
     let truth = layer(&model).clone();
     let model = model.with_output(OutputMode::Label).unwrap();
     let (client, server) = model.keygen().unwrap();
-    for row in rows(&split).iter().take(2) {
+    for row in split.test_rows().iter().take(2) {
         let got = attack(&model, &client, &server, row);
         for candidate in got.rows.iter().flatten() {
             let (w, consistent) = candidate;
@@ -205,7 +196,7 @@ fn labels_agree(path: &str, limit: usize) {
     let (client, server) = model.keygen().unwrap();
     let head = model.label_head().unwrap().unwrap();
     assert_eq!(server.bootstraps_per_inference(), head.bootstraps());
-    let rows = rows(&split);
+    let rows = split.test_rows();
     let rows = &rows[..limit.min(rows.len())];
     let cts: Vec<EncryptedInput> = rows.iter().map(|r| client.encrypt(r).unwrap()).collect();
     let outs: Vec<EncryptedOutput> = cts.par_iter().map(|c| server.infer(c).unwrap()).collect();
@@ -383,7 +374,7 @@ fn wire_scores_leak(path: &str, m: usize) {
     let (split, model) = logistic(path);
     let (client, server) = model.keygen().unwrap();
     let truth = layer(&model).clone();
-    let found = wire_attack(&model, &client, &server, &rows(&split)[0], m);
+    let found = wire_attack(&model, &client, &server, &split.test_rows()[0], m);
     assert_eq!(found.len(), truth.n_outputs);
     for (o, w) in found.iter().enumerate() {
         assert_eq!(w.as_deref(), Some(truth.row(o)), "{path}: output {o}");
@@ -396,7 +387,7 @@ fn wire_label_resists(path: &str, m: usize) {
     let truth = layer(&model).clone();
     let model = model.with_output(OutputMode::Label).unwrap();
     let (client, server) = model.keygen().unwrap();
-    for w in wire_attack(&model, &client, &server, &rows(&split)[0], m)
+    for w in wire_attack(&model, &client, &server, &split.test_rows()[0], m)
         .into_iter()
         .flatten()
     {

@@ -16,15 +16,6 @@ fn trained(path: &str, config: &ForestConfig) -> (Split<usize>, TrainedForest, C
     (split, trained, model)
 }
 
-fn rows<T>(split: &Split<T>) -> Vec<Vec<f64>> {
-    split
-        .test_raw
-        .rows()
-        .into_iter()
-        .map(|r| r.to_vec())
-        .collect()
-}
-
 fn accuracy(a: &[usize], b: &[usize]) -> f64 {
     a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
 }
@@ -36,7 +27,8 @@ fn encrypted_labels(split: &Split<usize>, model: &CompiledModel, seed: u64) -> V
     let key =
         EvaluationKey::from_bytes(&client.evaluation_key().unwrap().to_bytes().unwrap()).unwrap();
     let server = Server::with_evaluation_key(model.server_model(), &key).unwrap();
-    rows(split)
+    split
+        .test_rows()
         .iter()
         .enumerate()
         .map(|(i, row)| {
@@ -68,7 +60,7 @@ fn compiled_programs_decide_as_the_quantized_forests() {
         ),
     ] {
         let (split, trained, model) = trained(path, &config);
-        let rows = rows(&split);
+        let rows = split.test_rows();
         let twin: Vec<usize> = rows
             .iter()
             .map(|r| model.predict_simulated(r).unwrap().class_index().unwrap())
@@ -92,7 +84,7 @@ fn breast_cancer_tree_encrypted_equals_its_twin() {
     let (split, trained, model) = trained("data/breast_cancer.csv", &ForestConfig::default());
     let encrypted = encrypted_labels(&split, &model, 5);
     let truth = split.test.targets().to_vec();
-    let plain = trained.predict_plain(&rows(&split));
+    let plain = trained.predict_plain(&split.test_rows());
     let (acc_enc, acc_plain) = (accuracy(&encrypted, &truth), accuracy(&plain, &truth));
     assert!(
         acc_plain - acc_enc <= 0.02 + 1e-9,
@@ -107,7 +99,7 @@ fn breast_cancer_forest_encrypted_equals_its_twin() {
     let (split, trained, model) = trained("data/breast_cancer.csv", &ForestConfig::forest());
     let encrypted = encrypted_labels(&split, &model, 6);
     let truth = split.test.targets().to_vec();
-    let plain = trained.predict_plain(&rows(&split));
+    let plain = trained.predict_plain(&split.test_rows());
     assert!(accuracy(&plain, &truth) - accuracy(&encrypted, &truth) <= 0.02 + 1e-9);
 }
 
@@ -161,7 +153,7 @@ fn breast_cancer_tree_in_label_mode_equals_its_twin() {
     let server =
         Server::with_evaluation_key(model.server_model(), &client.evaluation_key().unwrap())
             .unwrap();
-    let rows = rows(&split);
+    let rows = split.test_rows();
     let cts: Vec<EncryptedInput> = rows.iter().map(|r| client.encrypt(r).unwrap()).collect();
     let outs = server.infer_batch(&cts);
     for (i, (row, out)) in rows.iter().zip(outs).enumerate() {
