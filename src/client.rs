@@ -19,7 +19,7 @@ use crate::fhe::bootstrap::KeyId;
 use crate::fhe::kernels::{
     dot, expand_mask, extended_mask, pack_bits, reverse_key, round_to_bits, unpack_bits,
 };
-use crate::fhe::label::{decode_label_bits, label_bits, LABEL_OUTPUT_BITS};
+use crate::fhe::label::{decode_top_labels, label_bits, LABEL_OUTPUT_BITS};
 use crate::fhe::wire::{self, Kind};
 use crate::fhe::{EncodingPlan, EvaluationKey, OutputMode};
 use crate::program::{Decoder, Prediction};
@@ -301,16 +301,24 @@ impl Client {
         if output.mode != self.spec.output {
             return Err(Error::Wire(format!(
                 "the result holds {}, this client expects {}",
-                output.mode.name(),
-                self.spec.output.name()
+                output.mode, self.spec.output
             )));
         }
         Ok(())
     }
 
-    /// Decrypts the class index of a label-mode result.
+    /// Decrypts the class index of a label-mode result (the best of a top-k one).
     pub fn decrypt_label(&self, output: &EncryptedOutput) -> Result<usize> {
+        Ok(self.decrypt_labels(output)?[0])
+    }
+
+    /// Decrypts the class indices of a label or top-k result, best first.
+    pub fn decrypt_labels(&self, output: &EncryptedOutput) -> Result<Vec<usize>> {
         self.check_output(output)?;
+        let top =
+            self.spec.output.labels().ok_or_else(|| {
+                Error::Wire("this client's model returns scores, not labels".into())
+            })?;
         let n = self.spec.plan.params.lwe_dimension();
         let classes = match &self.spec.decoder.kind {
             crate::program::OutputKind::Binary { .. } => 2,
@@ -319,7 +327,7 @@ impl Client {
                 return Err(Error::Wire("a regression model has no label".into()))
             }
         };
-        let expected = label_bits(classes) as usize;
+        let expected = label_bits(classes) as usize * top;
         if output.bits != LABEL_OUTPUT_BITS
             || output.n_outputs as usize != expected
             || output.lwe_dimension as usize != n
@@ -335,7 +343,7 @@ impl Client {
             .chunks_exact(n + 1)
             .map(|ct| ct[n].wrapping_sub(dot(&ct[..n], &self.key.reversed)) << (64 - bits))
             .collect();
-        decode_label_bits(classes, &phases)
+        decode_top_labels(classes, top, &phases)
     }
 
     /// Decrypts the integer scores: exactly what `simulate` computes.
@@ -390,12 +398,15 @@ impl Client {
             .collect()
     }
 
-    /// Decrypts and post-processes: class (with probabilities) or value; in label mode, the
-    /// class alone (no probabilities: the server returned none).
+    /// Decrypts and post-processes: class (with probabilities) or value; in label and top-k
+    /// modes, the best class alone (no probabilities: the server returned none; the ranked
+    /// classes come from `decrypt_labels`).
     pub fn decrypt(&self, output: &EncryptedOutput) -> Result<Prediction> {
         match self.spec.output {
             OutputMode::Scores => self.spec.decoder.decode(&self.decrypt_scores(output)?),
-            OutputMode::Label => self.spec.decoder.decode_label(self.decrypt_label(output)?),
+            OutputMode::Label | OutputMode::TopK(_) => {
+                self.spec.decoder.decode_label(self.decrypt_label(output)?)
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use crate::client::Client;
 use crate::data::{self, Split, Table};
 use crate::error::{Error, Result};
+use crate::fhe::label::top_labels;
 use crate::fhe::EvaluationKey;
 use crate::fhe::OutputMode;
 use crate::model::{compile, compile_forest, compile_mlp, CompiledModel, LinearModel};
@@ -80,7 +81,7 @@ pub struct EvalConfig {
     /// model trained here must be the one it serves as `{dataset}-{model}` (`-label` appended
     /// in label mode).
     pub server: Option<String>,
-    /// Scores (default), or the sanitized label only.
+    /// Scores (default), or the sanitized label (or top-k labels) only.
     pub output: OutputMode,
 }
 
@@ -281,12 +282,13 @@ pub fn compile_model(config: &EvalConfig, table: &Table) -> Result<CompiledModel
     }
 }
 
-/// The name a model has in the service: `{dataset}-{model}`, and `{dataset}-{model}-label`
-/// in label mode.
+/// The name a model has in the service: `{dataset}-{model}`, with `-label` or `-top{K}`
+/// appended in those modes.
 pub fn service_name(dataset: &str, model: ModelKind, output: OutputMode) -> String {
     match output {
         OutputMode::Scores => format!("{dataset}-{}", model.name()),
         OutputMode::Label => format!("{dataset}-{}-label", model.name()),
+        OutputMode::TopK(k) => format!("{dataset}-{}-top{k}", model.name()),
     }
 }
 
@@ -427,11 +429,10 @@ fn encrypted_run<T>(
                 let prediction = model.decoder.decode(&scores)?;
                 (prediction, scores == model.simulate(row)?)
             }
-            OutputMode::Label => {
-                let prediction = client.decrypt(&out)?;
-                let clear = model.predict_simulated(row)?;
-                let exact = prediction.class_index() == clear.class_index();
-                (prediction, exact)
+            OutputMode::Label | OutputMode::TopK(_) => {
+                let labels = client.decrypt_labels(&out)?;
+                let clear = top_labels(&model.simulate(row)?, labels.len());
+                (model.decoder.decode_label(labels[0])?, labels == clear)
             }
         };
         per_sample.decrypt_ms.push(ms(t));
@@ -535,8 +536,9 @@ fn report_base<T>(
         exact_scores: false,
         architecture: model.architecture().to_string(),
         pbs_per_sample: model.bootstraps().unwrap_or(0),
-        output: model.output.name().into(),
+        output: model.output.to_string(),
         label: model.label_head().ok().flatten().map(|h| LabelFigures {
+            labels: h.top,
             bootstraps: h.bootstraps(),
             sequential_bootstraps: h.sequential_bootstraps(),
             scales: h.levels.len(),

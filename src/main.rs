@@ -72,16 +72,11 @@ struct ModelArgs {
     /// Trees in a forest.
     #[arg(long, default_value_t = ForestConfig::forest().trees)]
     trees: usize,
-    /// What the server returns: `scores` (logits, probabilities) or `label` (the sanitized
-    /// encrypted label only: protects the model; classifiers only).
-    #[arg(long, value_enum, default_value = "scores")]
-    output: OutputArg,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum OutputArg {
-    Scores,
-    Label,
+    /// What the server returns: `scores` (logits, probabilities), `label` (the sanitized
+    /// encrypted label only: protects the model; classifiers only) or `top-K` (the K best
+    /// labels, best first, sanitized; multiclass only).
+    #[arg(long, default_value = "scores")]
+    output: OutputMode,
 }
 
 impl ModelArgs {
@@ -105,10 +100,7 @@ impl ModelArgs {
         config.forest.input_bits = self.bits.unwrap_or(ForestConfig::default().input_bits);
         config.seed = self.seed;
         config.test_fraction = self.test_fraction;
-        config.output = match self.output {
-            OutputArg::Scores => OutputMode::Scores,
-            OutputArg::Label => OutputMode::Label,
-        };
+        config.output = self.output;
         config
     }
 }

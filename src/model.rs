@@ -196,30 +196,26 @@ impl CompiledModel {
         Ok(compiled)
     }
 
-    /// The same model serving `output`: in label mode the plan leaves room for the argmax's
-    /// differences and the label head is designed (refused for regressions and for scores too
-    /// wide to compare exactly). A new model id: the two modes' ciphertexts do not mix.
+    /// The same model serving `output`: in label and top-k modes the plan leaves room for the
+    /// argmax's differences and the label head is designed (refused for regressions, for top-k
+    /// of a binary model, and for scores too wide to compare exactly). A new model id: the
+    /// modes' ciphertexts do not mix.
     pub fn with_output(mut self, output: OutputMode) -> Result<Self> {
-        if output == OutputMode::Label && self.decoder.kind == OutputKind::Regression {
-            return Err(Error::Compile(
-                "label mode needs a classifier; a regression returns its value".into(),
-            ));
+        if output.labels().is_some() && self.decoder.kind == OutputKind::Regression {
+            return Err(Error::Compile(format!(
+                "{output} mode needs a classifier; a regression returns its value"
+            )));
         }
         self.plan = EncodingPlan::for_program(self.plan.params.clone(), &self.program, output)?;
-        if output == OutputMode::Label {
-            LabelHead::for_program(&self.plan, &self.program)?;
-        }
+        LabelHead::for_output(&self.plan, &self.program, output)?;
         self.output = output;
         self.model_id = self.fingerprint()?;
         Ok(self)
     }
 
-    /// The label head of a model in label mode (its comparison circuit and costs).
+    /// The label head of a model in label or top-k mode (its comparison circuit and costs).
     pub fn label_head(&self) -> Result<Option<LabelHead>> {
-        match self.output {
-            OutputMode::Label => Ok(Some(LabelHead::for_program(&self.plan, &self.program)?)),
-            OutputMode::Scores => Ok(None),
-        }
+        LabelHead::for_output(&self.plan, &self.program, self.output)
     }
 
     /// Bootstraps per inference: the program's and the label head's.

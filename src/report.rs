@@ -134,6 +134,8 @@ pub struct EvalReport {
 /// What label mode costs and guarantees.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct LabelFigures {
+    /// Labels returned per inference, best first (1: the argmax; `K` in top-K mode).
+    pub labels: usize,
     /// Bootstraps of the label head per inference (comparisons, one-hot, sanitization).
     pub bootstraps: usize,
     /// Of which one after another.
@@ -234,12 +236,13 @@ impl EvalReport {
     }
 
     /// The human-readable table.
-    /// What decryption is compared with `simulate` on: labels in label mode, else scores.
+    /// What decryption is compared with `simulate` on: labels in label and top-k modes, else
+    /// scores.
     fn compared(&self) -> &'static str {
-        if self.output == "label" {
-            "labels"
-        } else {
+        if self.output == "scores" {
             "scores"
+        } else {
+            "labels"
         }
     }
 
@@ -313,7 +316,8 @@ impl EvalReport {
         );
         if let Some(h) = &self.label {
             s += &format!(
-                "label mode: {} bootstraps ({} in sequence, {} scales per comparison), failure ≤ {:.1e}, sanitized to statistical distance {:.1e}\n",
+                "{} mode: {} bootstraps ({} in sequence, {} scales per comparison), failure ≤ {:.1e}, sanitized to statistical distance {:.1e}\n",
+                self.output,
                 h.bootstraps,
                 h.sequential_bootstraps,
                 h.scales,

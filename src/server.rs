@@ -132,7 +132,7 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Whether a model needs its client's evaluation key: it bootstraps, or returns labels.
     pub fn needs_evaluation_key(model: &ServerModel) -> bool {
-        model.program.as_linear().is_none() || model.output == OutputMode::Label
+        model.program.as_linear().is_none() || model.output.labels().is_some()
     }
 
     /// A server for a leveled model (one linear step) returning scores, which needs no
@@ -183,14 +183,10 @@ impl Server {
                 model.plan.output_delta_log2,
             )?
         };
-        let label = match model.output {
-            OutputMode::Label => {
-                let head = LabelHead::for_program(&model.plan, &model.program)?;
-                let tables = head.tables();
-                Some((head, tables))
-            }
-            OutputMode::Scores => None,
-        };
+        let label = LabelHead::for_output(&model.plan, &model.program, model.output)?.map(|head| {
+            let tables = head.tables();
+            (head, tables)
+        });
         let lookups = model.program.steps.iter().filter_map(|s| match s {
             Step::Lookup(l) => Some(l),
             Step::Linear(_) => None,
@@ -456,7 +452,7 @@ impl Server {
             values = head.evaluate(tables, &lookups.bootstrapper, &values)?;
             bits = LABEL_OUTPUT_BITS;
             lap(
-                format!("label ×{} (bootstrap)", head.bootstraps()),
+                format!("{} ×{} (bootstrap)", self.model.output, head.bootstraps()),
                 head.bootstraps(),
                 &mut timings,
             );

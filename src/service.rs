@@ -119,8 +119,8 @@ fn valid_name(name: &str) -> bool {
 
 /// The models `fhe-ml serve` offers without `--models`: `eval`'s defaults on the shipped data
 /// (so `fhe-ml eval --server` with default settings meets the same models): breast-cancer
-/// logistic regression, tree and forest; digits logistic regression and MLP; and both logistic
-/// regressions in label mode (`-label`).
+/// logistic regression, tree and forest; digits logistic regression and MLP; both logistic
+/// regressions in label mode (`-label`), and the digits one in top-3 mode (`-top3`).
 pub fn default_models() -> Result<Vec<ModelBundle>> {
     use crate::data::{parse_csv_str, BREAST_CANCER_CSV, DIGITS_CSV};
     use crate::eval::{compile_model, service_name, EvalConfig, ModelKind, Source};
@@ -141,13 +141,19 @@ pub fn default_models() -> Result<Vec<ModelBundle>> {
             &service_name(&table.name, kind, OutputMode::Scores),
             &model,
         )];
-        // The linear models are also served in label mode (the same training).
+        // The linear models are also served in label mode, and the multiclass one in top-3
+        // mode (the same training).
         if kind == ModelKind::Logistic {
-            let label = model.with_output(OutputMode::Label)?;
-            bundles.push(ModelBundle::new(
-                &service_name(&table.name, kind, OutputMode::Label),
-                &label,
-            ));
+            let mut modes = vec![OutputMode::Label];
+            if table.name == "digits" {
+                modes.push(OutputMode::TopK(3));
+            }
+            for mode in modes {
+                bundles.push(ModelBundle::new(
+                    &service_name(&table.name, kind, mode),
+                    &model.clone().with_output(mode)?,
+                ));
+            }
         }
         Ok(bundles)
     })
@@ -324,13 +330,11 @@ impl AppState {
 
 fn info(served: &Served) -> ModelInfo {
     let spec = &served.bundle.client_spec;
-    let label_bootstraps = match spec.output {
-        OutputMode::Label => {
-            LabelHead::for_program(&spec.plan, &served.bundle.server_model.program)
-                .map_or(0, |h| h.bootstraps())
-        }
-        OutputMode::Scores => 0,
-    };
+    let label_bootstraps =
+        LabelHead::for_output(&spec.plan, &served.bundle.server_model.program, spec.output)
+            .ok()
+            .flatten()
+            .map_or(0, |h| h.bootstraps());
     let (output, classes) = match &spec.decoder.kind {
         OutputKind::Binary { classes } => ("binary", classes.to_vec()),
         OutputKind::Multiclass { classes } => ("multiclass", classes.clone()),
@@ -347,7 +351,7 @@ fn info(served: &Served) -> ModelInfo {
         output: output.into(),
         classes,
         needs_evaluation_key: spec.needs_evaluation_key,
-        output_mode: spec.output.name().into(),
+        output_mode: spec.output.to_string(),
         bootstraps_per_inference: served.bundle.server_model.program.bootstraps()
             + label_bootstraps,
         client_spec: base64::engine::general_purpose::STANDARD.encode(&served.spec_blob),

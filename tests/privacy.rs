@@ -10,6 +10,7 @@
 
 use fhe_ml::data::{load_csv, Split};
 use fhe_ml::fhe::kernels::{expand_mask, extended_mask, unpack_bits};
+use fhe_ml::fhe::label::top_labels;
 use fhe_ml::fhe::OutputMode;
 use fhe_ml::prelude::*;
 use fhe_ml::program::LinearLayer;
@@ -187,12 +188,12 @@ fn sanitized_labels_resist_the_attack_digits() {
     label_resists("data/digits.csv");
 }
 
-/// Label mode returns exactly the clear model's label: the whole breast-cancer test split,
-/// and the first rows of digits' (each digit row costs 280 bootstraps; `fhe-ml eval
-/// --output label` runs the whole split).
-fn labels_agree(path: &str, limit: usize) {
+/// Label (top-k) mode returns exactly the clear model's label (its k best, in order): the
+/// whole breast-cancer test split, and the first rows of digits' (each digit row costs about
+/// 300 bootstraps; `fhe-ml eval --output label` runs the whole split).
+fn labels_agree(path: &str, mode: OutputMode, limit: usize) {
     let (split, model) = logistic(path);
-    let model = model.with_output(OutputMode::Label).unwrap();
+    let model = model.with_output(mode).unwrap();
     let (client, server) = model.keygen().unwrap();
     let head = model.label_head().unwrap().unwrap();
     assert_eq!(server.bootstraps_per_inference(), head.bootstraps());
@@ -201,14 +202,18 @@ fn labels_agree(path: &str, limit: usize) {
     let cts: Vec<EncryptedInput> = rows.iter().map(|r| client.encrypt(r).unwrap()).collect();
     let outs: Vec<EncryptedOutput> = cts.par_iter().map(|c| server.infer(c).unwrap()).collect();
     for (i, (row, out)) in rows.iter().zip(&outs).enumerate() {
-        let clear = model.predict_simulated(row).unwrap().class_index().unwrap();
-        let blob = out.to_bytes().unwrap();
-        let got = client
-            .decrypt(&EncryptedOutput::from_bytes(&blob).unwrap())
-            .unwrap();
-        assert_eq!(got.class_index(), Some(clear), "{path} row {i}");
+        let scores = model.simulate(row).unwrap();
+        let clear = top_labels(&scores, mode.labels().unwrap());
+        let out = EncryptedOutput::from_bytes(&out.to_bytes().unwrap()).unwrap();
+        assert_eq!(
+            client.decrypt_labels(&out).unwrap(),
+            clear,
+            "{path} row {i} {scores:?}"
+        );
+        let best = client.decrypt(&out).unwrap().class_index();
+        assert_eq!(best, model.predict_simulated(row).unwrap().class_index());
         assert!(
-            client.decrypt_scores(out).is_err(),
+            client.decrypt_scores(&out).is_err(),
             "a label result read as scores"
         );
     }
@@ -219,12 +224,39 @@ fn labels_agree(path: &str, limit: usize) {
 
 #[test]
 fn label_mode_agrees_on_the_whole_breast_cancer_split() {
-    labels_agree("data/breast_cancer.csv", usize::MAX);
+    labels_agree("data/breast_cancer.csv", OutputMode::Label, usize::MAX);
 }
 
 #[test]
 fn label_mode_agrees_on_digits_rows() {
-    labels_agree("data/digits.csv", 12);
+    labels_agree("data/digits.csv", OutputMode::Label, 12);
+}
+
+#[test]
+fn top3_mode_ranks_digits_rows_like_the_clear_model() {
+    labels_agree("data/digits.csv", OutputMode::TopK(3), 8);
+}
+
+/// Top-k needs several scores to rank; results of one mode are refused by another's client.
+#[test]
+fn top_k_is_checked() {
+    let (_, binary) = logistic("data/breast_cancer.csv");
+    let err = binary.with_output(OutputMode::TopK(2)).unwrap_err();
+    assert!(err.to_string().contains("top-2"), "{err}");
+    let (split, digits) = logistic("data/digits.csv");
+    assert!(digits.clone().with_output(OutputMode::TopK(11)).is_err());
+    let top3 = digits.clone().with_output(OutputMode::TopK(3)).unwrap();
+    let label = digits.with_output(OutputMode::Label).unwrap();
+    assert_ne!(top3.model_id, label.model_id);
+    let head = top3.label_head().unwrap().unwrap();
+    assert_eq!(head.output_ciphertexts(), 12);
+    let (client, server) = top3.keygen().unwrap();
+    let out = server
+        .infer(&client.encrypt(&split.test_rows()[0]).unwrap())
+        .unwrap();
+    let (label_client, _) = label.keygen().unwrap();
+    let err = label_client.decrypt_labels(&out).unwrap_err();
+    assert!(err.to_string().contains("another model"), "{err}");
 }
 
 #[test]

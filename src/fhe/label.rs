@@ -15,9 +15,10 @@
 //! unit with `c_L/2` above the noise margin, so `v` (never zero) always gets a sign.
 //! Every margin is `GAUSSIAN_MARGIN` standard deviations of tfhe's noise formulas.
 //!
-//! **Argmax.** Every pair `i < j` gets one comparison (`i` wins ties, as the clear argmax takes
-//! the first maximum); class `i`'s sum of ±1 outcomes equals `C - 1` only for the argmax, which
-//! one lookup per class turns into a one-hot bit; the label's bits are sums of those.
+//! **Argmax and top-k.** Every pair `i < j` gets one comparison (`i` wins ties, as the clear
+//! argmax takes the first maximum); class `i`'s sum of ±1 outcomes is `C - 1 - 2r` exactly
+//! when `i` ranks `r` (the ranks are a permutation: the order is total), which one lookup per
+//! class and rank turns into a one-hot bit; each returned label's bits are sums of those.
 //!
 //! **Sanitization.** Each label bit is `±2^62`. `SANITIZE_ROUNDS` times: add a fresh
 //! encryption of zero under the client's compact public key with TUniform(2^61) body noise,
@@ -32,9 +33,9 @@ use crate::fhe::plan::two_sided_tail;
 use crate::fhe::{EncodingPlan, LeveledParameters};
 use crate::program::Program;
 
-/// What a served model returns.
+/// What a served model returns. Written `scores`, `label` or `top-K` (CLI, JSON, wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(into = "String", try_from = "String")]
 pub enum OutputMode {
     /// The encrypted scores (logits): the client gets probabilities, and learns the most about
     /// the model.
@@ -42,13 +43,27 @@ pub enum OutputMode {
     Scores,
     /// Only the encrypted class label, re-randomized: the client learns the prediction.
     Label,
+    /// The `K ≥ 2` most likely class labels, best first, re-randomized (multiclass models).
+    TopK(usize),
 }
 
 impl OutputMode {
-    pub fn name(self) -> &'static str {
+    /// Labels returned: `None` for scores, 1 for `label`, `K` for `top-K`.
+    pub fn labels(self) -> Option<usize> {
         match self {
-            OutputMode::Scores => "scores",
-            OutputMode::Label => "label",
+            OutputMode::Scores => None,
+            OutputMode::Label => Some(1),
+            OutputMode::TopK(k) => Some(k),
+        }
+    }
+}
+
+impl std::fmt::Display for OutputMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutputMode::Scores => f.write_str("scores"),
+            OutputMode::Label => f.write_str("label"),
+            OutputMode::TopK(k) => write!(f, "top-{k}"),
         }
     }
 }
@@ -56,13 +71,29 @@ impl OutputMode {
 impl std::str::FromStr for OutputMode {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "scores" => Ok(OutputMode::Scores),
-            "label" => Ok(OutputMode::Label),
-            other => Err(Error::Input(format!(
-                "output mode {other:?}: expected \"scores\" or \"label\""
+        let k = s.strip_prefix("top-").map(|k| k.parse::<usize>());
+        match (s, k) {
+            ("scores", _) => Ok(OutputMode::Scores),
+            ("label", _) | (_, Some(Ok(1))) => Ok(OutputMode::Label),
+            (_, Some(Ok(k))) if (2..=MAX_LABEL_CLASSES).contains(&k) => Ok(OutputMode::TopK(k)),
+            (other, _) => Err(Error::Input(format!(
+                "output mode {other:?}: expected \"scores\", \"label\" or \"top-K\" \
+                 (K from 2 to {MAX_LABEL_CLASSES})"
             ))),
         }
+    }
+}
+
+impl From<OutputMode> for String {
+    fn from(mode: OutputMode) -> String {
+        mode.to_string()
+    }
+}
+
+impl TryFrom<String> for OutputMode {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
     }
 }
 
@@ -115,6 +146,8 @@ pub struct LabelHead {
     /// Standard deviation of a lookup's position noise (modulus switch and keyswitch).
     pub lookup_sigma: f64,
     pub label_bits: u32,
+    /// Labels returned, best first (1: the argmax or sign).
+    pub top: usize,
     polynomial_size: usize,
     position_log2: u32,
 }
@@ -156,6 +189,43 @@ pub fn decode_label_bits(classes: usize, phases: &[u64]) -> Result<usize> {
         )));
     }
     Ok(index)
+}
+
+/// Reads the decrypted bits of `top` labels (best first), refusing repeated labels: the
+/// ranks of one inference are distinct.
+pub fn decode_top_labels(classes: usize, top: usize, phases: &[u64]) -> Result<Vec<usize>> {
+    let bits = label_bits(classes) as usize;
+    if phases.len() != bits * top {
+        return Err(Error::Wire(format!(
+            "{} label bits, expected {} for {top} labels",
+            phases.len(),
+            bits * top
+        )));
+    }
+    let labels: Vec<usize> = phases
+        .chunks(bits)
+        .map(|chunk| decode_label_bits(classes, chunk))
+        .collect::<Result<_>>()?;
+    if (1..labels.len()).any(|i| labels[..i].contains(&labels[i])) {
+        return Err(Error::Wire(format!(
+            "decrypted labels {labels:?} repeat a class: corrupted or mismatched result"
+        )));
+    }
+    Ok(labels)
+}
+
+/// The clear twin of the label head: the `top` largest scores' indices, best first, ties to
+/// the lower index (as the encrypted comparisons break them); one score ranks class 1 first
+/// when it is non-negative.
+pub fn top_labels(scores: &[i64], top: usize) -> Vec<usize> {
+    if let [score] = scores {
+        let best = usize::from(*score >= 0);
+        return [best, 1 - best].into_iter().take(top).collect();
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(scores[i]));
+    order.truncate(top);
+    order
 }
 
 /// Every pair `i < j` of `classes`.
@@ -291,6 +361,7 @@ impl LabelHead {
             margin,
             lookup_sigma,
             label_bits: label_bits(classes),
+            top: 1,
             polynomial_size: params.polynomial_size,
             position_log2,
         })
@@ -350,6 +421,31 @@ impl LabelHead {
         )
     }
 
+    /// Returns the `top` best labels instead of the argmax (multiclass only).
+    pub fn with_top(mut self, top: usize) -> Result<Self> {
+        if top == 0 || top > self.classes || (top > 1 && !self.pairwise) {
+            return Err(Error::Compile(format!(
+                "top-{top}: a model with {} scores ranks 1 to {} labels",
+                if self.pairwise { self.classes } else { 1 },
+                if self.pairwise { self.classes } else { 1 }
+            )));
+        }
+        self.top = top;
+        Ok(self)
+    }
+
+    /// The head a model serves in `output` mode (`None` for scores).
+    pub fn for_output(
+        plan: &EncodingPlan,
+        program: &Program,
+        output: OutputMode,
+    ) -> Result<Option<Self>> {
+        output
+            .labels()
+            .map(|top| Self::for_program(plan, program)?.with_top(top))
+            .transpose()
+    }
+
     /// Compared values per inference: one score, or every pair of classes.
     pub fn comparisons(&self) -> usize {
         if self.pairwise {
@@ -359,13 +455,22 @@ impl LabelHead {
         }
     }
 
-    /// Bootstraps per inference: levels and combine per comparison, one-hot per class
-    /// (multiclass), and the sanitizing rounds per label bit.
+    /// Bootstraps per inference: levels and combine per comparison, one-hot per class and
+    /// rank (multiclass), and the sanitizing rounds per returned label bit.
     pub fn bootstraps(&self) -> usize {
-        let onehot = if self.pairwise { self.classes } else { 0 };
+        let onehot = if self.pairwise {
+            self.classes * self.top
+        } else {
+            0
+        };
         self.comparisons() * (self.levels.len() + 1)
             + onehot
-            + SANITIZE_ROUNDS * self.label_bits as usize
+            + SANITIZE_ROUNDS * self.output_ciphertexts()
+    }
+
+    /// Ciphertexts returned: the label bits of each of the `top` labels, best first.
+    pub fn output_ciphertexts(&self) -> usize {
+        self.label_bits as usize * self.top
     }
 
     /// Bootstraps one after another (the rest run in parallel).
@@ -395,10 +500,16 @@ impl LabelHead {
         }
     }
 
-    /// The one-hot table at coefficient `q`: 1 when the argmax sum is `C - 1` wins.
-    fn onehot_entry(&self, q: usize) -> i64 {
-        let c = self.win_unit as usize;
-        i64::from((self.classes - 2) * c <= q && q < self.classes * c)
+    /// Rank `r`'s one-hot table at coefficient `q`: 1 when the sum of wins is `C - 1 - 2r`
+    /// (±1 win unit), read at `q` or, for a negative sum, at `q - N` (the table holds `2^63`,
+    /// its own negation, so both halves of the circle agree). Sums lie within
+    /// `(C - 1)·c + margin` of zero and `(2C - 1)·c + margin ≤ N`, so the halves never meet.
+    fn onehot_entry(&self, rank: usize, q: usize) -> i64 {
+        let c = self.win_unit as i64;
+        let target = (self.classes as i64 - 1 - 2 * rank as i64) * c;
+        let hit = |p: i64| target - c <= p && p < target + c;
+        let q = q as i64;
+        i64::from(hit(q) || hit(q - self.polynomial_size as i64))
     }
 
     /// What a bootstrap returns at position `p` (any integer) for a table `t` of `N`
@@ -453,17 +564,22 @@ impl LabelHead {
         LabelTables {
             levels,
             sign: TestPolynomial::from_coefficients(&vec![sign_value; n]),
-            onehot: TestPolynomial::from_coefficients(
-                &(0..n)
-                    .map(|q| (self.onehot_entry(q) as u64) << 63)
-                    .collect::<Vec<_>>(),
-            ),
+            onehot: (0..self.top)
+                .map(|r| {
+                    TestPolynomial::from_coefficients(
+                        &(0..n)
+                            .map(|q| (self.onehot_entry(r, q) as u64) << 63)
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .collect(),
             label_bit: TestPolynomial::from_coefficients(&vec![LABEL_BIT; n]),
         }
     }
 
     /// The encrypted head: scores (LWE ciphertexts in the evaluation key's natural order, at
-    /// `2^delta_log2` per unit) in, sanitized label bits (`±LABEL_BIT`, bit 0 first) out.
+    /// `2^delta_log2` per unit) in, sanitized label bits (`±LABEL_BIT`, bit 0 first, best
+    /// label first) out.
     pub fn evaluate(
         &self,
         tables: &LabelTables,
@@ -516,9 +632,8 @@ impl LabelHead {
         let bits: Vec<Vec<u64>> = if !self.pairwise {
             signs
         } else {
-            // W_i = Σ_{j>i} σ_ij − Σ_{j<i} σ_ji: C − 1 wins only for the argmax.
-            let onehot: Vec<Vec<u64>> = (0..self.classes)
-                .into_par_iter()
+            // W_i = Σ_{j>i} σ_ij − Σ_{j<i} σ_ji = C − 1 − 2·rank(i).
+            let wins: Vec<Vec<u64>> = (0..self.classes)
                 .map(|i| {
                     let mut w = vec![0u64; scores[0].len()];
                     for (p, &(a, b)) in pairs.iter().enumerate() {
@@ -533,21 +648,33 @@ impl LabelHead {
                             *x = x.wrapping_add(y.wrapping_mul(sign));
                         }
                     }
-                    first(bootstrapper.lookup(w, &tables.onehot, 0)?)
+                    w
+                })
+                .collect();
+            // onehot[r * C + i]: class i ranks r.
+            let onehot: Vec<Vec<u64>> = (0..self.top * self.classes)
+                .into_par_iter()
+                .map(|k| {
+                    let (r, i) = (k / self.classes, k % self.classes);
+                    first(bootstrapper.lookup(wins[i].clone(), &tables.onehot[r], 0)?)
                 })
                 .collect::<Result<_>>()?;
-            (0..self.label_bits)
-                .map(|b| {
-                    let members = onehot
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| (i >> b) & 1 == 1)
-                        .map(|(_, ct)| ct);
-                    // Exactly one one-hot bit is 2^63: −2^62 + 2^63 = +2^62 when it sets bit b.
-                    let mut bit = sum(members, scores[0].len());
-                    let body = bit.last_mut().expect("non-empty");
-                    *body = body.wrapping_sub(LABEL_BIT);
-                    bit
+            onehot
+                .chunks(self.classes)
+                .flat_map(|ranked| {
+                    (0..self.label_bits).map(move |b| {
+                        let members = ranked
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| (i >> b) & 1 == 1)
+                            .map(|(_, ct)| ct);
+                        // One class holds each rank, its bit 2^63: −2^62 + 2^63 = +2^62 when
+                        // it sets bit b.
+                        let mut bit = sum(members, scores[0].len());
+                        let body = bit.last_mut().expect("non-empty");
+                        *body = body.wrapping_sub(LABEL_BIT);
+                        bit
+                    })
                 })
                 .collect()
         };
@@ -562,11 +689,12 @@ impl LabelHead {
             .collect()
     }
 
-    /// Statistical distance between the label bits of two models with the same prediction,
-    /// after sanitization, not counting the `2^-41.6` tail events: each round is a Markov
-    /// kernel whose Dobrushin coefficient is at most `2·τ / 2^(FLOOD_LOG2 + 1)` (`τ`: the
-    /// largest noise of a bootstrap output, `GAUSSIAN_MARGIN` standard deviations; the first
-    /// round's input sums up to `C/2` of them), and rounds multiply.
+    /// Statistical distance between the results (every returned label bit) of two models with
+    /// the same prediction, after sanitization, not counting the `2^-41.6` tail events: each
+    /// round is a Markov kernel whose Dobrushin coefficient is at most `2·τ / 2^(FLOOD_LOG2 +
+    /// 1)` (`τ`: the largest noise of a bootstrap output, `GAUSSIAN_MARGIN` standard
+    /// deviations; the first round's input sums up to `C/2` of them); rounds multiply, and the
+    /// bits, sanitized independently, add.
     pub fn sanitization_distance(&self, params: &LeveledParameters) -> Result<f64> {
         let noise = params.bootstrap_noise()?;
         let flood = 2f64.powi(FLOOD_LOG2 as i32 + 1);
@@ -576,7 +704,8 @@ impl LabelHead {
             (self.classes as f64 / 2.0).ceil()
         };
         let round = |terms: f64| 2.0 * GAUSSIAN_MARGIN * noise.output_std * terms.sqrt() / flood;
-        Ok(round(first_terms) * round(1.0).powi(SANITIZE_ROUNDS as i32 - 1))
+        let per_bit = round(first_terms) * round(1.0).powi(SANITIZE_ROUNDS as i32 - 1);
+        Ok(per_bit * self.output_ciphertexts() as f64)
     }
 }
 
@@ -584,7 +713,8 @@ impl LabelHead {
 pub struct LabelTables {
     levels: Vec<TestPolynomial>,
     sign: TestPolynomial,
-    onehot: TestPolynomial,
+    /// One per returned rank.
+    onehot: Vec<TestPolynomial>,
     label_bit: TestPolynomial,
 }
 
@@ -699,17 +829,63 @@ mod tests {
         .is_err());
     }
 
+    /// Each rank's table, read anywhere within the margin of any sum of wins, fires for that
+    /// rank's sum alone (10 classes: odd sums; 7: even ones, zero included).
     #[test]
-    fn onehot_table_separates_the_argmax() {
-        let h = head(10, 42, 860_000, 0.1);
-        let c = h.win_unit as i64;
-        for w in (-9i64..=9).step_by(2) {
-            for noise in [-h.margin, 0.0, h.margin] {
-                let p = (w as f64 * c as f64 + noise).round() as i64;
-                let got = h.negacyclic(p, |q| h.onehot_entry(q));
-                assert_eq!(got, i64::from(w == 9), "wins {w} noise {noise}");
+    fn onehot_tables_separate_every_rank() {
+        for classes in [10usize, 7, 3] {
+            let h = head(classes, 42, 860_000, 0.1).with_top(classes).unwrap();
+            let c = h.win_unit as f64;
+            for rank in 0..classes {
+                let w_rank = classes as i64 - 1 - 2 * rank as i64;
+                for w in (-(classes as i64 - 1)..=classes as i64 - 1).step_by(2) {
+                    for noise in [-h.margin, 0.0, h.margin] {
+                        let p = (w as f64 * c + noise).round() as i64;
+                        // The table's 2^63 is its own negation: either half reads as 1.
+                        let got = h.negacyclic(p, |q| h.onehot_entry(rank, q)).abs();
+                        assert_eq!(
+                            got,
+                            i64::from(w == w_rank),
+                            "{classes}: rank {rank} wins {w}"
+                        );
+                    }
+                }
             }
         }
+        let h = head(10, 42, 860_000, 0.1);
+        assert!(h.clone().with_top(11).is_err());
+        assert!(h.clone().with_top(0).is_err());
+        assert_eq!(h.clone().with_top(3).unwrap().output_ciphertexts(), 12);
+        assert!(head(2, 44, 240_000, 0.07).with_top(2).is_err());
+        assert_eq!(top_labels(&[3, 9, 9, -1, 4], 3), vec![1, 2, 4]);
+        assert_eq!(top_labels(&[0], 1), vec![1]);
+        assert_eq!(top_labels(&[-1], 2), vec![0, 1]);
+        let minus = LABEL_BIT.wrapping_neg();
+        let (one, zero) = (LABEL_BIT, minus);
+        assert_eq!(
+            decode_top_labels(3, 2, &[one, zero, zero, one]).unwrap(),
+            vec![1, 2]
+        );
+        assert!(decode_top_labels(3, 2, &[one, zero, one, zero]).is_err());
+        assert!(decode_top_labels(3, 2, &[one, zero]).is_err());
+        for (text, mode) in [
+            ("scores", OutputMode::Scores),
+            ("label", OutputMode::Label),
+            ("top-1", OutputMode::Label),
+            ("top-3", OutputMode::TopK(3)),
+        ] {
+            assert_eq!(text.parse::<OutputMode>().unwrap(), mode);
+            let json = serde_json::to_string(&mode).unwrap();
+            assert_eq!(serde_json::from_str::<OutputMode>(&json).unwrap(), mode);
+        }
+        assert_eq!(OutputMode::TopK(3).to_string(), "top-3");
+        for bad in ["top-0", "top-16", "top-x", "Label", ""] {
+            assert!(bad.parse::<OutputMode>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn label_bits_decode() {
         let minus = LABEL_BIT.wrapping_neg();
         assert_eq!(
             decode_label_bits(10, &[LABEL_BIT, minus, LABEL_BIT, minus]).unwrap(),

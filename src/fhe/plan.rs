@@ -76,7 +76,7 @@ pub fn two_sided_tail(t: f64) -> f64 {
 /// scores|), refusing what the 64-bit encoding cannot hold.
 fn score_message_bits(bounds: &[(i64, i64)], output: OutputMode) -> Result<u32> {
     let max_abs = match output {
-        OutputMode::Label => compared_max_abs(bounds),
+        OutputMode::Label | OutputMode::TopK(_) => compared_max_abs(bounds),
         OutputMode::Scores => bounds
             .iter()
             .map(|&(lo, hi)| lo.unsigned_abs().max(hi.unsigned_abs()))
