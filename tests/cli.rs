@@ -235,3 +235,47 @@ fn eval_through_the_service_equals_local_eval() {
     let _ = serve.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--output top-K`: the report names the mode and its head, and every row's ranked labels
+/// equal the clear model's; a malformed mode is one line on stderr.
+#[test]
+fn eval_top_k_reports_ranked_labels() {
+    let out = fhe_ml(&[
+        "eval",
+        "--data",
+        "data/digits.csv",
+        "--model",
+        "logistic",
+        "--output",
+        "top-3",
+        "--limit",
+        "2",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["output"], "top-3");
+    assert_eq!(v["label"]["labels"], 3);
+    assert_eq!(
+        v["exact_scores"], true,
+        "ranked labels equal the clear twin's"
+    );
+    // 3 labels × 4 bits, each an LWE ciphertext of 2049 16-bit coefficients.
+    assert!(v["bytes"]["output_ciphertext"].as_u64().unwrap() >= 12 * 2049 * 2);
+    let bad = fhe_ml(&[
+        "eval",
+        "--data",
+        "data/digits.csv",
+        "--output",
+        "top-0",
+        "--limit",
+        "1",
+    ]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("top-K") && !err.contains("panicked"), "{err}");
+}

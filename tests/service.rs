@@ -9,6 +9,7 @@ use std::time::Instant;
 use fhe_ml::client::Client;
 use fhe_ml::data::load_csv;
 use fhe_ml::eval::{compile_model, service_name, EvalConfig, ModelKind, Source};
+use fhe_ml::fhe::label::top_labels;
 use fhe_ml::fhe::wire::{seal, Kind};
 use fhe_ml::fhe::OutputMode;
 use fhe_ml::model::CompiledModel;
@@ -158,6 +159,32 @@ fn label_models_return_only_the_label() {
         &inputs[0].to_bytes().unwrap(),
     ));
     assert!(err.contains("another model"), "{err}");
+    service.stop().unwrap();
+}
+
+/// A top-3 model through the service: its mode travels in the model info and the client spec,
+/// and its results decrypt to the clear model's three best classes, in order.
+#[test]
+fn top3_models_return_ranked_labels() {
+    let (name, scores, rows) = model("data/digits.csv", ModelKind::Logistic);
+    let top3 = scores.with_output(OutputMode::TopK(3)).unwrap();
+    let name = format!("{name}-top3");
+    let service = start(&[(name.clone(), top3.clone())], ServiceConfig::default());
+    let remote = RemoteServer::new(&service.url()).unwrap();
+    let info = remote.model(&name).unwrap();
+    assert_eq!(info.output_mode, "top-3");
+    assert_eq!(info.bootstraps_per_inference, top3.bootstraps().unwrap());
+    let client = Client::new(remote.client_spec(&name).unwrap()).unwrap();
+    remote
+        .upload_key(&client.evaluation_key().unwrap())
+        .unwrap();
+    for row in rows.iter().take(2) {
+        let out = remote
+            .predict(&name, &client.encrypt(row).unwrap())
+            .unwrap();
+        let clear = top_labels(&top3.simulate(row).unwrap(), 3);
+        assert_eq!(client.decrypt_labels(&out).unwrap(), clear);
+    }
     service.stop().unwrap();
 }
 
