@@ -1,6 +1,6 @@
 //! Per-sample encrypt / infer / decrypt latency and batch throughput (all cores) for
 //! breast cancer (30 features, 2 classes), digits (64 features, 10 classes) and a synthetic
-//! 100-feature, 2-class dataset; and the server's inference in label mode.
+//! 100-feature, 2-class dataset; and the server's inference in label and top-3 modes.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use fhe_ml::data::{load_csv, parse_csv_str};
@@ -83,20 +83,20 @@ fn bench_dataset(c: &mut Criterion, name: &str, table: Table) {
     group.finish();
 }
 
-/// Label mode: the server's extra cost of returning only the sanitized label.
-fn bench_label(c: &mut Criterion, name: &str, table: Table) {
+/// Label and top-k modes: the server's extra cost of returning only sanitized labels.
+fn bench_label(c: &mut Criterion, name: &str, table: Table, mode: OutputMode) {
     let split = table.split(0.2, 42).unwrap();
     let fitted = train::fit_logistic(&split).unwrap();
     let model = compile(&fitted, &split, Quantization::default())
         .unwrap()
-        .with_output(fhe_ml::fhe::OutputMode::Label)
+        .with_output(mode)
         .unwrap();
     let (client, server) = model.keygen().unwrap();
     let row = split.test_rows().swap_remove(0);
     let ct = client.encrypt(&row).unwrap();
-    let mut group = c.benchmark_group(format!("{name}_label"));
+    let mut group = c.benchmark_group(format!("{name}_{}", mode.to_string().replace('-', "")));
     group.sample_size(10);
-    group.bench_function("infer (label mode)", |b| {
+    group.bench_function(format!("infer ({mode} mode)"), |b| {
         b.iter(|| server.infer(&ct).unwrap())
     });
     group.finish();
@@ -113,8 +113,11 @@ fn benches(c: &mut Criterion) {
         c,
         "breast_cancer",
         load_csv("data/breast_cancer.csv").unwrap(),
+        OutputMode::Label,
     );
-    bench_label(c, "digits", load_csv("data/digits.csv").unwrap());
+    let digits = load_csv("data/digits.csv").unwrap();
+    bench_label(c, "digits", digits.clone(), OutputMode::Label);
+    bench_label(c, "digits", digits, OutputMode::TopK(3));
     bench_dataset(
         c,
         "synthetic_100",

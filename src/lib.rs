@@ -21,7 +21,8 @@
 //! ```
 //!
 //! To protect the model as well, `model.with_output(OutputMode::Label)?` serves only the
-//! encrypted label, computed exactly and re-randomized ([`fhe::label`]).
+//! encrypted label, computed exactly and re-randomized ([`fhe::label`]);
+//! `OutputMode::TopK(3)` serves the three best classes, best first (`client.decrypt_labels`).
 //!
 //! Modules follow the pipeline: [`data`] → [`train`] → [`quant`] / [`model`] (compile) →
 //! [`program`] (integer model, `simulate`) → [`client`] / [`server`] over [`fhe`] →
