@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use fhe_ml::client::Client;
 use fhe_ml::eval::{self, EvalConfig, ModelKind, Source};
 use fhe_ml::fhe::OutputMode;
+use fhe_ml::program::Prediction;
 use fhe_ml::quant::Quantization;
 use fhe_ml::remote::RemoteServer;
 use fhe_ml::service::{self, ModelBundle, ServiceConfig};
@@ -267,12 +268,30 @@ fn predict(server: String, model: String, input: PathBuf) -> Result<()> {
         .map(|row| client.encrypt(row))
         .collect::<Result<_>>()?;
     let outputs = service.predict_batch(&model, &inputs)?;
-    println!("row,prediction");
+    // A top-K model also prints its ranking, best first, space-separated.
+    let top = match client.spec().output {
+        OutputMode::TopK(k) => Some(k),
+        _ => None,
+    };
+    match top {
+        Some(k) => println!("row,prediction,top_{k}"),
+        None => println!("row,prediction"),
+    }
+    let show = |p: Prediction| match p {
+        Prediction::Class { label, .. } => label.to_string(),
+        Prediction::Value(v) => v.to_string(),
+    };
     for (i, out) in outputs.iter().enumerate() {
-        match client.decrypt(out)? {
-            fhe_ml::program::Prediction::Class { label, .. } => println!("{i},{label}"),
-            fhe_ml::program::Prediction::Value(v) => println!("{i},{v}"),
+        let mut line = format!("{i},{}", show(client.decrypt(out)?));
+        if top.is_some() {
+            let ranked = client
+                .decrypt_labels(out)?
+                .into_iter()
+                .map(|c| Ok(show(client.spec().decoder.decode_label(c)?)))
+                .collect::<Result<Vec<_>>>()?;
+            line += &format!(",{}", ranked.join(" "));
         }
+        println!("{line}");
     }
     if client.clipped_count() > 0 {
         eprintln!(

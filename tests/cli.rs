@@ -164,6 +164,22 @@ fn eval_through_the_service_equals_local_eval() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    let out = fhe_ml(&[
+        "export",
+        "--data",
+        "data/digits.csv",
+        "--model",
+        "logistic",
+        "--output",
+        "top-3",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -215,6 +231,38 @@ fn eval_through_the_service_equals_local_eval() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.lines().count(), 570, "a header and one line per row");
+    // A top-3 model: the prediction, then the three best classes, best first.
+    let few = dir.join("three-digits.csv");
+    let digits = std::fs::read_to_string("data/digits.csv").unwrap();
+    std::fs::write(&few, digits.lines().take(4).collect::<Vec<_>>().join("\n")).unwrap();
+    let out = fhe_ml(&[
+        "predict",
+        "--server",
+        &url,
+        "--model",
+        "digits-logistic-top3",
+        "--input",
+        few.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "row,prediction,top_3");
+    assert_eq!(lines.len(), 4, "{text}");
+    for line in &lines[1..] {
+        let fields: Vec<&str> = line.split(',').collect();
+        let ranked: Vec<&str> = fields[2].split(' ').collect();
+        assert_eq!(ranked.len(), 3, "{line}");
+        assert_eq!(
+            ranked[0], fields[1],
+            "the prediction is the best class: {line}"
+        );
+        assert!(ranked[1] != ranked[0] && ranked[2] != ranked[1] && ranked[2] != ranked[0]);
+    }
     // A model the service does not have: one clear line.
     let out = fhe_ml(&[
         "eval",
