@@ -33,9 +33,9 @@ use crate::fhe::plan::two_sided_tail;
 use crate::fhe::{EncodingPlan, LeveledParameters};
 use crate::program::Program;
 
-/// What a served model returns. Written `scores`, `label` or `top-K` (CLI, JSON, wire).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
+/// What a served model returns. Written `scores`, `label` or `top-K` (CLI, JSON); on the
+/// binary wire, the number of labels as a `u32` (0 for scores): four bytes, as before top-K.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OutputMode {
     /// The encrypted scores (logits): the client gets probabilities, and learns the most about
     /// the model.
@@ -84,16 +84,28 @@ impl std::str::FromStr for OutputMode {
     }
 }
 
-impl From<OutputMode> for String {
-    fn from(mode: OutputMode) -> String {
-        mode.to_string()
+impl Serialize for OutputMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            s.serialize_u32(self.labels().unwrap_or(0) as u32)
+        }
     }
 }
 
-impl TryFrom<String> for OutputMode {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        s.parse()
+impl<'de> Deserialize<'de> for OutputMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        if d.is_human_readable() {
+            return String::deserialize(d)?.parse().map_err(D::Error::custom);
+        }
+        match u32::deserialize(d)? {
+            0 => Ok(OutputMode::Scores),
+            1 => Ok(OutputMode::Label),
+            k if (2..=MAX_LABEL_CLASSES as u32).contains(&k) => Ok(OutputMode::TopK(k as usize)),
+            k => Err(D::Error::custom(format!("output mode of {k} labels"))),
+        }
     }
 }
 
@@ -424,10 +436,9 @@ impl LabelHead {
     /// Returns the `top` best labels instead of the argmax (multiclass only).
     pub fn with_top(mut self, top: usize) -> Result<Self> {
         if top == 0 || top > self.classes || (top > 1 && !self.pairwise) {
+            let ranks = if self.pairwise { self.classes } else { 1 };
             return Err(Error::Compile(format!(
-                "top-{top}: a model with {} scores ranks 1 to {} labels",
-                if self.pairwise { self.classes } else { 1 },
-                if self.pairwise { self.classes } else { 1 }
+                "top-{top}: this model ranks 1 to {ranks} labels"
             )));
         }
         self.top = top;
@@ -876,12 +887,18 @@ mod tests {
         ] {
             assert_eq!(text.parse::<OutputMode>().unwrap(), mode);
             let json = serde_json::to_string(&mode).unwrap();
+            assert_eq!(json, format!("\"{mode}\""));
             assert_eq!(serde_json::from_str::<OutputMode>(&json).unwrap(), mode);
+            let wire = bincode::serialize(&mode).unwrap();
+            assert_eq!(wire.len(), 4);
+            assert_eq!(bincode::deserialize::<OutputMode>(&wire).unwrap(), mode);
         }
         assert_eq!(OutputMode::TopK(3).to_string(), "top-3");
         for bad in ["top-0", "top-16", "top-x", "Label", ""] {
             assert!(bad.parse::<OutputMode>().is_err(), "{bad}");
         }
+        let bad_wire = bincode::serialize(&16u32).unwrap();
+        assert!(bincode::deserialize::<OutputMode>(&bad_wire).is_err());
     }
 
     #[test]
