@@ -10,9 +10,20 @@ fn fhe_ml(args: &[&str]) -> std::process::Output {
         .expect("the binary runs")
 }
 
+/// Runs the CLI and requires success (its stderr is the failure message).
+fn fhe_ml_ok(args: &[&str]) -> std::process::Output {
+    let out = fhe_ml(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 #[test]
 fn eval_json_follows_the_contract() {
-    let out = fhe_ml(&[
+    let out = fhe_ml_ok(&[
         "eval",
         "--data",
         "data/breast_cancer.csv",
@@ -22,11 +33,6 @@ fn eval_json_follows_the_contract() {
         "40",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for key in [
         "dataset",
@@ -153,7 +159,7 @@ fn eval_through_the_service_equals_local_eval() {
         ("data/digits.csv", "scores"),
         ("data/digits.csv", "top-3"),
     ] {
-        let out = fhe_ml(&[
+        fhe_ml_ok(&[
             "export",
             "--data",
             data,
@@ -164,11 +170,6 @@ fn eval_through_the_service_equals_local_eval() {
             "--out",
             dir.to_str().unwrap(),
         ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -188,13 +189,7 @@ fn eval_through_the_service_equals_local_eval() {
     });
     assert!(up, "the service did not start");
     let json = |args: &[&str]| -> serde_json::Value {
-        let out = fhe_ml(args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        serde_json::from_slice(&fhe_ml_ok(args).stdout).unwrap()
     };
     for data in ["data/breast_cancer.csv", "data/digits.csv"] {
         let base = ["eval", "--data", data, "--model", "logistic", "--json"];
@@ -205,7 +200,7 @@ fn eval_through_the_service_equals_local_eval() {
         assert_eq!(remote["exact_scores"], true, "{data}");
     }
     // predict: labels for the rows of a CSV (its target column ignored).
-    let out = fhe_ml(&[
+    let out = fhe_ml_ok(&[
         "predict",
         "--server",
         &url,
@@ -214,18 +209,13 @@ fn eval_through_the_service_equals_local_eval() {
         "--input",
         "data/breast_cancer.csv",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.lines().count(), 570, "a header and one line per row");
     // A top-3 model: the prediction, then the three best classes, best first.
     let few = dir.join("three-digits.csv");
     let digits = std::fs::read_to_string("data/digits.csv").unwrap();
     std::fs::write(&few, digits.lines().take(4).collect::<Vec<_>>().join("\n")).unwrap();
-    let out = fhe_ml(&[
+    let out = fhe_ml_ok(&[
         "predict",
         "--server",
         &url,
@@ -234,11 +224,6 @@ fn eval_through_the_service_equals_local_eval() {
         "--input",
         few.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "row,prediction,top_3");
@@ -278,7 +263,7 @@ fn eval_through_the_service_equals_local_eval() {
 /// equal the clear model's; a malformed mode is one line on stderr.
 #[test]
 fn eval_top_k_reports_ranked_labels() {
-    let out = fhe_ml(&[
+    let out = fhe_ml_ok(&[
         "eval",
         "--data",
         "data/digits.csv",
@@ -290,11 +275,6 @@ fn eval_top_k_reports_ranked_labels() {
         "2",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["output"], "top-3");
     assert_eq!(v["label"]["labels"], 3);
