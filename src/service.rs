@@ -145,7 +145,7 @@ pub fn default_models() -> Result<Vec<ModelBundle>> {
         // mode (the same training).
         if kind == ModelKind::Logistic {
             let mut modes = vec![OutputMode::Label];
-            if table.name == "digits" {
+            if matches!(model.decoder.kind, OutputKind::Multiclass { .. }) {
                 modes.push(OutputMode::TopK(3));
             }
             for mode in modes {
