@@ -13,7 +13,7 @@ use tfhe::core_crypto::prelude::{
     GlweDimension, GlweSecretKeyOwned, PolynomialSize, SecretRandomGenerator, Seeder, TUniform,
 };
 
-use crate::data::check_row;
+use crate::data::{check_row, Record, Schema};
 use crate::error::{Error, Result};
 use crate::fhe::bootstrap::KeyId;
 use crate::fhe::kernels::{
@@ -35,6 +35,10 @@ pub struct ClientSpec {
     /// What the server returns: scores, or only the label.
     pub output: OutputMode,
     pub name: String,
+    /// The raw columns rows name ([`Client::encrypt_record`], `fhe-ml predict`): matched by
+    /// name, categorical ones one-hot encoded.
+    pub schema: Schema,
+    /// `n_features` feature names after encoding.
     pub feature_names: Vec<String>,
     pub quantizer: InputQuantizer,
     pub decoder: Decoder,
@@ -61,8 +65,21 @@ impl ClientSpec {
         if !(1..=crate::program::MAX_INPUT_BITS).contains(&q.bits) {
             return bad(format!("{}-bit inputs", q.bits));
         }
-        if q.step.len() != d || self.feature_names.len() != d {
-            return bad("quantizer and feature names disagree on the feature count".into());
+        if q.step.len() != d || self.feature_names.len() != d || self.schema.n_features() != d {
+            return bad("quantizer, schema and feature names disagree on the feature count".into());
+        }
+        if let Err(e) = self.schema.validate() {
+            return bad(e.to_string());
+        }
+        if q.is_binned()
+            && (q.edges.len() != d
+                || q.edges.iter().any(|e| {
+                    e.len() as u64 > q.max_level()
+                        || e.iter().any(|v| !v.is_finite())
+                        || e.windows(2).any(|w| w[0] >= w[1])
+                }))
+        {
+            return bad("invalid quantizer cut points".into());
         }
         if q.low.iter().any(|v| !v.is_finite())
             || q.step.iter().any(|v| !v.is_finite() || *v <= 0.0)
@@ -245,6 +262,13 @@ impl Client {
         let q = self.spec.quantizer.quantize(row);
         self.clipped.fetch_add(q.clipped as u64, Ordering::Relaxed);
         self.encrypt_quantized(&q.values)
+    }
+
+    /// Encodes a named row with the model's schema (columns matched by name, in any order;
+    /// extra names ignored; categories one-hot encoded), then quantizes and encrypts it.
+    /// Errors (`Error::Input`) name a missing column, a bad number or an unknown category.
+    pub fn encrypt_record(&self, record: &Record) -> Result<EncryptedInput> {
+        self.encrypt(&self.spec.schema.encode(record)?)
     }
 
     /// Encrypts already-quantized inputs (each below `2^input_bits`).

@@ -1,6 +1,9 @@
-//! Data: CSV files to feature matrices, the deterministic (stratified) train/test split, and
-//! the standard scaler fitted on the training part only.
+//! Data: CSV files to feature matrices (delimiter detection, numeric and categorical columns,
+//! one-hot encoding), the input schema that travels with a model so clients encode rows by
+//! column name, the deterministic (stratified) train/test split, and the standard scaler fitted
+//! on the training part only.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use linfa::Dataset;
@@ -16,30 +19,366 @@ use crate::error::{Error, Result};
 /// Largest CSV the loader reads, so a wrong path cannot exhaust memory.
 pub const MAX_CSV_BYTES: u64 = 256 * 1024 * 1024;
 
-/// A numeric table read from a CSV: features and the `target` column (its last column).
-#[derive(Debug, Clone)]
-pub struct Table {
-    /// The file stem, used in reports.
-    pub name: String,
-    pub feature_names: Vec<String>,
-    /// One row per sample.
-    pub features: Array2<f64>,
-    pub target: Array1<f64>,
+/// Most categories a text column may hold: more looks like an identifier or free text, which
+/// one-hot encoding would turn into that many features.
+pub const MAX_CATEGORIES: usize = 64;
+
+/// The name of the column that holds what the model predicts.
+pub const TARGET: &str = "target";
+
+/// Delimiters [`detect_delimiter`] recognises, in order of preference on a tie.
+pub const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+
+/// How a raw input column becomes features.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ColumnKind {
+    /// One feature: the cell's number.
+    Numeric,
+    /// One feature per category (one-hot, `name=category`), in this order (sorted). A category
+    /// not seen in training is refused (`Error::Input`) rather than guessed.
+    Categorical { categories: Vec<String> },
 }
 
-/// The breast-cancer CSV shipped in `data/`, built in so `fhe-ml demo` runs from anywhere.
-pub const BREAST_CANCER_CSV: &str = include_str!("../data/breast_cancer.csv");
-/// The digits CSV, built in for the service's default models.
-pub const DIGITS_CSV: &str = include_str!("../data/digits.csv");
+/// One raw input column of a table (the `target` column excluded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    pub kind: ColumnKind,
+}
 
-/// Reads a CSV with a header row whose last column is `target`. Every other cell must be a
-/// finite number; errors name the file, line and column.
-pub fn load_csv(path: impl AsRef<Path>) -> Result<Table> {
-    let path = path.as_ref();
-    let meta = std::fs::metadata(path).map_err(|source| Error::Io {
+/// The raw input columns a model reads, in training order, and how each expands to features.
+/// It travels in the client spec, so a client encodes rows by column name: any column order,
+/// extra columns ignored, a missing column refused by name.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Schema {
+    pub columns: Vec<Column>,
+}
+
+/// One cell of a named row: a number, or text (a category, or a number written as text).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Number(f64),
+    Text(String),
+}
+
+impl From<f64> for Cell {
+    fn from(v: f64) -> Self {
+        Cell::Number(v)
+    }
+}
+
+impl From<&str> for Cell {
+    fn from(v: &str) -> Self {
+        Cell::Text(v.to_string())
+    }
+}
+
+impl From<String> for Cell {
+    fn from(v: String) -> Self {
+        Cell::Text(v)
+    }
+}
+
+/// A row with named cells, as a user holds it: `Record::new().with("age", 61.0).with("smoker",
+/// "yes")`. [`Schema::encode`] turns it into the model's feature row.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Record {
+    pub cells: Vec<(String, Cell)>,
+}
+
+impl Record {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The record with one more named cell.
+    pub fn with(mut self, name: impl Into<String>, value: impl Into<Cell>) -> Self {
+        self.cells.push((name.into(), value.into()));
+        self
+    }
+}
+
+impl Schema {
+    /// A schema of numeric columns with these names.
+    pub fn numeric(names: &[String]) -> Self {
+        Self {
+            columns: names
+                .iter()
+                .map(|n| Column {
+                    name: n.clone(),
+                    kind: ColumnKind::Numeric,
+                })
+                .collect(),
+        }
+    }
+
+    /// Feature names after one-hot encoding: a numeric column keeps its name, a categorical
+    /// one gives `name=category` per category.
+    pub fn feature_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for c in &self.columns {
+            match &c.kind {
+                ColumnKind::Numeric => names.push(c.name.clone()),
+                ColumnKind::Categorical { categories } => {
+                    names.extend(categories.iter().map(|k| format!("{}={k}", c.name)))
+                }
+            }
+        }
+        names
+    }
+
+    /// Number of features after encoding.
+    pub fn n_features(&self) -> usize {
+        self.columns
+            .iter()
+            .map(|c| match &c.kind {
+                ColumnKind::Numeric => 1,
+                ColumnKind::Categorical { categories } => categories.len(),
+            })
+            .sum()
+    }
+
+    /// Checks a schema read from a blob: distinct non-empty names, categories distinct and
+    /// non-empty.
+    pub fn validate(&self) -> Result<()> {
+        let mut seen = BTreeSet::new();
+        for c in &self.columns {
+            if c.name.is_empty() || !seen.insert(c.name.as_str()) {
+                return Err(Error::Input(format!(
+                    "schema column names must be distinct and non-empty ({:?})",
+                    c.name
+                )));
+            }
+            if let ColumnKind::Categorical { categories } = &c.kind {
+                let distinct: BTreeSet<_> = categories.iter().collect();
+                if categories.is_empty() || distinct.len() != categories.len() {
+                    return Err(Error::Input(format!(
+                        "column `{}`: categories must be distinct and at least one",
+                        c.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Where each of this schema's columns sits in a header (`header[i]` names cell `i`), and
+    /// which header columns the model does not read. Errors name the first missing column.
+    pub fn match_header(&self, header: &[String]) -> Result<HeaderMatch> {
+        let mut positions = Vec::with_capacity(self.columns.len());
+        let mut missing = Vec::new();
+        for c in &self.columns {
+            match header.iter().position(|h| h == &c.name) {
+                Some(p) => positions.push(p),
+                None => missing.push(c.name.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(Error::Input(format!(
+                "missing column{} {} (the model reads {}; found {})",
+                if missing.len() > 1 { "s" } else { "" },
+                quote_list(&missing),
+                quote_list(
+                    &self
+                        .columns
+                        .iter()
+                        .map(|c| c.name.clone())
+                        .collect::<Vec<_>>()
+                ),
+                quote_list(header),
+            )));
+        }
+        let ignored = header
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !positions.contains(i))
+            .map(|(_, h)| h.clone())
+            .collect();
+        Ok(HeaderMatch {
+            positions,
+            ignored,
+            width: header.len(),
+        })
+    }
+
+    /// The feature row of a named record (any order; extra names ignored). Errors name a
+    /// missing column, a non-numeric or non-finite number, or an unknown category.
+    pub fn encode(&self, record: &Record) -> Result<Vec<f64>> {
+        let mut out = Vec::with_capacity(self.n_features());
+        for c in &self.columns {
+            let cell = record
+                .cells
+                .iter()
+                .find(|(n, _)| n == &c.name)
+                .map(|(_, v)| v)
+                .ok_or_else(|| Error::Input(format!("the record has no column `{}`", c.name)))?;
+            match cell {
+                Cell::Number(v) => encode_cell(c, &v.to_string(), Some(*v), false, &mut out)?,
+                Cell::Text(t) => encode_cell(c, t, None, false, &mut out)?,
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A header matched against a schema ([`Schema::match_header`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderMatch {
+    /// For each schema column, its position in the header.
+    positions: Vec<usize>,
+    /// Header columns the model does not read (a `target`, an id, ...).
+    pub ignored: Vec<String>,
+    width: usize,
+}
+
+impl HeaderMatch {
+    /// The feature row of one line's cells (`cells.len()` = the header's width).
+    /// `decimal_comma` accepts `1,5` for 1.5 (files delimited by `;` or tab).
+    pub fn encode(&self, schema: &Schema, cells: &[&str], decimal_comma: bool) -> Result<Vec<f64>> {
+        if cells.len() != self.width {
+            return Err(Error::Input(format!(
+                "{} cells, but the header has {} columns",
+                cells.len(),
+                self.width
+            )));
+        }
+        let mut out = Vec::with_capacity(schema.n_features());
+        for (c, &p) in schema.columns.iter().zip(&self.positions) {
+            encode_cell(c, cells[p], None, decimal_comma, &mut out)?;
+        }
+        Ok(out)
+    }
+}
+
+/// Appends the features of one cell of column `c`.
+fn encode_cell(
+    c: &Column,
+    text: &str,
+    number: Option<f64>,
+    decimal_comma: bool,
+    out: &mut Vec<f64>,
+) -> Result<()> {
+    let text = text.trim();
+    match &c.kind {
+        ColumnKind::Numeric => {
+            let v = number.or_else(|| parse_number(text, decimal_comma));
+            match v {
+                Some(v) if v.is_finite() => out.push(v),
+                _ if text.is_empty() => {
+                    return Err(Error::Input(format!(
+                        "column `{}` is empty (missing values are not supported)",
+                        c.name
+                    )))
+                }
+                _ => {
+                    return Err(Error::Input(format!(
+                        "column `{}`: `{text}` is not a finite number",
+                        c.name
+                    )))
+                }
+            }
+        }
+        ColumnKind::Categorical { categories } => {
+            let at = categories.iter().position(|k| k == text).ok_or_else(|| {
+                Error::Input(format!(
+                    "column `{}`: category `{text}` was not seen in training (known: {})",
+                    c.name,
+                    quote_list(categories)
+                ))
+            })?;
+            out.extend((0..categories.len()).map(|i| f64::from(u8::from(i == at))));
+        }
+    }
+    Ok(())
+}
+
+/// `a`, `b` and `c`: names for an error message (at most 12, then a count).
+fn quote_list(names: &[String]) -> String {
+    let mut shown: Vec<String> = names.iter().take(12).map(|n| format!("`{n}`")).collect();
+    if names.len() > 12 {
+        shown.push(format!("{} more", names.len() - 12));
+    }
+    shown.join(", ")
+}
+
+/// A number as people write it in CSV files: Rust's float syntax, and with `decimal_comma`
+/// also `1,5` (one comma, digits around it) for 1.5. `None` for anything else.
+pub fn parse_number(cell: &str, decimal_comma: bool) -> Option<f64> {
+    let cell = cell.trim();
+    if let Ok(v) = cell.parse::<f64>() {
+        return Some(v);
+    }
+    if decimal_comma && cell.matches(',').count() == 1 {
+        let (a, b) = cell.split_once(',')?;
+        let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+        let a_digits = a.strip_prefix(['-', '+']).unwrap_or(a);
+        if digits(a_digits) && b.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+            return format!("{a}.{b}").parse().ok();
+        }
+    }
+    None
+}
+
+/// The delimiter of a CSV's first line: whichever of `,` `;` tab `|` occurs most often outside
+/// double quotes (`,` when none does).
+pub fn detect_delimiter(text: &[u8]) -> u8 {
+    let line = text.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let mut counts = [0usize; DELIMITERS.len()];
+    let mut quoted = false;
+    for &b in line {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if !quoted {
+            if let Some(i) = DELIMITERS.iter().position(|&d| d == b) {
+                counts[i] += 1;
+            }
+        }
+    }
+    let best = (0..DELIMITERS.len()).fold(0, |b, i| if counts[i] > counts[b] { i } else { b });
+    DELIMITERS[best]
+}
+
+/// How to read a CSV file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CsvOptions {
+    /// The delimiter; `None` detects it from the header line ([`detect_delimiter`]).
+    pub delimiter: Option<u8>,
+}
+
+impl CsvOptions {
+    /// Options with this delimiter (`,`, `;`, tab, `|` or any other single byte).
+    pub fn delimiter(delimiter: u8) -> Self {
+        Self {
+            delimiter: Some(delimiter),
+        }
+    }
+}
+
+/// A delimiter as a user writes it: one character, or `tab` / `\t`.
+pub fn parse_delimiter(s: &str) -> Result<u8> {
+    match s {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        _ if s.len() == 1 && s.is_ascii() => Ok(s.as_bytes()[0]),
+        _ => Err(Error::Input(format!(
+            "a delimiter is one ASCII character or `tab`, got {s:?}"
+        ))),
+    }
+}
+
+fn delimiter_name(d: u8) -> String {
+    match d {
+        b'\t' => "tab".into(),
+        _ => format!("`{}`", d as char),
+    }
+}
+
+/// The text of a CSV file, refused past [`MAX_CSV_BYTES`].
+fn read_limited(path: &Path) -> Result<Vec<u8>> {
+    let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
     if meta.len() > MAX_CSV_BYTES {
         return Err(Error::Csv {
             path: path.to_path_buf(),
@@ -49,96 +388,319 @@ pub fn load_csv(path: impl AsRef<Path>) -> Result<Table> {
             ),
         });
     }
-    let file = std::fs::File::open(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    std::fs::read(path).map_err(io)
+}
+
+/// The cells of a CSV, as text: its header and rows (ragged rows refused, naming the line),
+/// and the delimiter used.
+struct RawCsv {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+    /// 1-based line of each row in the file.
+    lines: Vec<usize>,
+    delimiter: u8,
+}
+
+impl RawCsv {
+    fn read(text: &[u8], options: CsvOptions) -> std::result::Result<Self, String> {
+        let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
+        let delimiter = options.delimiter.unwrap_or_else(|| detect_delimiter(text));
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .delimiter(delimiter)
+            .trim(csv::Trim::All)
+            .from_reader(text);
+        let header: Vec<String> = reader
+            .headers()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(str::to_string)
+            .collect();
+        if header.iter().all(String::is_empty) {
+            return Err("the file is empty: it needs a header row".into());
+        }
+        let mut rows = Vec::new();
+        let mut lines = Vec::new();
+        for (i, record) in reader.records().enumerate() {
+            let record = record.map_err(|e| e.to_string())?;
+            let line = record.position().map_or(i + 2, |p| p.line() as usize);
+            if record.iter().all(str::is_empty) && record.len() <= 1 {
+                continue; // a blank line
+            }
+            if record.len() != header.len() {
+                return Err(format!(
+                    "line {line}: {} cells, but the header has {} columns",
+                    record.len(),
+                    header.len()
+                ));
+            }
+            rows.push(record.iter().map(str::to_string).collect());
+            lines.push(line);
+        }
+        Ok(Self {
+            header,
+            rows,
+            lines,
+            delimiter,
+        })
+    }
+
+    fn decimal_comma(&self) -> bool {
+        self.delimiter != b','
+    }
+
+    /// A hint when the header looks delimited by something else than the delimiter used.
+    fn other_delimiter_hint(&self) -> String {
+        if self.header.len() != 1 {
+            return String::new();
+        }
+        let other = detect_delimiter(self.header[0].as_bytes());
+        if other != self.delimiter && self.header[0].as_bytes().contains(&other) {
+            format!(
+                "; the file seems delimited by {} rather than {} (--delimiter)",
+                delimiter_name(other),
+                delimiter_name(self.delimiter)
+            )
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// A table read from a CSV: its input schema, the encoded feature matrix and the `target`.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// The file stem, used in reports.
+    pub name: String,
+    /// The raw input columns and how they expand to features.
+    pub schema: Schema,
+    /// Feature names after encoding (`schema.feature_names()`).
+    pub feature_names: Vec<String>,
+    /// `n_rows × n_features`, one row per sample.
+    pub features: Array2<f64>,
+    /// `n_rows` values of the `target` column.
+    pub target: Array1<f64>,
+}
+
+/// The breast-cancer CSV shipped in `data/`, built in so `fhe-ml demo` runs from anywhere.
+pub const BREAST_CANCER_CSV: &str = include_str!("../data/breast_cancer.csv");
+/// The digits CSV, built in for the service's default models.
+pub const DIGITS_CSV: &str = include_str!("../data/digits.csv");
+
+/// Reads a CSV whose header names a `target` column (anywhere; usually last); the delimiter
+/// is detected. See [`load_csv_with`].
+pub fn load_csv(path: impl AsRef<Path>) -> Result<Table> {
+    load_csv_with(path, CsvOptions::default())
+}
+
+/// Reads a CSV with a header row, one column of which is `target` (numeric). Other columns are
+/// features: numeric columns as they are (a decimal comma is read in `;`- and tab-delimited
+/// files), text columns one-hot encoded by category. Errors (`Error::Csv`) name the file, line
+/// and column: a missing `target`, duplicate names, ragged rows, empty cells, a stray word in a
+/// numeric column, a text column with more than [`MAX_CATEGORIES`] categories, no rows.
+pub fn load_csv_with(path: impl AsRef<Path>, options: CsvOptions) -> Result<Table> {
+    let path = path.as_ref();
+    let text = read_limited(path)?;
     let name = path
         .file_stem()
         .map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned());
-    parse_csv(file, &name, path)
+    parse_csv(&text, &name, path, options)
 }
 
 /// Parses CSV text already in memory (`name` names it in reports and errors).
 pub fn parse_csv_str(text: &str, name: &str) -> Result<Table> {
-    parse_csv(text.as_bytes(), name, Path::new(name))
+    parse_csv(
+        text.as_bytes(),
+        name,
+        Path::new(name),
+        CsvOptions::default(),
+    )
 }
 
-/// A CSV reader (header row, trimmed cells, ragged rows reported by the caller) and its header.
-fn csv_reader<R: std::io::Read>(
-    input: R,
-) -> std::result::Result<(csv::Reader<R>, Vec<String>), String> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(input);
-    let header = reader
-        .headers()
-        .map_err(|e| e.to_string())?
-        .iter()
-        .map(str::to_string)
-        .collect();
-    Ok((reader, header))
-}
-
-fn parse_csv(input: impl std::io::Read, name: &str, path: &Path) -> Result<Table> {
+fn parse_csv(text: &[u8], name: &str, path: &Path, options: CsvOptions) -> Result<Table> {
     let csv_err = |message: String| Error::Csv {
         path: path.to_path_buf(),
         message,
     };
-    let (mut reader, header) = csv_reader(input).map_err(csv_err)?;
-    if header.len() < 2 || header.last().map(String::as_str) != Some("target") {
-        return Err(csv_err(
-            "the header must name at least one feature and end with a `target` column".into(),
-        ));
+    let raw = RawCsv::read(text, options).map_err(csv_err)?;
+    let header = &raw.header;
+    let Some(target_at) = header.iter().position(|h| h == TARGET) else {
+        return Err(csv_err(format!(
+            "no `{TARGET}` column: the header is {}{}",
+            quote_list(header),
+            raw.other_delimiter_hint()
+        )));
+    };
+    if header.len() < 2 {
+        return Err(csv_err(format!(
+            "the header names no feature besides `{TARGET}`"
+        )));
     }
-    let width = header.len();
-    let mut values = Vec::new();
-    let mut target = Vec::new();
-    for (row_index, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| csv_err(e.to_string()))?;
-        let line = record
-            .position()
-            .map_or(row_index + 2, |p| p.line() as usize);
-        if record.len() != width {
-            return Err(csv_err(format!(
-                "line {line}: {} cells, but the header has {width} columns",
-                record.len()
-            )));
+    let mut seen = BTreeSet::new();
+    for (i, h) in header.iter().enumerate() {
+        if h.is_empty() {
+            return Err(csv_err(format!("column {} has no name", i + 1)));
         }
-        for (column, cell) in record.iter().enumerate() {
-            let value: f64 = cell.parse().map_err(|_| {
-                csv_err(format!(
-                    "line {line}, column `{}`: `{cell}` is not a number",
-                    header[column]
-                ))
-            })?;
-            if !value.is_finite() {
-                return Err(csv_err(format!(
-                    "line {line}, column `{}`: {cell} is not a finite number",
-                    header[column]
-                )));
-            }
-            if column + 1 == width {
-                target.push(value);
-            } else {
-                values.push(value);
-            }
+        if !seen.insert(h) {
+            return Err(csv_err(format!("two columns are named `{h}`")));
         }
     }
-    if target.is_empty() {
+    if raw.rows.is_empty() {
         return Err(csv_err("no data rows".into()));
     }
-    let n = target.len();
-    let features = Array2::from_shape_vec((n, width - 1), values)
+    let comma = raw.decimal_comma();
+    let cell_err = |row: usize, column: usize, what: &str| {
+        csv_err(format!(
+            "line {}, column `{}`: {what}",
+            raw.lines[row], header[column]
+        ))
+    };
+    // Target: numeric, finite.
+    let mut target = Vec::with_capacity(raw.rows.len());
+    for (r, row) in raw.rows.iter().enumerate() {
+        let cell = &row[target_at];
+        match parse_number(cell, comma) {
+            Some(v) if v.is_finite() => target.push(v),
+            _ if cell.is_empty() => return Err(cell_err(r, target_at, "empty target")),
+            _ => {
+                return Err(cell_err(
+                    r,
+                    target_at,
+                    &format!("`{cell}` is not a finite number (the target must be numeric: integer class labels or real values)"),
+                ))
+            }
+        }
+    }
+    // Features: each column numeric or categorical.
+    let mut columns = Vec::new();
+    let mut blocks: Vec<Vec<Vec<f64>>> = Vec::new(); // per column: per row its features
+    for (j, h) in header.iter().enumerate() {
+        if j == target_at {
+            continue;
+        }
+        let cells: Vec<&str> = raw.rows.iter().map(|r| r[j].as_str()).collect();
+        if let Some(r) = cells.iter().position(|c| c.is_empty()) {
+            return Err(cell_err(
+                r,
+                j,
+                "empty cell (missing values are not supported: fill or drop them first)",
+            ));
+        }
+        let parsed: Vec<Option<f64>> = cells.iter().map(|c| parse_number(c, comma)).collect();
+        let numeric = parsed.iter().filter(|v| v.is_some()).count();
+        let kind = if numeric == cells.len() {
+            if let Some(r) = parsed.iter().position(|v| !v.is_some_and(f64::is_finite)) {
+                return Err(cell_err(
+                    r,
+                    j,
+                    &format!("{} is not a finite number", cells[r]),
+                ));
+            }
+            ColumnKind::Numeric
+        } else if 2 * numeric > cells.len() {
+            let r = parsed.iter().position(Option::is_none).unwrap_or(0);
+            return Err(cell_err(
+                r,
+                j,
+                &format!(
+                    "`{}` is not a number (the column is otherwise numeric)",
+                    cells[r]
+                ),
+            ));
+        } else {
+            let categories: BTreeSet<&str> = cells.iter().copied().collect();
+            if categories.len() > MAX_CATEGORIES {
+                return Err(csv_err(format!(
+                    "column `{h}` holds text with {} distinct values, more than {MAX_CATEGORIES} categories: an identifier or free text? Drop it, or encode it as numbers",
+                    categories.len()
+                )));
+            }
+            ColumnKind::Categorical {
+                categories: categories.into_iter().map(str::to_string).collect(),
+            }
+        };
+        let column = Column {
+            name: h.clone(),
+            kind,
+        };
+        let mut block = Vec::with_capacity(cells.len());
+        for (r, cell) in cells.iter().enumerate() {
+            let mut f = Vec::new();
+            encode_cell(&column, cell, parsed[r], comma, &mut f)
+                .map_err(|e| cell_err(r, j, &e.to_string()))?;
+            block.push(f);
+        }
+        columns.push(column);
+        blocks.push(block);
+    }
+    let schema = Schema { columns };
+    let feature_names = schema.feature_names();
+    let n = raw.rows.len();
+    let mut values = Vec::with_capacity(n * feature_names.len());
+    for r in 0..n {
+        for block in &blocks {
+            values.extend_from_slice(&block[r]);
+        }
+    }
+    let features = Array2::from_shape_vec((n, feature_names.len()), values)
         .map_err(|e| csv_err(format!("internal shape error: {e}")))?;
     Ok(Table {
         name: name.to_string(),
-        feature_names: header[..width - 1].to_vec(),
+        schema,
+        feature_names,
         features,
         target: Array1::from(target),
     })
+}
+
+/// Rows to predict, read from a CSV and encoded by column name against a model's schema.
+#[derive(Debug, Clone)]
+pub struct FeatureRows {
+    /// `n_rows` feature rows of `schema.n_features()` values each.
+    pub rows: Vec<Vec<f64>>,
+    /// Columns of the file the model does not read (a `target`, an id, ...).
+    pub ignored: Vec<String>,
+}
+
+/// Reads rows to predict: a CSV with a header naming the model's columns, in any order;
+/// other columns are ignored (listed in `ignored`). Errors (`Error::Csv`) name a missing
+/// column, or the line and column of a bad cell (empty, not a number, unknown category).
+pub fn load_feature_rows(path: &Path, schema: &Schema, options: CsvOptions) -> Result<FeatureRows> {
+    let csv_err = |message: String| Error::Csv {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = read_limited(path)?;
+    let raw = RawCsv::read(&text, options).map_err(csv_err)?;
+    let matched = schema
+        .match_header(&raw.header)
+        .map_err(|e| csv_err(format!("{}{}", strip_input(e), raw.other_delimiter_hint())))?;
+    let comma = raw.decimal_comma();
+    let mut rows = Vec::with_capacity(raw.rows.len());
+    for (r, row) in raw.rows.iter().enumerate() {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        let encoded = matched
+            .encode(schema, &cells, comma)
+            .map_err(|e| csv_err(format!("line {}: {}", raw.lines[r], strip_input(e))))?;
+        rows.push(encoded);
+    }
+    if rows.is_empty() {
+        return Err(csv_err("no data rows".into()));
+    }
+    Ok(FeatureRows {
+        rows,
+        ignored: matched.ignored,
+    })
+}
+
+/// An input error's message without its `invalid input:` prefix (for a CSV error that
+/// names the file instead).
+fn strip_input(e: Error) -> String {
+    match e {
+        Error::Input(m) => m,
+        other => other.to_string(),
+    }
 }
 
 /// Per-feature standardization `(x - mean) / std`, fitted on training rows only.
@@ -150,12 +712,16 @@ pub struct Scaler {
 }
 
 impl Scaler {
+    /// Means and standard deviations of `x` (`n_rows × n_features`) per column. A column whose
+    /// values are all equal (to rounding: a spread below 1e-12 of its magnitude) gets std 1,
+    /// so it maps to 0 whatever its scale.
     pub fn fit(x: &Array2<f64>) -> Self {
         let mean = x.mean_axis(Axis(0)).map_or_else(Vec::new, |m| m.to_vec());
         let std = x
             .std_axis(Axis(0), 0.0)
             .iter()
-            .map(|&s| if s > 1e-12 { s } else { 1.0 })
+            .zip(x.columns())
+            .map(|(&s, column)| if is_constant(column) { 1.0 } else { s })
             .collect();
         Self { mean, std }
     }
@@ -178,12 +744,77 @@ impl Scaler {
     }
 }
 
+/// Whether a column holds one value (to rounding: its spread is at most 1e-12 of its
+/// magnitude, so 1e12 + 1e-6 noise counts as constant and 1e-9-scale data does not).
+pub fn is_constant(column: ArrayView1<f64>) -> bool {
+    let lo = column.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = column.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let magnitude = lo.abs().max(hi.abs());
+    !(hi - lo > 1e-12 * magnitude)
+}
+
+/// Interquartile ranges beyond the middle half past which [`extreme_values`] calls a training
+/// value extreme (Tukey's "far out" fence is 3; heavy-tailed but genuine features stay within 50).
+pub const EXTREME_IQRS: f64 = 50.0;
+
+/// Warnings for features whose training values include extreme ones: more than
+/// [`EXTREME_IQRS`] interquartile ranges outside the middle half (features with an IQR of 0,
+/// such as sparse or binary ones, are skipped). A few glitch values (1e5 among values near 1)
+/// wreck a standard scaler and a min/max quantizer alike; the user should know.
+pub fn extreme_values(train_raw: &Array2<f64>, names: &[String]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (column, name) in train_raw.columns().into_iter().zip(names) {
+        let mut v: Vec<f64> = column.to_vec();
+        if v.len() < 8 {
+            continue;
+        }
+        v.sort_by(f64::total_cmp);
+        let (q1, q3) = (v[v.len() / 4], v[(3 * v.len()) / 4]);
+        let iqr = q3 - q1;
+        if iqr <= 0.0 {
+            continue;
+        }
+        let (lo, hi) = (q1 - EXTREME_IQRS * iqr, q3 + EXTREME_IQRS * iqr);
+        let extreme: Vec<f64> = v.iter().copied().filter(|&x| x < lo || x > hi).collect();
+        if let Some(worst) = extreme
+            .iter()
+            .copied()
+            .max_by(|a, b| (a - q1).abs().total_cmp(&(b - q1).abs()))
+        {
+            warnings.push(format!(
+                "feature `{name}`: {} training value(s) lie more than {EXTREME_IQRS} interquartile ranges outside the middle half [{}, {}] (most extreme {}); glitch values? They squeeze ordinary values into few levels and distort the plaintext model too",
+                extreme.len(),
+                short(q1),
+                short(q3),
+                short(worst)
+            ));
+        }
+    }
+    warnings
+}
+
+/// A number in about four significant digits, for messages.
+fn short(x: f64) -> String {
+    if x == 0.0 || (1e-3..1e6).contains(&x.abs()) {
+        let s = format!("{x:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{x:.3e}")
+    }
+}
+
 /// A train/test split: scaled linfa datasets for training and evaluation, the raw test rows a
 /// client would encrypt, and the scaler (part of the compiled model, so clients send raw rows).
 #[derive(Debug, Clone)]
 pub struct Split<T> {
     pub name: String,
+    /// The raw input columns (what a client's rows name) and their encoding.
+    pub schema: Schema,
+    /// Feature names after encoding: `n_features` of them.
     pub feature_names: Vec<String>,
+    /// Features constant on the training rows: every family gives them weight 0 (or never
+    /// splits on them), and reports name them.
+    pub constant_features: Vec<String>,
     /// Scaled training set (what linfa fits on).
     pub train: Dataset<f64, T, Ix1>,
     /// Scaled test set, aligned with `test_raw`.
@@ -301,6 +932,13 @@ impl Table {
         let train_raw = self.features.select(Axis(0), train_idx);
         let test_raw = self.features.select(Axis(0), test_idx);
         let scaler = Scaler::fit(&train_raw);
+        let constant_features = train_raw
+            .columns()
+            .into_iter()
+            .zip(&self.feature_names)
+            .filter(|(c, _)| is_constant(*c))
+            .map(|(_, n)| n.clone())
+            .collect();
         let names = self.feature_names.clone();
         let train = Dataset::new(scaler.transform(&train_raw), y.select(Axis(0), train_idx))
             .with_feature_names(names.clone());
@@ -308,7 +946,9 @@ impl Table {
             .with_feature_names(names);
         Split {
             name: self.name.clone(),
+            schema: self.schema.clone(),
             feature_names: self.feature_names.clone(),
+            constant_features,
             train,
             test,
             train_raw,
@@ -366,70 +1006,6 @@ fn complement(n: usize, mut test: Vec<usize>) -> (Vec<usize>, Vec<usize>) {
     }
     let train = (0..n).filter(|&i| !is_test[i]).collect();
     (train, test)
-}
-
-/// Reads rows to predict: a CSV with a header row and `n_features` numeric columns, or one more
-/// if the last is `target` (ignored). Errors name the file, line and column.
-pub fn load_csv_features(path: &Path, n_features: usize) -> Result<Vec<Vec<f64>>> {
-    let csv_err = |message: String| Error::Csv {
-        path: path.to_path_buf(),
-        message,
-    };
-    let file = std::fs::File::open(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let meta = file.metadata().map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if meta.len() > MAX_CSV_BYTES {
-        return Err(csv_err(format!(
-            "larger than the {MAX_CSV_BYTES} byte limit"
-        )));
-    }
-    let (mut reader, header) = csv_reader(file).map_err(csv_err)?;
-    let with_target =
-        header.len() == n_features + 1 && header.last().is_some_and(|h| h == "target");
-    if header.len() != n_features && !with_target {
-        return Err(csv_err(format!(
-            "{} columns, the model takes {n_features} features (plus an optional last `target`)",
-            header.len()
-        )));
-    }
-    let mut rows = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| csv_err(e.to_string()))?;
-        let line = record.position().map_or(i + 2, |p| p.line() as usize);
-        if record.len() != header.len() {
-            return Err(csv_err(format!(
-                "line {line}: {} cells, but the header has {} columns",
-                record.len(),
-                header.len()
-            )));
-        }
-        let row = record
-            .iter()
-            .take(n_features)
-            .enumerate()
-            .map(|(column, cell)| {
-                cell.parse::<f64>()
-                    .ok()
-                    .filter(|v| v.is_finite())
-                    .ok_or_else(|| {
-                        csv_err(format!(
-                            "line {line}, column `{}`: `{cell}` is not a finite number",
-                            header[column]
-                        ))
-                    })
-            })
-            .collect::<Result<Vec<f64>>>()?;
-        rows.push(row);
-    }
-    if rows.is_empty() {
-        return Err(csv_err("no data rows".into()));
-    }
-    Ok(rows)
 }
 
 /// Checks a raw row a client is about to encrypt: length and finiteness.

@@ -23,6 +23,9 @@ pub enum Error {
     Input(String),
     #[error("rejected ciphertext or key: {0}")]
     Wire(String),
+    /// A model file or model name that `serve` cannot use (not a ciphertext or key problem).
+    #[error("invalid model file: {0}")]
+    ModelFile(String),
     #[error("inference service: {0}")]
     Remote(String),
     #[error("{0}")]

@@ -10,12 +10,12 @@ use ndarray::Axis;
 use rayon::prelude::*;
 
 use crate::client::Client;
-use crate::data::{self, Split, Table};
+use crate::data::{self, CsvOptions, Split, Table};
 use crate::error::{Error, Result};
 use crate::fhe::label::top_labels;
 use crate::fhe::EvaluationKey;
 use crate::fhe::OutputMode;
-use crate::model::{compile, compile_forest, compile_mlp, CompiledModel, LinearModel};
+use crate::model::{compile, compile_forest, compile_mlp, CompiledModel};
 use crate::program::Prediction;
 use crate::quant::Quantization;
 use crate::remote::RemoteServer;
@@ -66,6 +66,8 @@ pub enum Source {
 #[derive(Debug, Clone)]
 pub struct EvalConfig {
     pub source: Source,
+    /// How to read a `Source::File` (delimiter detected by default).
+    pub csv: CsvOptions,
     pub model: ModelKind,
     pub quantization: Quantization,
     pub seed: u64,
@@ -89,6 +91,7 @@ impl EvalConfig {
     pub fn new(source: Source, model: ModelKind) -> Self {
         Self {
             source,
+            csv: CsvOptions::default(),
             model,
             quantization: Quantization::default(),
             seed: 42,
@@ -204,7 +207,7 @@ pub fn run(config: &EvalConfig) -> Result<EvalReport> {
 /// Runs the whole pipeline; `progress` advances once per encrypted test row.
 pub fn run_with_progress(config: &EvalConfig, progress: &ProgressBar) -> Result<EvalReport> {
     let table = match &config.source {
-        Source::File(path) => data::load_csv(path)?,
+        Source::File(path) => data::load_csv_with(path, config.csv)?,
         Source::BuiltinBreastCancer => {
             data::parse_csv_str(data::BREAST_CANCER_CSV, "breast_cancer")?
         }
@@ -283,8 +286,16 @@ pub fn compile_model(config: &EvalConfig, table: &Table) -> Result<CompiledModel
 }
 
 /// The name a model has in the service: `{dataset}-{model}`, with `-label` or `-top{K}`
-/// appended in those modes.
+/// appended in those modes; the dataset part made valid by
+/// [`crate::service::sanitize_model_name`] (`patient data` → `patient-data`), so `serve` loads
+/// whatever `export` wrote.
 pub fn service_name(dataset: &str, model: ModelKind, output: OutputMode) -> String {
+    // Room for the longest suffix (`-forest-top99`).
+    let dataset: String = crate::service::sanitize_model_name(dataset)
+        .chars()
+        .take(crate::service::MAX_MODEL_NAME - 14)
+        .collect();
+    let dataset = dataset.trim_end_matches(['-', '.']);
     match output {
         OutputMode::Scores => format!("{dataset}-{}", model.name()),
         OutputMode::Label => format!("{dataset}-{}-label", model.name()),
@@ -520,7 +531,7 @@ fn report_base<T>(
         n_features: split.n_features(),
         n_classes: (!split.classes.is_empty()).then_some(split.classes.len()),
         params: model.plan.params.describe(),
-        bits: config.quantization.input_bits,
+        bits: model.quantization.input_bits,
         seed: config.seed,
         test_fraction: config.test_fraction,
         accuracy: None,
@@ -550,9 +561,34 @@ fn report_base<T>(
         evaluation_key_ms: EvaluationKeyTimes::default(),
         noise: None,
         step_ms: Vec::new(),
+        constant_features: split.constant_features.clone(),
+        warnings: data::extreme_values(&split.train_raw, &split.feature_names),
         per_sample: PerSample::default(),
     }
 }
+
+/// A warning when the quantized model's metric (accuracy or R²) falls more than
+/// [`QUANTIZATION_WARNING_POINTS`] points below the plaintext model's.
+fn quantization_warning(metric: &str, plain: f64, quantized: f64) -> Option<String> {
+    let show = |x: f64| {
+        if metric == "accuracy" {
+            format!("{:.1}%", 100.0 * x)
+        } else {
+            format!("{x:.4}")
+        }
+    };
+    (quantized < plain - QUANTIZATION_WARNING_POINTS / 100.0).then(|| {
+        format!(
+            "quantized {metric} {} is {:.1} points below plaintext {}: extreme values in training, or too few bits? Try more --bits, or check the data for glitch values",
+            show(quantized),
+            100.0 * (plain - quantized),
+            show(plain)
+        )
+    })
+}
+
+/// Points of accuracy (or R² × 100) the quantized model may lose before a run warns.
+pub const QUANTIZATION_WARNING_POINTS: f64 = 2.0;
 
 fn n_test_rows(limit: Option<usize>, available: usize) -> Result<usize> {
     match limit {
@@ -625,13 +661,11 @@ fn run_linear(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> Res
     let train_ms = ms(t);
     let model = compile(&fitted, &split, config.quantization)?;
     let truth: Vec<f64> = split.test.targets().iter().take(n_test).copied().collect();
-    let float = fitted.float_model(&[])?;
-    let plain: Vec<f64> = split
-        .test
-        .records()
-        .axis_iter(Axis(0))
+    let plain: Vec<f64> = fitted
+        .predict(&split.test.records().to_owned())
+        .iter()
         .take(n_test)
-        .map(|r| r.dot(&float.weights.row(0)) + float.bias[0])
+        .copied()
         .collect();
     let quantized: Vec<f64> = split
         .test_raw
@@ -659,6 +693,16 @@ fn run_linear(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> Res
         quantized: r2(&truth, &quantized),
         encrypted: r2(&truth, &encrypted),
     });
+    if let train::LinearSolver::Ridge { alpha } = fitted.solver {
+        report.warnings.push(format!(
+            "least squares has no unique solution here (collinear features, or fewer rows than features): fitted ridge with alpha {alpha}"
+        ));
+    }
+    report.warnings.extend(quantization_warning(
+        "R²",
+        r2(&truth, &plain),
+        r2(&truth, &quantized),
+    ));
     report.max_abs_error = Some(crate::report::ErrorPair {
         encrypted_vs_quantized: max_err(&encrypted, &quantized),
         encrypted_vs_plain: max_err(&encrypted, &plain),
@@ -708,6 +752,11 @@ fn classifier_report(
         quantized: hits(&quantized, &truth),
         encrypted: hits(&encrypted, &truth),
     });
+    report.warnings.extend(quantization_warning(
+        "accuracy",
+        hits(&plain, &truth),
+        hits(&quantized, &truth),
+    ));
     report.agreement = Some(Agreement {
         encrypted_vs_quantized: hits(&encrypted, &quantized),
         encrypted_vs_plain: hits(&encrypted, &plain),

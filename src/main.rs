@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use fhe_ml::client::Client;
+use fhe_ml::data::CsvOptions;
 use fhe_ml::eval::{self, EvalConfig, ModelKind, Source};
 use fhe_ml::fhe::OutputMode;
 use fhe_ml::program::Prediction;
@@ -46,8 +47,12 @@ enum ModelArg {
 /// What model to train on which data, shared by `eval` and `export`.
 #[derive(Args)]
 struct ModelArgs {
+    /// CSV with a header row and a `target` column; text columns are one-hot encoded.
     #[arg(long)]
     data: PathBuf,
+    /// The CSV's delimiter (one character, or `tab`); detected from the header by default.
+    #[arg(long, value_parser = parse_delimiter)]
+    delimiter: Option<u8>,
     #[arg(long, value_enum)]
     model: ModelArg,
     /// Quantization bits of the inputs (and weights, for linear models); default 8, and 4
@@ -90,6 +95,9 @@ impl ModelArgs {
             ModelArg::Forest => ModelKind::Forest,
         };
         let mut config = EvalConfig::new(Source::File(self.data), kind);
+        config.csv = CsvOptions {
+            delimiter: self.delimiter,
+        };
         let linear_bits = self.bits.unwrap_or(Quantization::DEFAULT_BITS);
         config.quantization = Quantization::bits(linear_bits);
         config.mlp.hidden = self.hidden;
@@ -152,9 +160,13 @@ enum Command {
     Export {
         #[command(flatten)]
         model: ModelArgs,
-        /// Folder to write `{dataset}-{model}.fhem` into.
+        /// Folder to write `{name}.fhem` into.
         #[arg(long)]
         out: PathBuf,
+        /// The model's name in the service (letters, digits, `-`, `_`, `.`; at most 64);
+        /// default `{dataset}-{model}` from the file name, made valid.
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Print the train/test split `eval` uses (row indices of the CSV's data rows, 0-based) as
     /// JSON, so other tools can evaluate on exactly the same rows.
@@ -168,6 +180,9 @@ enum Command {
         /// The target is a real value (a regression split: not stratified).
         #[arg(long)]
         regression: bool,
+        /// The CSV's delimiter (one character, or `tab`); detected by default.
+        #[arg(long, value_parser = parse_delimiter)]
+        delimiter: Option<u8>,
     },
     /// Encrypt the rows of a CSV locally, infer on a service, decrypt locally, print labels.
     Predict {
@@ -175,10 +190,13 @@ enum Command {
         server: String,
         #[arg(long)]
         model: String,
-        /// CSV with a header row; its feature columns in the model's order (a `target` column,
-        /// if last, is ignored).
+        /// CSV with a header row naming the model's columns, in any order (other columns,
+        /// such as `target`, are ignored with a note).
         #[arg(long)]
         input: PathBuf,
+        /// The CSV's delimiter (one character, or `tab`); detected by default.
+        #[arg(long, value_parser = parse_delimiter)]
+        delimiter: Option<u8>,
     },
 }
 
@@ -255,10 +273,21 @@ fn serve(addr: String, models: Option<PathBuf>, max_keys: usize) -> Result<()> {
     })
 }
 
-fn predict(server: String, model: String, input: PathBuf) -> Result<()> {
+fn parse_delimiter(s: &str) -> std::result::Result<u8, String> {
+    fhe_ml::data::parse_delimiter(s).map_err(|e| e.to_string())
+}
+
+fn predict(server: String, model: String, input: PathBuf, delimiter: Option<u8>) -> Result<()> {
     let service = RemoteServer::new(&server)?;
     let spec = service.client_spec(&model)?;
-    let table = fhe_ml::data::load_csv_features(&input, spec.feature_names.len())?;
+    let read = fhe_ml::data::load_feature_rows(&input, &spec.schema, CsvOptions { delimiter })?;
+    if !read.ignored.is_empty() {
+        eprintln!(
+            "note: ignoring column(s) the model does not read: {}",
+            read.ignored.join(", ")
+        );
+    }
+    let table = read.rows;
     let client = Client::new(spec)?;
     if client.spec().needs_evaluation_key {
         service.upload_key(&client.evaluation_key()?)?;
@@ -332,6 +361,9 @@ fn run(cli: Cli) -> Result<()> {
             bar.finish_and_clear();
             if json {
                 println!("{}", report.to_json());
+                for w in &report.warnings {
+                    eprintln!("warning: {w}");
+                }
             } else {
                 println!("{}", report.to_table());
             }
@@ -345,14 +377,18 @@ fn run(cli: Cli) -> Result<()> {
             models,
             max_keys,
         } => serve(addr, models, max_keys)?,
-        Command::Export { model, out } => {
+        Command::Export { model, out, name } => {
             let config = model.config();
             let Source::File(path) = &config.source else {
                 unreachable!("export reads a file")
             };
-            let table = fhe_ml::data::load_csv(path)?;
+            if let Some(name) = &name {
+                service::check_model_name(name)?;
+            }
+            let table = fhe_ml::data::load_csv_with(path, config.csv)?;
             let compiled = eval::compile_model(&config, &table)?;
-            let name = eval::service_name(&table.name, config.model, config.output);
+            let name = name
+                .unwrap_or_else(|| eval::service_name(&table.name, config.model, config.output));
             let bundle = ModelBundle::new(&name, &compiled);
             std::fs::create_dir_all(&out).map_err(|source| Error::Io {
                 path: out.clone(),
@@ -369,14 +405,16 @@ fn run(cli: Cli) -> Result<()> {
             server,
             model,
             input,
-        } => predict(server, model, input)?,
+            delimiter,
+        } => predict(server, model, input, delimiter)?,
         Command::Split {
             data,
             seed,
             test_fraction,
             regression,
+            delimiter,
         } => {
-            let table = fhe_ml::data::load_csv(&data)?;
+            let table = fhe_ml::data::load_csv_with(&data, CsvOptions { delimiter })?;
             let (train, test) = if regression {
                 let s = table.split_regression(test_fraction, seed)?;
                 (s.train_index, s.test_index)

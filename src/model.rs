@@ -2,13 +2,12 @@
 //! (input quantizer, integer program, decoder and encoding plan), which hands out the client's
 //! and the server's parts.
 
-use linfa_linear::FittedLinearRegression;
 use linfa_logistic::{FittedLogisticRegression, MultiFittedLogisticRegression};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use crate::client::{Client, ClientSpec};
-use crate::data::{check_row, Split};
+use crate::data::{check_row, Record, Schema, Split};
 use crate::error::{Error, Result};
 use crate::fhe::plan::normal_cdf;
 use crate::fhe::{EncodingPlan, LabelHead, LeveledParameters, NoiseReport, OutputMode};
@@ -36,17 +35,29 @@ pub trait LinearModel {
 
 impl LinearModel for FittedLogisticRegression<f64, usize> {
     fn float_model(&self, classes: &[i64]) -> Result<FloatLinearModel> {
+        // linfa names the larger class (ties: the first met) positive; the program scores
+        // class index 1, so a model whose positive class is 0 has its weights negated:
+        // P(class 1) = 1 - sigmoid(z) = sigmoid(-z).
         let labels = self.labels();
-        let (neg, pos) = (labels.neg.class, labels.pos.class);
-        if classes.len() != 2 || neg != 0 || pos != 1 {
+        let sign = match (labels.neg.class, labels.pos.class) {
+            (0, 1) => 1.0,
+            (1, 0) => -1.0,
+            (neg, pos) => {
+                return Err(Error::Compile(format!(
+                    "binary logistic regression over class indices {neg}/{pos}, the split has {} classes",
+                    classes.len()
+                )))
+            }
+        };
+        if classes.len() != 2 {
             return Err(Error::Compile(format!(
-                "binary logistic regression over classes {neg}/{pos} of {} labels",
+                "binary logistic regression on a split of {} classes",
                 classes.len()
             )));
         }
         Ok(FloatLinearModel {
-            weights: self.params().clone().insert_axis(ndarray::Axis(0)),
-            bias: vec![self.intercept()],
+            weights: (self.params() * sign).insert_axis(ndarray::Axis(0)),
+            bias: vec![self.intercept() * sign],
             kind: OutputKind::Binary {
                 classes: [classes[0], classes[1]],
             },
@@ -74,20 +85,13 @@ impl LinearModel for MultiFittedLogisticRegression<f64, usize> {
     }
 }
 
-impl LinearModel for FittedLinearRegression<f64> {
-    fn float_model(&self, _classes: &[i64]) -> Result<FloatLinearModel> {
-        Ok(FloatLinearModel {
-            weights: self.params().clone().insert_axis(ndarray::Axis(0)),
-            bias: vec![self.intercept()],
-            kind: OutputKind::Regression,
-        })
-    }
-}
-
 /// An integer model ready for encrypted inference.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompiledModel {
     pub name: String,
+    /// The raw input columns a client's rows name, and their encoding into features.
+    pub schema: Schema,
+    /// `n_features` feature names after encoding.
     pub feature_names: Vec<String>,
     pub quantization: Quantization,
     pub quantizer: InputQuantizer,
@@ -103,8 +107,18 @@ pub struct CompiledModel {
     pub model_id: [u8; 16],
 }
 
+/// Tails tried when calibrating a linear model's input quantizer (fraction of training values
+/// ignored at each end of a feature; 0 is min/max): see [`compile`].
+pub const CALIBRATION_TAILS: [f64; 4] = [0.0, 0.001, 0.01, 0.05];
+
 /// Compiles a fitted linear model: folds the split's scaler into per-feature input quantization
 /// (calibrated on the raw training rows), quantizes the folded weights, and plans the encoding.
+///
+/// Calibration: min/max unless ignoring a tail of the training values
+/// ([`CALIBRATION_TAILS`]) makes the quantized model agree with the float one on clearly more
+/// training rows (one point of label agreement, or half the squared error for a regression):
+/// a few glitch values then cannot squeeze every ordinary value into one level. A regression's
+/// constant term stays on the client ([`Decoder::offset`]).
 pub fn compile<M: LinearModel, T>(
     model: &M,
     split: &Split<T>,
@@ -119,7 +133,69 @@ pub fn compile<M: LinearModel, T>(
             float.weights.ncols()
         )));
     }
-    let quantizer = InputQuantizer::calibrate(&split.train_raw, quantization.input_bits);
+    if float
+        .weights
+        .iter()
+        .chain(&float.bias)
+        .any(|v| !v.is_finite())
+    {
+        return Err(Error::Compile("the model has non-finite weights".into()));
+    }
+    // Float predictions on the training rows, the reference for calibration.
+    let train_scaled = split.scaler.transform(&split.train_raw);
+    let reference: Vec<Vec<f64>> = train_scaled
+        .rows()
+        .into_iter()
+        .map(|r| {
+            (0..float.weights.nrows())
+                .map(|o| r.dot(&float.weights.row(o)) + float.bias[o])
+                .collect()
+        })
+        .collect();
+    let regression = float.kind == OutputKind::Regression;
+    let mut best: Option<(f64, Program, Decoder, InputQuantizer)> = None;
+    let mut required = f64::INFINITY;
+    for &tail in &CALIBRATION_TAILS {
+        let quantizer =
+            InputQuantizer::calibrate_clipped(&split.train_raw, quantization.input_bits, tail);
+        let (program, decoder) = linear_program(&float, split, &quantizer, quantization)?;
+        let loss = calibration_loss(&program, &decoder, &quantizer, split, &reference)?;
+        match &best {
+            None => {
+                // Min/max is kept unless a clipped range is clearly better.
+                required = if regression { 0.5 * loss } else { loss - 0.01 };
+                best = Some((loss, program, decoder, quantizer));
+            }
+            Some((b, ..)) if loss < required && loss < *b => {
+                best = Some((loss, program, decoder, quantizer));
+            }
+            Some(_) => {}
+        }
+    }
+    let (_, program, decoder, quantizer) = best.expect("at least one calibration");
+    let n_out = float.weights.nrows();
+    let description = format!(
+        "{d}→{n_out} linear, {}-bit inputs and weights",
+        quantization.input_bits
+    );
+    CompiledModel::new(
+        split,
+        quantization,
+        quantizer,
+        program,
+        decoder,
+        description,
+    )
+}
+
+/// The integer program and decoder of a float linear model under one input quantizer.
+fn linear_program<T>(
+    float: &FloatLinearModel,
+    split: &Split<T>,
+    quantizer: &InputQuantizer,
+    quantization: Quantization,
+) -> Result<(Program, Decoder)> {
+    let d = split.n_features();
     let (mean, std) = (&split.scaler.mean, &split.scaler.std);
     // x_scaled = (low + step*q - mean) / std, so z = sum (w*step/std) q + (b + sum w*(low-mean)/std).
     let n_out = float.weights.nrows();
@@ -135,12 +211,24 @@ pub fn compile<M: LinearModel, T>(
         folded_bias.push(b);
     }
     if folded.iter().chain(&folded_bias).any(|v| !v.is_finite()) {
-        return Err(Error::Compile("the model has non-finite weights".into()));
+        return Err(Error::Compile(
+            "the folded weights are not finite (a feature's scale overflows)".into(),
+        ));
     }
     let (weights, scale) = quantize_symmetric(&folded, quantization.weight_bits);
+    // A regression adds its constant on the client; a classifier's bias decides the argmax
+    // and stays in the program.
+    let regression = float.kind == OutputKind::Regression;
+    let offset = if regression { folded_bias[0] } else { 0.0 };
     let bias = folded_bias
         .iter()
-        .map(|b| (b / scale).round() as i64)
+        .map(|b| {
+            if regression {
+                0
+            } else {
+                (b / scale).round() as i64
+            }
+        })
         .collect();
     let layer = LinearLayer::new(d, n_out, weights, bias)?;
     let program = Program {
@@ -149,21 +237,39 @@ pub fn compile<M: LinearModel, T>(
         steps: vec![Step::Linear(layer)],
     };
     let decoder = Decoder {
-        kind: float.kind,
+        kind: float.kind.clone(),
         scale,
+        offset,
     };
-    let description = format!(
-        "{d}→{n_out} linear, {}-bit inputs and weights",
-        quantization.input_bits
-    );
-    CompiledModel::new(
-        split,
-        quantization,
-        quantizer,
-        program,
-        decoder,
-        description,
-    )
+    Ok((program, decoder))
+}
+
+/// How far a quantized linear model is from its float reference on the training rows: the
+/// fraction of labels that differ (classifiers) or the mean squared difference (regression).
+fn calibration_loss<T>(
+    program: &Program,
+    decoder: &Decoder,
+    quantizer: &InputQuantizer,
+    split: &Split<T>,
+    reference: &[Vec<f64>],
+) -> Result<f64> {
+    let mut loss = 0.0;
+    for (row, want) in split.train_raw.rows().into_iter().zip(reference) {
+        let q = quantizer.quantize(&row.to_vec()).values;
+        let scores = program.simulate(&q)?;
+        loss += match decoder.decode(&scores)? {
+            Prediction::Value(v) => (v - want[0]).powi(2),
+            Prediction::Class { index, .. } => {
+                let float_index = if want.len() == 1 {
+                    usize::from(want[0] >= 0.0)
+                } else {
+                    (0..want.len()).fold(0, |b, i| if want[i] > want[b] { i } else { b })
+                };
+                f64::from(u8::from(index != float_index))
+            }
+        };
+    }
+    Ok(loss / reference.len().max(1) as f64)
 }
 
 impl CompiledModel {
@@ -182,6 +288,7 @@ impl CompiledModel {
             EncodingPlan::for_program(LeveledParameters::default(), &program, OutputMode::Scores)?;
         let mut compiled = CompiledModel {
             name: split.name.clone(),
+            schema: split.schema.clone(),
             feature_names: split.feature_names.clone(),
             quantization,
             quantizer,
@@ -225,6 +332,7 @@ impl CompiledModel {
 
     fn fingerprint(&self) -> Result<[u8; 16]> {
         let bytes = bincode::serialize(&(
+            &self.schema,
             &self.feature_names,
             &self.quantizer,
             &self.program,
@@ -249,6 +357,7 @@ impl CompiledModel {
             needs_evaluation_key: self.needs_evaluation_key(),
             output: self.output,
             name: self.name.clone(),
+            schema: self.schema.clone(),
             feature_names: self.feature_names.clone(),
             quantizer: self.quantizer.clone(),
             decoder: self.decoder.clone(),
@@ -368,6 +477,12 @@ impl CompiledModel {
             .into_iter()
             .map(|v| v + (noise.score_sigma * gaussian()).round() as i64)
             .collect())
+    }
+
+    /// The feature row of a named record ([`Schema::encode`]): what `predict` and
+    /// [`Client::encrypt_record`] use.
+    pub fn encode(&self, record: &Record) -> Result<Vec<f64>> {
+        self.schema.encode(record)
     }
 
     /// Quantizes a raw row (checked for length and finiteness).
@@ -512,6 +627,7 @@ pub fn compile_mlp(mlp: &Mlp, split: &Split<usize>) -> Result<CompiledModel> {
             classes: split.classes.clone(),
         },
         scale: decoder_scale,
+        offset: 0.0,
     };
     let quantization = Quantization {
         input_bits: cfg.input_bits,
@@ -785,6 +901,7 @@ pub fn compile_forest(trained: &TrainedForest, split: &Split<usize>) -> Result<C
             classes: split.classes.clone(),
         },
         scale: 1.0,
+        offset: 0.0,
     };
     let kind = if forest.trees.len() == 1 {
         format!("depth-{} decision tree", cfg.depth)

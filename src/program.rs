@@ -413,7 +413,13 @@ pub enum OutputKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decoder {
     pub kind: OutputKind,
+    /// Real value of one integer score unit.
     pub scale: f64,
+    /// Added to a regression's dequantized score on the client: the model's constant term
+    /// stays out of the encrypted computation, so a large target offset (1e9 + small
+    /// variations) costs no plaintext bits. 0 for classifiers.
+    #[serde(default)]
+    pub offset: f64,
 }
 
 /// A decoded prediction.
@@ -510,7 +516,7 @@ impl Decoder {
                     probabilities: exp.iter().map(|e| e / total).collect(),
                 }
             }
-            OutputKind::Regression => Prediction::Value(real[0]),
+            OutputKind::Regression => Prediction::Value(real[0] + self.offset),
         })
     }
 }

@@ -44,13 +44,18 @@ impl Default for Quantization {
     }
 }
 
-/// Maps each raw feature `x` to `round((x - low) / step)` in `0..=max_level`, clipping values
-/// outside the calibrated range `[low, low + step * max_level]`.
+/// Maps each raw feature `x` to an integer level in `0..=max_level`. Uniform (linear models,
+/// MLPs): `round((x - low) / step)`, clipping values outside `[low, low + step * max_level]`.
+/// Binned (trees): where `edges[j]` is given, the level is the number of cut points `<= x`,
+/// so a tree that splits at exactly those points compares levels instead of values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputQuantizer {
     pub bits: u32,
     pub low: Vec<f64>,
     pub step: Vec<f64>,
+    /// Per-feature sorted cut points (at most `max_level` each); empty for uniform features.
+    #[serde(default)]
+    pub edges: Vec<Vec<f64>>,
 }
 
 /// A quantized row and how many of its features were clipped into range.
@@ -60,21 +65,123 @@ pub struct QuantizedRow {
     pub clipped: usize,
 }
 
+/// The `q` quantile (0..=1) of sorted values, linearly interpolated.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let at = q * (sorted.len() - 1) as f64;
+    let (i, frac) = (at.floor() as usize, at - at.floor());
+    let next = sorted[(i + 1).min(sorted.len() - 1)];
+    sorted[i] + frac * (next - sorted[i])
+}
+
 impl InputQuantizer {
-    /// Per-feature min/max calibration on raw training rows.
+    /// Per-feature min/max calibration on raw training rows (`n_rows × n_features`).
     pub fn calibrate(train_raw: &ndarray::Array2<f64>, bits: u32) -> Self {
+        Self::calibrate_clipped(train_raw, bits, 0.0)
+    }
+
+    /// Calibration that ignores the `tail` fraction (0..0.5) of training values at each end of
+    /// every feature: a few glitch values (1e5 among values near 1) then no longer squeeze
+    /// every ordinary value into one level; those values are clipped instead. `tail` 0 is
+    /// min/max. A feature whose clipped range would be empty keeps its min/max.
+    pub fn calibrate_clipped(train_raw: &ndarray::Array2<f64>, bits: u32, tail: f64) -> Self {
         let max_level = ((1u64 << bits) - 1) as f64;
         let mut low = Vec::with_capacity(train_raw.ncols());
         let mut step = Vec::with_capacity(train_raw.ncols());
         for column in train_raw.columns() {
-            let lo = column.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = column.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let mut sorted: Vec<f64> = column.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            let (mut lo, mut hi) = match (sorted.first(), sorted.last()) {
+                (Some(&a), Some(&b)) => (a, b),
+                _ => (0.0, 0.0),
+            };
+            if tail > 0.0 && !sorted.is_empty() {
+                let (qlo, qhi) = (quantile(&sorted, tail), quantile(&sorted, 1.0 - tail));
+                if qhi > qlo {
+                    (lo, hi) = (qlo, qhi);
+                }
+            }
             let span = hi - lo;
             low.push(lo);
-            // A constant feature quantizes to 0; any step keeps the formula finite.
-            step.push(if span > 0.0 { span / max_level } else { 1.0 });
+            // A constant feature quantizes to 0; any positive step keeps the formula finite.
+            step.push(if span > 0.0 && (span / max_level) > 0.0 {
+                span / max_level
+            } else {
+                1.0
+            });
         }
-        Self { bits, low, step }
+        Self {
+            bits,
+            low,
+            step,
+            edges: Vec::new(),
+        }
+    }
+
+    /// Equal-frequency bins on raw training rows (`n_rows × n_features`), as histogram-based
+    /// tree learners (LightGBM, XGBoost's `hist`) bin features: at most `2^bits - 1` cut points
+    /// per feature, each halfway between two distinct training values, at the quantiles
+    /// `i / 2^bits`. A feature with at most `2^bits` distinct values gets a cut between each
+    /// pair, so a tree on its levels splits exactly where one on raw values would. Robust to
+    /// outliers (they fill the top bin), and it reveals training quantiles to the client,
+    /// never the model's thresholds.
+    pub fn calibrate_bins(train_raw: &ndarray::Array2<f64>, bits: u32) -> Self {
+        let max_level = (1usize << bits) - 1;
+        let edges = train_raw
+            .columns()
+            .into_iter()
+            .map(|column| {
+                let mut sorted: Vec<f64> = column.to_vec();
+                sorted.sort_by(f64::total_cmp);
+                let mut distinct = sorted.clone();
+                distinct.dedup();
+                let between = |v: f64| {
+                    // Halfway from v to the next distinct value (none above the largest).
+                    let at = distinct.partition_point(|&u| u <= v);
+                    distinct.get(at).map(|&next| v + (next - v) / 2.0)
+                };
+                let mut cuts: Vec<f64> = if distinct.len() <= max_level + 1 {
+                    distinct
+                        .windows(2)
+                        .map(|w| w[0] + (w[1] - w[0]) / 2.0)
+                        .collect()
+                } else {
+                    let n = sorted.len();
+                    (1..=max_level)
+                        .filter_map(|i| between(sorted[(i * n / (max_level + 1)).min(n - 1)]))
+                        .collect()
+                };
+                cuts.retain(|c| c.is_finite());
+                cuts.dedup();
+                cuts
+            })
+            .collect();
+        // Sorted, distinct and at most max_level per feature by construction.
+        Self::binned(edges, bits).unwrap_or_else(|_| Self::calibrate(train_raw, bits))
+    }
+
+    /// A binned quantizer: feature `j`'s level is the number of `edges[j]` at or below it
+    /// (`edges[j]` sorted, distinct, at most `2^bits - 1`). Errors if an edge list is too
+    /// long, unsorted or not finite.
+    pub fn binned(edges: Vec<Vec<f64>>, bits: u32) -> Result<Self> {
+        let max_level = (1usize << bits) - 1;
+        for (j, e) in edges.iter().enumerate() {
+            if e.len() > max_level
+                || e.iter().any(|v| !v.is_finite())
+                || e.windows(2).any(|w| w[0] >= w[1])
+            {
+                return Err(Error::Compile(format!(
+                    "feature {j}: {} cut points, sorted and finite, at most {max_level} at {bits} bits",
+                    e.len()
+                )));
+            }
+        }
+        let d = edges.len();
+        Ok(Self {
+            bits,
+            low: vec![0.0; d],
+            step: vec![1.0; d],
+            edges,
+        })
     }
 
     pub fn n_features(&self) -> usize {
@@ -85,8 +192,21 @@ impl InputQuantizer {
         (1u64 << self.bits) - 1
     }
 
+    /// Whether features are binned at cut points (trees) rather than uniform.
+    pub fn is_binned(&self) -> bool {
+        !self.edges.is_empty()
+    }
+
     /// Quantizes one finite raw row of the right length (callers check with `data::check_row`).
     pub fn quantize(&self, row: &[f64]) -> QuantizedRow {
+        if self.is_binned() {
+            let values = row
+                .iter()
+                .zip(&self.edges)
+                .map(|(&x, e)| e.partition_point(|&cut| cut <= x) as u64)
+                .collect();
+            return QuantizedRow { values, clipped: 0 };
+        }
         let max = self.max_level() as f64;
         let mut clipped = 0;
         let values = row

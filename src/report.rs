@@ -127,6 +127,13 @@ pub struct EvalReport {
     pub noise: Option<NoiseFigures>,
     /// Median milliseconds of each program step, one sample at a time (`linear 64→32`, ...).
     pub step_ms: Vec<(String, f64)>,
+    /// Features constant on the training rows (weight 0 in every family).
+    #[serde(default)]
+    pub constant_features: Vec<String>,
+    /// What the user should know about this run: quantized accuracy (or R²) more than two
+    /// points below plaintext, constant features, a ridge fallback. Also printed on stderr.
+    #[serde(default)]
+    pub warnings: Vec<String>,
     #[serde(skip)]
     pub per_sample: PerSample,
 }
@@ -266,9 +273,16 @@ impl EvalReport {
         );
         s += &format!("parameters: {}\n", self.params);
         s += &format!(
-            "quantization: {}-bit inputs and weights; {} test feature value(s) clipped\n\n",
+            "quantization: {}-bit inputs; {} test feature value(s) clipped\n",
             self.bits, self.clipped_features
         );
+        if !self.constant_features.is_empty() {
+            s += &format!(
+                "constant on the training rows (weight 0): {}\n",
+                self.constant_features.join(", ")
+            );
+        }
+        s += "\n";
         let (metric, triple) = match (&self.accuracy, &self.r2) {
             (Some(a), _) => ("accuracy", a),
             (None, Some(r)) => ("R²", r),
@@ -347,6 +361,9 @@ impl EvalReport {
             size(self.bytes.output_ciphertext),
             size(self.bytes.evaluation_key)
         );
+        for w in &self.warnings {
+            s += &format!("warning: {w}\n");
+        }
         s
     }
 }

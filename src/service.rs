@@ -94,27 +94,91 @@ impl ModelBundle {
         wire::seal(Kind::ModelBundle, self)
     }
 
+    /// Reads a model file written by [`ModelBundle::to_bytes`]. Errors are `Error::ModelFile`:
+    /// truncated, corrupted or foreign bytes, an inconsistent spec, or an invalid name.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let bundle: Self = wire::open(Kind::ModelBundle, bytes)?;
-        bundle.client_spec.validate()?;
+        let as_model_file = |e: Error| match e {
+            Error::Wire(m) => Error::ModelFile(m),
+            other => other,
+        };
+        let bundle: Self = wire::open(Kind::ModelBundle, bytes).map_err(as_model_file)?;
+        bundle.client_spec.validate().map_err(as_model_file)?;
         if bundle.client_spec.model_id != bundle.server_model.model_id {
-            return Err(Error::Wire(
+            return Err(Error::ModelFile(
                 "the bundle's client spec and server model belong to different models".into(),
             ));
         }
-        if !valid_name(&bundle.name) {
-            return Err(Error::Wire(format!("invalid model name {:?}", bundle.name)));
-        }
+        check_model_name(&bundle.name)?;
         Ok(bundle)
     }
 }
 
+/// Longest model name, in bytes.
+pub const MAX_MODEL_NAME: usize = 64;
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= 64
+        && name.len() <= MAX_MODEL_NAME
+        && !name.starts_with('.')
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+/// The one rule for model names (the service's URLs and `export`'s file names): 1 to 64 ASCII
+/// letters, digits, `-`, `_` and `.`, not starting with `.`. Errors with `Error::ModelFile`.
+pub fn check_model_name(name: &str) -> Result<()> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(Error::ModelFile(format!(
+            "invalid model name {name:?}: use 1 to {MAX_MODEL_NAME} ASCII letters, digits, `-`, `_` and `.` (not first)"
+        )))
+    }
+}
+
+/// A valid model name made from any text (a file stem such as `patient data` or `données`):
+/// accents dropped from common Latin letters, anything else outside the rule becomes `-`,
+/// runs of `-` collapse, and the result is cut to fit; `model` if nothing is left.
+pub fn sanitize_model_name(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        let mapped = match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '.' => Some(c),
+            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => Some('a'),
+            'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' => Some('A'),
+            'ç' => Some('c'),
+            'Ç' => Some('C'),
+            'è' | 'é' | 'ê' | 'ë' => Some('e'),
+            'È' | 'É' | 'Ê' | 'Ë' => Some('E'),
+            'ì' | 'í' | 'î' | 'ï' => Some('i'),
+            'Ì' | 'Í' | 'Î' | 'Ï' => Some('I'),
+            'ñ' => Some('n'),
+            'Ñ' => Some('N'),
+            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => Some('o'),
+            'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' | 'Ø' => Some('O'),
+            'ù' | 'ú' | 'û' | 'ü' => Some('u'),
+            'Ù' | 'Ú' | 'Û' | 'Ü' => Some('U'),
+            'ý' | 'ÿ' => Some('y'),
+            'ß' => Some('s'),
+            _ => None,
+        };
+        match mapped {
+            Some(m) => out.push(m),
+            None if !out.ends_with('-') => out.push('-'),
+            None => {}
+        }
+    }
+    let trimmed = out.trim_matches(|c| c == '-' || c == '.');
+    let mut name: String = trimmed.chars().take(MAX_MODEL_NAME).collect();
+    while name.ends_with('-') || name.ends_with('.') {
+        name.pop();
+    }
+    if name.is_empty() {
+        "model".into()
+    } else {
+        name
+    }
 }
 
 /// The models `fhe-ml serve` offers without `--models`: `eval`'s defaults on the shipped data
@@ -485,12 +549,7 @@ async fn not_found() -> ApiError {
 pub fn router(models: Vec<ModelBundle>, config: ServiceConfig) -> Result<Router> {
     let mut served = BTreeMap::new();
     for bundle in models {
-        if !valid_name(&bundle.name) {
-            return Err(Error::Other(format!(
-                "invalid model name {:?}",
-                bundle.name
-            )));
-        }
+        check_model_name(&bundle.name)?;
         let leveled = if bundle.client_spec.needs_evaluation_key {
             None
         } else {

@@ -7,7 +7,7 @@ pub mod trees;
 
 use linfa::prelude::*;
 use linfa::Dataset;
-use linfa_linear::{FittedLinearRegression, LinearRegression};
+use linfa_linear::LinearRegression;
 use linfa_logistic::{
     FittedLogisticRegression, LogisticRegression, MultiFittedLogisticRegression,
     MultiLogisticRegression,
@@ -130,9 +130,111 @@ impl LinearModel for Logistic {
     }
 }
 
-/// Fits ordinary least squares on the scaled training set.
-pub fn fit_linear(split: &Split<f64>) -> Result<FittedLinearRegression<f64>> {
-    LinearRegression::new()
-        .fit(&split.train)
-        .map_err(|e| Error::Training(e.to_string()))
+/// How a linear regression was solved.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LinearSolver {
+    /// Ordinary least squares (linfa-linear), as scikit-learn's `LinearRegression`.
+    LeastSquares,
+    /// Ridge (linfa-elasticnet, L2 penalty `alpha` on standardized features), used when least
+    /// squares has no unique solution: collinear features, or fewer rows than features.
+    Ridge { alpha: f64 },
+}
+
+/// L2 penalty of the ridge fallback: small enough to leave a well-posed fit as least squares
+/// would make it, large enough to pick one solution among collinear ones.
+pub const RIDGE_FALLBACK_ALPHA: f64 = 1e-4;
+
+/// A fitted linear regression on a split's scaled features: `y = weights · x_scaled +
+/// intercept`, `weights` of `n_features` (0 for features constant on the training rows).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearRegressionFit {
+    pub weights: ndarray::Array1<f64>,
+    pub intercept: f64,
+    pub solver: LinearSolver,
+}
+
+impl LinearRegressionFit {
+    /// Predictions for scaled rows (`n_rows × n_features`).
+    pub fn predict(&self, scaled: &Array2<f64>) -> ndarray::Array1<f64> {
+        scaled.dot(&self.weights) + self.intercept
+    }
+}
+
+impl LinearModel for LinearRegressionFit {
+    fn float_model(&self, _classes: &[i64]) -> Result<FloatLinearModel> {
+        Ok(FloatLinearModel {
+            weights: self.weights.clone().insert_axis(Axis(0)),
+            bias: vec![self.intercept],
+            kind: crate::program::OutputKind::Regression,
+        })
+    }
+}
+
+/// Fits least squares on the scaled training set. Features constant on the training rows get
+/// weight 0 (they are left out of the fit, which they would make singular); the target is
+/// centred first, so a large offset (prices around 1e9) costs no precision. Where least
+/// squares has no unique solution (collinear features, fewer rows than features), falls back
+/// to ridge ([`LinearSolver::Ridge`]). Errors (`Error::Training`) if both fail.
+pub fn fit_linear(split: &Split<f64>) -> Result<LinearRegressionFit> {
+    let x = split.train.records();
+    let y = split.train.targets();
+    let d = x.ncols();
+    let keep: Vec<usize> = (0..d)
+        .filter(|&j| !split.constant_features.contains(&split.feature_names[j]))
+        .collect();
+    let mean = y.mean().unwrap_or(0.0);
+    let centred = y.mapv(|v| v - mean);
+    let mut weights = ndarray::Array1::zeros(d);
+    if keep.is_empty() {
+        return Ok(LinearRegressionFit {
+            weights,
+            intercept: mean,
+            solver: LinearSolver::LeastSquares,
+        });
+    }
+    let spread = centred.std(0.0).max(f64::MIN_POSITIVE);
+    let data = Dataset::new(x.select(Axis(1), &keep), centred);
+    let least_squares = if data.records().nrows() > keep.len() {
+        LinearRegression::new().fit(&data).ok()
+    } else {
+        None
+    };
+    // On standardized features a weight far beyond the target's spread means near-collinear
+    // columns cancelling each other: exact in floats, noise once weights are quantized.
+    let well_posed = least_squares.filter(|m| {
+        m.intercept().is_finite()
+            && m.params()
+                .iter()
+                .all(|v| v.is_finite() && v.abs() <= 1e4 * spread)
+    });
+    let (params, intercept, solver) = match well_posed {
+        Some(m) => (
+            m.params().clone(),
+            m.intercept(),
+            LinearSolver::LeastSquares,
+        ),
+        None => {
+            let alpha = RIDGE_FALLBACK_ALPHA;
+            let m = linfa_elasticnet::ElasticNet::ridge()
+                .penalty(alpha)
+                .with_intercept(true)
+                .max_iterations(10_000)
+                .tolerance(1e-8)
+                .fit(&data)
+                .map_err(|e| Error::Training(format!("ridge fallback: {e}")))?;
+            (
+                m.hyperplane().clone(),
+                m.intercept(),
+                LinearSolver::Ridge { alpha },
+            )
+        }
+    };
+    for (k, &j) in keep.iter().enumerate() {
+        weights[j] = params[k];
+    }
+    Ok(LinearRegressionFit {
+        weights,
+        intercept: intercept + mean,
+        solver,
+    })
 }

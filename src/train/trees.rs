@@ -8,9 +8,10 @@
 //! tie in a leaf's class counts (it breaks those in hash order): trainings repeat exactly.
 //!
 //! Two forests are fitted from the same draws: the plaintext one on raw features, and the one
-//! encryption runs, on features quantized to a few bits by the client's quantizer (its
-//! thresholds then fall between quantization levels, so the integer comparisons the encrypted
-//! program makes are exactly the tree's).
+//! encryption runs, on features binned to a few bits by the client's quantizer (equal-frequency
+//! bins of the training values, `InputQuantizer::calibrate_bins`: robust to outliers, and
+//! exact for features with few distinct values). Its thresholds fall between levels, so the
+//! integer comparisons the encrypted program makes are exactly the tree's.
 
 use linfa::prelude::*;
 use linfa::Dataset;
@@ -266,7 +267,7 @@ pub fn fit_forest(split: &Split<usize>, config: &ForestConfig) -> Result<Trained
     if n == 0 || d == 0 {
         return Err(Error::Training("no training rows or features".into()));
     }
-    let quantizer = InputQuantizer::calibrate(raw, config.input_bits);
+    let quantizer = InputQuantizer::calibrate_bins(raw, config.input_bits);
     let quantized = Array2::from_shape_fn((n, d), |(i, j)| {
         quantizer.quantize(&raw.row(i).to_vec()).values[j] as f64
     });
