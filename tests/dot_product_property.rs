@@ -2,6 +2,7 @@
 //! inputs anywhere in range, including the extremes the noise bounds are planned for.
 
 use fhe_ml::client::{Client, ClientSpec};
+use fhe_ml::data::Schema;
 use fhe_ml::fhe::{EncodingPlan, LeveledParameters, OutputMode};
 use fhe_ml::program::{Decoder, LinearLayer, OutputKind, Program, Step};
 use fhe_ml::quant::InputQuantizer;
@@ -27,22 +28,26 @@ fn pair(layer: LinearLayer, input_bits: u32) -> (Client, Server, Program) {
         output: OutputMode::Scores,
     })
     .unwrap();
+    let names: Vec<String> = (0..layer.n_inputs).map(|i| format!("x{i}")).collect();
     let spec = ClientSpec {
         needs_evaluation_key: false,
         output: OutputMode::Scores,
         model_id,
         name: "property".into(),
-        feature_names: (0..layer.n_inputs).map(|i| format!("x{i}")).collect(),
+        schema: Schema::numeric(&names),
+        feature_names: names,
         quantizer: InputQuantizer {
             bits: input_bits,
             low: vec![0.0; layer.n_inputs],
             step: vec![1.0; layer.n_inputs],
+            edges: Vec::new(),
         },
         decoder: Decoder {
             kind: OutputKind::Multiclass {
                 classes: (0..layer.n_outputs as i64).collect(),
             },
             scale: 1.0,
+            offset: 0.0,
         },
         plan,
     };
