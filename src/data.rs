@@ -598,7 +598,7 @@ fn parse_csv(text: &[u8], name: &str, path: &Path, options: CsvOptions) -> Resul
                 ));
             }
             ColumnKind::Numeric
-        } else if 2 * numeric > cells.len() {
+        } else if 2 * numeric >= cells.len() {
             let r = parsed.iter().position(Option::is_none).unwrap_or(0);
             return Err(cell_err(
                 r,

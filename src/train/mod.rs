@@ -170,6 +170,31 @@ impl LinearModel for LinearRegressionFit {
     }
 }
 
+/// Smallest over largest eigenvalue of the Gram matrix below which least squares is taken to
+/// have no unique solution (collinear columns).
+pub const COLLINEARITY_RATIO: f64 = 1e-9;
+
+/// Whether `x` (`n_rows × n_features`, standardized) has full column rank: more rows than
+/// features and a Gram matrix whose eigenvalues stay above [`COLLINEARITY_RATIO`] of the
+/// largest. linfa's QR least squares returns some solution for a singular problem instead of
+/// failing, so this is checked first.
+fn has_unique_least_squares(x: &Array2<f64>) -> bool {
+    use linfa_linalg::eigh::EigValsh;
+    let (n, d) = x.dim();
+    if n <= d {
+        return false;
+    }
+    let gram = x.t().dot(x);
+    match gram.eigvalsh() {
+        Ok(values) => {
+            let max = values.iter().copied().fold(0.0f64, f64::max);
+            let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+            max > 0.0 && min > COLLINEARITY_RATIO * max
+        }
+        Err(_) => false,
+    }
+}
+
 /// Fits least squares on the scaled training set. Features constant on the training rows get
 /// weight 0 (they are left out of the fit, which they would make singular); the target is
 /// centred first, so a large offset (prices around 1e9) costs no precision. Where least
@@ -194,7 +219,7 @@ pub fn fit_linear(split: &Split<f64>) -> Result<LinearRegressionFit> {
     }
     let spread = centred.std(0.0).max(f64::MIN_POSITIVE);
     let data = Dataset::new(x.select(Axis(1), &keep), centred);
-    let least_squares = if data.records().nrows() > keep.len() {
+    let least_squares = if has_unique_least_squares(data.records()) {
         LinearRegression::new().fit(&data).ok()
     } else {
         None
