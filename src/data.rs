@@ -750,7 +750,8 @@ pub fn is_constant(column: ArrayView1<f64>) -> bool {
     let lo = column.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = column.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let magnitude = lo.abs().max(hi.abs());
-    !(hi - lo > 1e-12 * magnitude)
+    // An empty column (no rows) or NaN spread counts as constant too.
+    (hi - lo <= 1e-12 * magnitude) || (hi - lo).is_nan() || hi < lo
 }
 
 /// Interquartile ranges beyond the middle half past which [`extreme_values`] calls a training

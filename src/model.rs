@@ -188,6 +188,10 @@ pub fn compile<M: LinearModel, T>(
     )
 }
 
+/// Largest integer bias of a compiled linear classifier (2^20), far inside the program's
+/// bound: the plan's noise budget then holds for any input.
+const BIAS_LEVELS: f64 = (1u64 << 20) as f64;
+
 /// The integer program and decoder of a float linear model under one input quantizer.
 fn linear_program<T>(
     float: &FloatLinearModel,
@@ -215,11 +219,42 @@ fn linear_program<T>(
             "the folded weights are not finite (a feature's scale overflows)".into(),
         ));
     }
-    let (weights, scale) = quantize_symmetric(&folded, quantization.weight_bits);
+    // A feature constant on the training rows carries no information: its weight is 0 (a
+    // tiny L2 remainder would otherwise set the quantization scale on its own).
+    for (i, name) in split.feature_names.iter().enumerate() {
+        if split.constant_features.contains(name) {
+            for o in 0..n_out {
+                folded[o * d + i] = 0.0;
+            }
+        }
+    }
+    // Softmax and argmax ignore a constant added to every class: centred biases stay small.
+    if n_out > 1 {
+        let mean = folded_bias.iter().sum::<f64>() / n_out as f64;
+        folded_bias.iter_mut().for_each(|b| *b -= mean);
+    }
     // A regression adds its constant on the client; a classifier's bias decides the argmax
     // and stays in the program.
     let regression = float.kind == OutputKind::Regression;
     let offset = if regression { folded_bias[0] } else { 0.0 };
+    // One scale for weights and biases: the weights' symmetric scale, coarsened only where a
+    // bias would not fit the program's bound (weights a million times smaller than the bias
+    // cannot move the result).
+    let max_int = ((1i64 << (quantization.weight_bits - 1)) - 1) as f64;
+    let max_weight = folded.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let max_bias = if regression {
+        0.0
+    } else {
+        folded_bias.iter().fold(0.0f64, |m, v| m.max(v.abs()))
+    };
+    let mut scale = (max_weight / max_int).max(max_bias / BIAS_LEVELS);
+    if !(scale > 0.0 && scale.is_finite()) {
+        scale = 1.0;
+    }
+    let weights: Vec<i64> = folded
+        .iter()
+        .map(|w| (w / scale).round().clamp(-max_int, max_int) as i64)
+        .collect();
     let bias = folded_bias
         .iter()
         .map(|b| {
@@ -723,11 +758,8 @@ pub fn compile_forest(trained: &TrainedForest, split: &Split<usize>) -> Result<C
             Condition::Bit(bit_index[&(feature, t)])
         }
     };
-    if bit_index.is_empty() {
-        return Err(Error::Compile(
-            "the forest never splits on a feature that varies after quantization".into(),
-        ));
-    }
+    // A forest that never splits on a varying feature (every feature constant, say) still
+    // compiles: its votes are constants, the program one leveled layer (below).
 
     // Step 0: z = 2x + 1 for every feature used; step 1: its comparisons.
     let used: Vec<usize> = thresholds.keys().copied().collect();
@@ -855,9 +887,46 @@ pub fn compile_forest(trained: &TrainedForest, split: &Split<usize>) -> Result<C
         }
     }
     if rows.is_empty() {
-        return Err(Error::Compile(
-            "the forest's votes do not depend on the input after quantization".into(),
-        ));
+        // The votes do not depend on the input: one leveled layer of constant scores.
+        let mut votes = constant_votes.clone();
+        if n_classes == 2 {
+            votes[0] = forest.trees.len() as i64 - constant_votes[1];
+        }
+        let program = Program {
+            n_inputs: d,
+            input_bits: bits,
+            steps: vec![Step::Linear(LinearLayer::new(
+                d,
+                n_classes,
+                vec![0; d * n_classes],
+                votes,
+            )?)],
+        };
+        let decoder = Decoder {
+            kind: OutputKind::Multiclass {
+                classes: split.classes.clone(),
+            },
+            scale: 1.0,
+            offset: 0.0,
+        };
+        return CompiledModel::new(
+            split,
+            Quantization {
+                input_bits: bits,
+                weight_bits: bits,
+            },
+            trained.quantizer.clone(),
+            program,
+            decoder,
+            format!(
+                "{} of constant votes: no split depends on a varying feature",
+                if forest.trees.len() == 1 {
+                    "decision tree".to_string()
+                } else {
+                    format!("{}-tree forest", forest.trees.len())
+                }
+            ),
+        );
     }
     let leaves = LookupLayer {
         positions,

@@ -232,6 +232,9 @@ pub struct ModelInfo {
     pub description: String,
     pub model_id: String,
     pub n_features: usize,
+    /// The raw columns a row must name (any order), with the categories of text columns.
+    pub columns: Vec<crate::data::Column>,
+    /// `n_features` feature names after one-hot encoding.
     pub feature_names: Vec<String>,
     pub input_bits: u32,
     pub params: String,
@@ -409,6 +412,7 @@ fn info(served: &Served) -> ModelInfo {
         description: served.bundle.description.clone(),
         model_id: hex(&spec.model_id),
         n_features: spec.feature_names.len(),
+        columns: spec.schema.columns.clone(),
         feature_names: spec.feature_names.clone(),
         input_bits: spec.quantizer.bits,
         params: spec.plan.params.describe(),

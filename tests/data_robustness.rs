@@ -153,14 +153,16 @@ fn binary_logistic_works_for_either_class_order_and_mirrors() {
             );
         }
     }
-    let labelled = b.with_output(OutputMode::Label).unwrap();
-    let (client, server) = labelled.keygen().unwrap();
-    for row in &test[..3] {
-        let out = server.infer(&client.encrypt(row).unwrap()).unwrap();
-        assert_eq!(
-            client.decrypt(&out).unwrap().class_index(),
-            labelled.predict_simulated(row).unwrap().class_index()
-        );
+    for model in [a, b] {
+        let labelled = model.with_output(OutputMode::Label).unwrap();
+        let (client, server) = labelled.keygen().unwrap();
+        for row in &test[..3] {
+            let out = server.infer(&client.encrypt(row).unwrap()).unwrap();
+            assert_eq!(
+                client.decrypt(&out).unwrap().class_index(),
+                labelled.predict_simulated(row).unwrap().class_index()
+            );
+        }
     }
 }
 
@@ -750,6 +752,14 @@ fn export_serve_predict_by_column_name() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    // The service lists the columns a row must name, with their categories.
+    let info: serde_json::Value =
+        serde_json::from_str(&ureq_get(&format!("{url}/v1/models/donnees-logistic"))).unwrap();
+    assert_eq!(info["columns"][1]["name"], "smoker");
+    assert_eq!(
+        info["columns"][1]["kind"]["Categorical"]["categories"],
+        serde_json::json!(["no", "yes"])
+    );
     let unseen = write(
         &dir,
         "unseen.csv",
@@ -764,6 +774,16 @@ fn export_serve_predict_by_column_name() {
     serve.kill().unwrap();
     let _ = serve.wait();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The body of a GET on the test's service.
+fn ureq_get(url: &str) -> String {
+    ureq::get(url)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap()
 }
 
 /// The one naming rule: any file stem becomes a valid name; invalid names are refused.
