@@ -12,7 +12,9 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 pub const MAGIC: [u8; 4] = *b"FHEM";
-pub const FORMAT_VERSION: u16 = 1;
+/// Version 2: client specs carry the column schema, quantizers their bin edges, decoders an
+/// offset (a version-1 model file is refused with its version, not misread).
+pub const FORMAT_VERSION: u16 = 2;
 const HEADER: usize = 4 + 2 + 1 + 4;
 const DIGEST: usize = 16;
 
