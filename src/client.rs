@@ -86,8 +86,11 @@ impl ClientSpec {
         {
             return bad("non-finite or non-positive quantizer ranges".into());
         }
-        if !self.decoder.scale.is_finite() || self.decoder.n_outputs() == 0 {
-            return bad("decoder without outputs or with a non-finite scale".into());
+        if !self.decoder.scale.is_finite()
+            || !self.decoder.offset.is_finite()
+            || self.decoder.n_outputs() == 0
+        {
+            return bad("decoder without outputs or with a non-finite scale or offset".into());
         }
         let plan = &self.plan;
         if plan.delta_log2 >= 63

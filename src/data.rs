@@ -127,6 +127,22 @@ impl Schema {
         names
     }
 
+    /// For each categorical column, the feature indices of its one-hot block.
+    pub fn categorical_blocks(&self) -> Vec<std::ops::Range<usize>> {
+        let mut blocks = Vec::new();
+        let mut at = 0;
+        for c in &self.columns {
+            match &c.kind {
+                ColumnKind::Numeric => at += 1,
+                ColumnKind::Categorical { categories } => {
+                    blocks.push(at..at + categories.len());
+                    at += categories.len();
+                }
+            }
+        }
+        blocks
+    }
+
     /// Number of features after encoding.
     pub fn n_features(&self) -> usize {
         self.columns
@@ -157,6 +173,14 @@ impl Schema {
                         c.name
                     )));
                 }
+            }
+        }
+        let mut features = BTreeSet::new();
+        for name in self.feature_names() {
+            if !features.insert(name.clone()) {
+                return Err(Error::Input(format!(
+                    "two features would be named `{name}` (a column of that name, and a category of another column): rename one"
+                )));
             }
         }
         Ok(())
@@ -446,8 +470,10 @@ impl RawCsv {
         })
     }
 
+    /// `1,5` reads as 1.5 in `;`- and tab-delimited files (spreadsheets in locales with a
+    /// decimal comma write those), never in `,` or `|` files.
     fn decimal_comma(&self) -> bool {
-        self.delimiter != b','
+        self.delimiter == b';' || self.delimiter == b'\t'
     }
 
     /// A hint when the header looks delimited by something else than the delimiter used.
@@ -635,6 +661,7 @@ fn parse_csv(text: &[u8], name: &str, path: &Path, options: CsvOptions) -> Resul
         blocks.push(block);
     }
     let schema = Schema { columns };
+    schema.validate().map_err(|e| csv_err(strip_input(e)))?;
     let feature_names = schema.feature_names();
     let n = raw.rows.len();
     let mut values = Vec::with_capacity(n * feature_names.len());
@@ -721,7 +748,14 @@ impl Scaler {
             .std_axis(Axis(0), 0.0)
             .iter()
             .zip(x.columns())
-            .map(|(&s, column)| if is_constant(column) { 1.0 } else { s })
+            .map(|(&s, column)| {
+                // Also 1 where the spread under- or overflows f64 (beyond ~1e±154).
+                if is_constant(column) || !(s > 0.0 && s.is_finite()) {
+                    1.0
+                } else {
+                    s
+                }
+            })
             .collect();
         Self { mean, std }
     }

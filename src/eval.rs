@@ -290,17 +290,18 @@ pub fn compile_model(config: &EvalConfig, table: &Table) -> Result<CompiledModel
 /// [`crate::service::sanitize_model_name`] (`patient data` → `patient-data`), so `serve` loads
 /// whatever `export` wrote.
 pub fn service_name(dataset: &str, model: ModelKind, output: OutputMode) -> String {
-    // Room for the longest suffix (`-forest-top99`).
+    let suffix = match output {
+        OutputMode::Scores => format!("-{}", model.name()),
+        OutputMode::Label => format!("-{}-label", model.name()),
+        OutputMode::TopK(k) => format!("-{}-top{k}", model.name()),
+    };
     let dataset: String = crate::service::sanitize_model_name(dataset)
         .chars()
-        .take(crate::service::MAX_MODEL_NAME - 14)
+        .take(crate::service::MAX_MODEL_NAME.saturating_sub(suffix.len()))
         .collect();
     let dataset = dataset.trim_end_matches(['-', '.']);
-    match output {
-        OutputMode::Scores => format!("{dataset}-{}", model.name()),
-        OutputMode::Label => format!("{dataset}-{}-label", model.name()),
-        OutputMode::TopK(k) => format!("{dataset}-{}-top{k}", model.name()),
-    }
+    let dataset = if dataset.is_empty() { "model" } else { dataset };
+    format!("{dataset}{suffix}")
 }
 
 /// The encrypted run shared by every task: keys, then per-sample timings one row at a time

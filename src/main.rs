@@ -389,6 +389,7 @@ fn run(cli: Cli) -> Result<()> {
             let compiled = eval::compile_model(&config, &table)?;
             let name = name
                 .unwrap_or_else(|| eval::service_name(&table.name, config.model, config.output));
+            service::check_model_name(&name)?;
             let bundle = ModelBundle::new(&name, &compiled);
             std::fs::create_dir_all(&out).map_err(|source| Error::Io {
                 path: out.clone(),

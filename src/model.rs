@@ -109,7 +109,7 @@ pub struct CompiledModel {
 
 /// Tails tried when calibrating a linear model's input quantizer (fraction of training values
 /// ignored at each end of a feature; 0 is min/max): see [`compile`].
-pub const CALIBRATION_TAILS: [f64; 4] = [0.0, 0.001, 0.01, 0.05];
+pub const CALIBRATION_TAILS: [f64; 5] = [0.0, 0.001, 0.01, 0.05, 0.1];
 
 /// Compiles a fitted linear model: folds the split's scaler into per-feature input quantization
 /// (calibrated on the raw training rows), quantizes the folded weights, and plans the encoding.

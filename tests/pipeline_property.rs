@@ -215,8 +215,9 @@ fn accuracies(
 }
 
 /// Quantized close to plaintext. On the training rows (where both models were fitted, and
-/// there are three times as many rows) within 10 points plus one row, for every table: a
-/// collapse fails here. On the test rows the tally keeps the sums: over a family the
+/// there are three times as many rows) within 25 points plus one row, for every table: a
+/// collapse (every value in one level: chance accuracy) fails here, while a coarser model on
+/// a tiny noisy table may honestly fit it less well. On the test rows the tally keeps the sums: over a family the
 /// quantized models may lose at most 3 points on average (`Tally::check`).
 fn close_accuracy(
     tally: &mut Tally,
@@ -272,7 +273,7 @@ impl Tally {
     }
 }
 
-/// Runs `check` on `CASES` tables from a fixed seed; at most a tenth may be refused.
+/// Runs `check` on `CASES` tables from a fixed seed; at most 5% may be refused.
 fn for_tables(family: &str, regression: bool, check: impl Fn(&Shape, &str, &mut Tally) -> Outcome) {
     let config = Config {
         cases: CASES,
@@ -302,8 +303,8 @@ fn for_tables(family: &str, regression: bool, check: impl Fn(&Shape, &str, &mut 
         eprintln!("  {r}");
     }
     assert!(
-        refusals.len() * 10 <= CASES as usize,
-        "{family}: too many refusals"
+        refusals.len() * 20 <= CASES as usize,
+        "{family}: more than 5% of the tables refused"
     );
     if !regression {
         tally.into_inner().unwrap().check(family);

@@ -196,7 +196,9 @@ fn has_unique_least_squares(x: &Array2<f64>) -> bool {
 }
 
 /// Fits least squares on the scaled training set. Features constant on the training rows get
-/// weight 0 (they are left out of the fit, which they would make singular); the target is
+/// weight 0 (they are left out of the fit, which they would make singular), and so does the
+/// first category of each one-hot block (the reference level: the block sums to 1 like the
+/// intercept); the target is
 /// centred first, so a large offset (prices around 1e9) costs no precision. Where least
 /// squares has no unique solution (collinear features, fewer rows than features), falls back
 /// to ridge ([`LinearSolver::Ridge`]). Errors (`Error::Training`) if both fail.
@@ -204,8 +206,17 @@ pub fn fit_linear(split: &Split<f64>) -> Result<LinearRegressionFit> {
     let x = split.train.records();
     let y = split.train.targets();
     let d = x.ncols();
+    let constant = |j: usize| split.constant_features.contains(&split.feature_names[j]);
+    // A one-hot block sums to 1 on every row, as the intercept does: its first varying
+    // category is the reference (weight 0), as in a dummy coding.
+    let reference: Vec<usize> = split
+        .schema
+        .categorical_blocks()
+        .into_iter()
+        .filter_map(|block| block.clone().find(|&j| !constant(j)))
+        .collect();
     let keep: Vec<usize> = (0..d)
-        .filter(|&j| !split.constant_features.contains(&split.feature_names[j]))
+        .filter(|&j| !constant(j) && !reference.contains(&j))
         .collect();
     let mean = y.mean().unwrap_or(0.0);
     let centred = y.mapv(|v| v - mean);
