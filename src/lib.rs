@@ -4,19 +4,52 @@
 //! linfa, compile to an integer model, encrypt features on the client, infer on ciphertexts on
 //! the server, decrypt on the client.
 //!
-//! ```no_run
+//! One path for every family: fit, [`compile`], `keygen`, encrypt, infer, decrypt, and
+//! [`CompiledModel::predict`] with the [`Mode`](model::Mode) named as Concrete ML names it
+//! (`Float`, `Clear` = "disable", `Noisy` = "simulate", `Encrypted` = "execute"):
+//!
+//! ```
 //! use fhe_ml::prelude::*;
 //!
 //! # fn main() -> fhe_ml::Result<()> {
-//! let data = fhe_ml::data::load_csv("data/breast_cancer.csv")?.split(0.2, 42)?;
-//! let model = fhe_ml::train::fit_logistic(&data)?;                     // linfa, plaintext
-//! let model = fhe_ml::compile(&model, &data, Quantization::bits(8))?;  // integer model
-//! let (client, server) = model.keygen()?;        // the client holds the secret key
+//! let data = fhe_ml::data::parse_csv_str(fhe_ml::data::BREAST_CANCER_CSV, "bc")?.split(0.2, 42)?;
+//! let fitted = LogisticParams::default().fit(&data)?;            // linfa, plaintext
+//! let model = fhe_ml::compile(&fitted, &data, Options::bits(8))?; // integer program
+//! let (client, server) = model.keygen()?;                         // the client keeps the key
 //! let row = data.test_raw.row(0).to_vec();
-//! let ct = client.encrypt(&row)?;                // client side
-//! let out = server.infer(&ct)?;                  // server side: ciphertexts only
-//! let label = client.decrypt(&out)?;             // client side
-//! assert_eq!(client.decrypt_scores(&out)?, model.simulate(&row)?); // exact twin
+//! let out = server.infer(&client.encrypt(&row)?)?;                // ciphertexts only
+//! assert_eq!(client.decrypt(&out)?, model.predict(&row, Mode::Clear)?); // the exact twin
+//! # Ok(()) }
+//! ```
+//!
+//! An MLP and a forest take the same steps; their programs bootstrap, so `keygen` also hands
+//! the server the client's evaluation key:
+//!
+//! ```
+//! use fhe_ml::prelude::*;
+//!
+//! # fn main() -> fhe_ml::Result<()> {
+//! let data = fhe_ml::data::parse_csv_str(fhe_ml::data::BREAST_CANCER_CSV, "bc")?.split(0.2, 42)?;
+//! let fitted = MlpParams::default().hidden(&[8]).epochs(20).fit(&data)?;
+//! let model = fhe_ml::compile(&fitted, &data, Options::default())?;
+//! let (client, server) = model.keygen()?;                         // evaluation key inside
+//! let row = data.test_raw.row(0).to_vec();
+//! let label = client.decrypt(&server.infer(&client.encrypt(&row)?)?)?;
+//! assert_eq!(label.class_index(), model.predict(&row, Mode::Clear)?.class_index());
+//! # Ok(()) }
+//! ```
+//!
+//! ```
+//! use fhe_ml::prelude::*;
+//!
+//! # fn main() -> fhe_ml::Result<()> {
+//! let data = fhe_ml::data::parse_csv_str(fhe_ml::data::BREAST_CANCER_CSV, "bc")?.split(0.2, 42)?;
+//! let fitted = ForestParams::forest().trees(3).fit(&data)?;
+//! let model = fhe_ml::compile(&fitted, &data, Options::default())?;
+//! let (client, server) = model.keygen()?;
+//! let row = data.test_raw.row(0).to_vec();
+//! let votes = client.decrypt_scores(&server.infer(&client.encrypt(&row)?)?)?;
+//! assert_eq!(votes, model.simulate(&row)?);                       // trees are exact
 //! # Ok(()) }
 //! ```
 //!
@@ -30,6 +63,7 @@
 //! its client.
 
 pub mod client;
+pub mod compiler;
 pub mod data;
 pub mod error;
 pub mod eval;
@@ -44,17 +78,21 @@ pub mod server;
 pub mod service;
 pub mod train;
 
+pub use compiler::{compile, Compile, Options};
 pub use error::{Error, Result};
-pub use model::{compile, CompiledModel};
+pub use model::{CompiledModel, Mode};
 
 /// The types a user's program needs.
 pub mod prelude {
     pub use crate::client::{Client, ClientSpec};
-    pub use crate::data::{load_csv, Split, Table};
+    pub use crate::compiler::{compile, Compile, Options};
+    pub use crate::data::{load_csv, Record, Split, Table};
     pub use crate::fhe::OutputMode;
-    pub use crate::model::{compile, CompiledModel, LinearModel};
+    pub use crate::model::{CompiledModel, LinearModel, Mode};
     pub use crate::program::Prediction;
     pub use crate::quant::Quantization;
     pub use crate::server::{EncryptedInput, EncryptedOutput, Server, ServerModel};
+    pub use crate::train::params::{ForestParams, LinearParams, LogisticParams, MlpParams};
     pub use crate::{Error, Result};
+    pub use linfa::ParamGuard;
 }

@@ -19,6 +19,8 @@ use crate::server::{Server, ServerModel};
 use crate::train::mlp::{half_circle_units, Mlp};
 use crate::train::trees::{Node, TrainedForest};
 
+pub use crate::compiler::compile;
+
 /// A float linear model on scaled features: `z = W x_scaled + b`, `W` is `n_outputs × n_features`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FloatLinearModel {
@@ -105,6 +107,72 @@ pub struct CompiledModel {
     /// Fingerprint of everything above: ciphertexts carry it, so a ciphertext made for another
     /// model or parameter set is refused.
     pub model_id: [u8; 16],
+    /// The fitted float model this was compiled from, for [`Mode::Float`] (absent in a model
+    /// read back from bytes; not part of the fingerprint or of equality).
+    #[serde(skip)]
+    pub float: FloatTwin,
+    /// Keys made on the first [`Mode::Encrypted`] prediction, reused after.
+    #[serde(skip)]
+    keys: KeyCache,
+}
+
+/// The fitted float model behind a compiled one: what [`Mode::Float`] runs.
+#[derive(Debug, Clone, Default)]
+pub enum FloatTwin {
+    /// Not known (a model read back from bytes).
+    #[default]
+    None,
+    /// Logistic or linear regression on features scaled by `scaler`.
+    Linear {
+        model: FloatLinearModel,
+        scaler: crate::data::Scaler,
+    },
+    /// The float network (unquantized inputs and weights).
+    Mlp(Box<Mlp>),
+    /// The forest fitted on raw features.
+    Forest(Box<crate::train::trees::Forest>),
+}
+
+/// Equality of compiled models is equality of what runs: the float twin does not take part.
+impl PartialEq for FloatTwin {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// A client and server made on first use, shared by clones of one compiled model.
+#[derive(Clone, Default)]
+struct KeyCache(std::sync::Arc<std::sync::OnceLock<(Client, Server)>>);
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "KeyCache(keys made)"
+        } else {
+            "KeyCache(empty)"
+        })
+    }
+}
+
+/// Keys are a cache, not part of a model's value.
+impl PartialEq for KeyCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// Which interpreter answers [`CompiledModel::predict`], named as Concrete ML names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The fitted float model (no quantization).
+    Float,
+    /// The exact integer twin of the encrypted program (Concrete ML's `fhe="disable"`).
+    Clear,
+    /// The integer twin with the bootstrapping noise tfhe's formulas predict (`"simulate"`);
+    /// random, equal to `Clear` for leveled models.
+    Noisy,
+    /// Encrypted inference with keys made on first use (`"execute"`).
+    Encrypted,
 }
 
 /// Tails tried when calibrating a linear model's input quantizer (fraction of training values
@@ -119,7 +187,7 @@ pub const CALIBRATION_TAILS: [f64; 5] = [0.0, 0.001, 0.01, 0.05, 0.1];
 /// training rows (one point of label agreement, or half the squared error for a regression):
 /// a few glitch values then cannot squeeze every ordinary value into one level. A regression's
 /// constant term stays on the client ([`Decoder::offset`]).
-pub fn compile<M: LinearModel, T>(
+pub fn compile_linear<M: LinearModel + ?Sized, T>(
     model: &M,
     split: &Split<T>,
     quantization: Quantization,
@@ -333,6 +401,8 @@ impl CompiledModel {
             description,
             output: OutputMode::Scores,
             model_id: [0; 16],
+            float: FloatTwin::None,
+            keys: KeyCache::default(),
         };
         compiled.model_id = compiled.fingerprint()?;
         Ok(compiled)
@@ -352,6 +422,8 @@ impl CompiledModel {
         LabelHead::for_output(&self.plan, &self.program, output)?;
         self.output = output;
         self.model_id = self.fingerprint()?;
+        // Keys made for the model as it was would not match its new id.
+        self.keys = KeyCache::default();
         Ok(self)
     }
 
@@ -534,6 +606,111 @@ impl CompiledModel {
     /// The quantized model's prediction for a raw row, without encryption.
     pub fn predict_simulated(&self, row: &[f64]) -> Result<Prediction> {
         self.decoder.decode(&self.simulate(row)?)
+    }
+
+    /// The prediction for one raw row (`n_features` values, in training order) by the
+    /// interpreter `mode` names. In label and top-K output modes the integer modes return what
+    /// the client decrypts: the best class, without probabilities. `Clear` equals `Encrypted`
+    /// exactly for leveled models (every linear model) and up to the noise tfhe's formulas
+    /// predict for bootstrapped ones.
+    ///
+    /// # Errors
+    /// `Error::Input` for a row of the wrong length or with a non-finite value; `Error::Other`
+    /// for `Float` on a model read back from bytes (no float twin); what key generation or
+    /// inference return for `Encrypted`.
+    pub fn predict(&self, row: &[f64], mode: Mode) -> Result<Prediction> {
+        match mode {
+            Mode::Float => self.predict_float(row),
+            Mode::Clear => self.decode_output(&self.simulate(row)?),
+            Mode::Noisy => self.decode_output(&self.simulate_noisy(row, &mut rand::thread_rng())?),
+            Mode::Encrypted => {
+                let (client, server) = self.keys()?;
+                client.decrypt(&server.infer(&client.encrypt(row)?)?)
+            }
+        }
+    }
+
+    /// Predictions for `rows` (`n_rows × n_features`, raw values), one per row; `Encrypted`
+    /// runs the rows on all cores.
+    ///
+    /// # Errors
+    /// As [`CompiledModel::predict`], for the first row that fails.
+    pub fn predict_batch(&self, rows: &Array2<f64>, mode: Mode) -> Result<Vec<Prediction>> {
+        use rayon::prelude::*;
+        let rows: Vec<Vec<f64>> = rows.rows().into_iter().map(|r| r.to_vec()).collect();
+        match mode {
+            Mode::Encrypted => {
+                let (client, server) = self.keys()?;
+                let inputs = rows
+                    .par_iter()
+                    .map(|r| client.encrypt(r))
+                    .collect::<Result<Vec<_>>>()?;
+                server
+                    .infer_batch(&inputs)
+                    .into_par_iter()
+                    .map(|out| client.decrypt(&out?))
+                    .collect()
+            }
+            _ => rows.iter().map(|r| self.predict(r, mode)).collect(),
+        }
+    }
+
+    /// Scores decoded as the client would see them in this model's output mode.
+    fn decode_output(&self, scores: &[i64]) -> Result<Prediction> {
+        match self.output.labels() {
+            None => self.decoder.decode(scores),
+            Some(k) => self
+                .decoder
+                .decode_label(crate::fhe::label::top_labels(scores, k)[0]),
+        }
+    }
+
+    /// The client and server of `Mode::Encrypted`, made once.
+    fn keys(&self) -> Result<&(Client, Server)> {
+        if let Some(keys) = self.keys.0.get() {
+            return Ok(keys);
+        }
+        let made = self.keygen()?;
+        let _ = self.keys.0.set(made);
+        self.keys
+            .0
+            .get()
+            .ok_or_else(|| Error::Other("keys were not kept".into()))
+    }
+
+    /// The float twin's prediction.
+    fn predict_float(&self, row: &[f64]) -> Result<Prediction> {
+        check_row(row, self.n_features())?;
+        match &self.float {
+            FloatTwin::None => Err(Error::Other(
+                "no float twin: this model was read back from bytes, not compiled from a fitted model"
+                    .into(),
+            )),
+            FloatTwin::Linear { model, scaler } => {
+                let x = scaler.transform_row(ndarray::ArrayView1::from(row));
+                let z: Vec<f64> = (0..model.weights.nrows())
+                    .map(|o| {
+                        model.weights.row(o).iter().zip(&x).map(|(w, v)| w * v).sum::<f64>()
+                            + model.bias[o]
+                    })
+                    .collect();
+                self.decoder.decode_real(&z)
+            }
+            FloatTwin::Mlp(mlp) => {
+                let logits = mlp.predict_logits(&[row.to_vec()])?;
+                self.decoder.decode_real(&logits[0])
+            }
+            FloatTwin::Forest(forest) => {
+                let votes = forest.votes(row);
+                let index = forest.predict(row);
+                let total = votes.iter().sum::<usize>().max(1) as f64;
+                let mut prediction = self.decoder.decode_label(index)?;
+                if let Prediction::Class { probabilities, .. } = &mut prediction {
+                    *probabilities = votes.iter().map(|&v| v as f64 / total).collect();
+                }
+                Ok(prediction)
+            }
+        }
     }
 }
 

@@ -475,6 +475,44 @@ impl Decoder {
         })
     }
 
+    /// A prediction from real-valued scores (a float model's logits, or a regression's value
+    /// including its constant): sigmoid or softmax, argmax; first maximum on ties.
+    ///
+    /// # Errors
+    /// `Error::Input` when the number of scores is not the model's.
+    pub fn decode_real(&self, real: &[f64]) -> Result<Prediction> {
+        if real.len() != self.n_outputs() {
+            return Err(Error::Input(format!(
+                "{} scores, the model has {} outputs",
+                real.len(),
+                self.n_outputs()
+            )));
+        }
+        Ok(match &self.kind {
+            OutputKind::Binary { classes } => {
+                let p = 1.0 / (1.0 + (-real[0]).exp());
+                let index = usize::from(real[0] >= 0.0);
+                Prediction::Class {
+                    index,
+                    label: classes[index],
+                    probabilities: vec![1.0 - p, p],
+                }
+            }
+            OutputKind::Multiclass { classes } => {
+                let index = (0..real.len()).fold(0, |b, i| if real[i] > real[b] { i } else { b });
+                let top = real[index];
+                let exp: Vec<f64> = real.iter().map(|r| (r - top).exp()).collect();
+                let total: f64 = exp.iter().sum();
+                Prediction::Class {
+                    index,
+                    label: classes[index],
+                    probabilities: exp.iter().map(|e| e / total).collect(),
+                }
+            }
+            OutputKind::Regression => Prediction::Value(real[0]),
+        })
+    }
+
     pub fn decode(&self, scores: &[i64]) -> Result<Prediction> {
         if scores.len() != self.n_outputs() {
             return Err(Error::Input(format!(

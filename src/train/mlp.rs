@@ -65,7 +65,23 @@ impl MlpConfig {
         (1 << self.activation_bits) - 1
     }
 
+    /// Checks the settings and that there are features to train on.
+    ///
+    /// # Errors
+    /// `Error::Training` naming the first setting out of range, or no features.
     pub fn validate(&self, n_features: usize) -> Result<()> {
+        self.validate_settings()?;
+        if n_features == 0 {
+            return Err(Error::Training("no features".into()));
+        }
+        Ok(())
+    }
+
+    /// Checks the settings alone (what `MlpParams` checks before any data is seen).
+    ///
+    /// # Errors
+    /// `Error::Training` naming the first setting out of range.
+    pub fn validate_settings(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::Training(m.to_string()));
         if self.hidden.is_empty() || self.hidden.iter().any(|&h| h == 0 || h > 1024) {
             return bad("hidden layer widths must be between 1 and 1024");
@@ -88,9 +104,6 @@ impl MlpConfig {
         }
         if !(0.1..=1.0).contains(&self.range_fill) {
             return bad("range fill must be between 0.1 and 1");
-        }
-        if n_features == 0 {
-            return bad("no features");
         }
         Ok(())
     }
@@ -309,6 +322,22 @@ impl Mlp {
             );
         }
         Ok(Network { weights, biases })
+    }
+
+    /// Logits of the float network for raw rows (`n_rows` rows of `n_features`): one
+    /// `n_classes` vector per row.
+    pub fn predict_logits(&self, raw_rows: &[Vec<f64>]) -> Result<Vec<Vec<f64>>> {
+        let device = Device::Cpu;
+        let net = self.network(&device)?;
+        let rows: Vec<Vec<f32>> = raw_rows.iter().map(|r| self.normalize_float(r)).collect();
+        let x = to_tensor(&rows, &device).map_err(ce)?;
+        let (logits, _) = net.forward(&x, &self.config, None, false).map_err(ce)?;
+        Ok(logits
+            .to_vec2::<f32>()
+            .map_err(ce)?
+            .into_iter()
+            .map(|r| r.into_iter().map(f64::from).collect())
+            .collect())
     }
 
     /// Class predictions of the float network (plain ReLU clipped to [0, 1], float weights,

@@ -3,6 +3,7 @@
 //! decision trees and forests with linfa-trees (`trees`).
 
 pub mod mlp;
+pub mod params;
 pub mod trees;
 
 use linfa::prelude::*;
@@ -38,12 +39,13 @@ fn fit_logistic_with(
     train: &Dataset<f64, usize, Ix1>,
     n_classes: usize,
     alpha: f64,
+    max_iterations: u64,
 ) -> Result<Logistic> {
     let fitted = if n_classes == 2 {
         Logistic::Binary(
             LogisticRegression::default()
                 .alpha(alpha)
-                .max_iterations(LOGISTIC_MAX_ITERATIONS)
+                .max_iterations(max_iterations)
                 .fit(train)
                 .map_err(|e| Error::Training(e.to_string()))?,
         )
@@ -51,7 +53,7 @@ fn fit_logistic_with(
         Logistic::Multinomial(
             MultiLogisticRegression::default()
                 .alpha(alpha)
-                .max_iterations(LOGISTIC_MAX_ITERATIONS)
+                .max_iterations(max_iterations)
                 .fit(train)
                 .map_err(|e| Error::Training(e.to_string()))?,
         )
@@ -60,7 +62,12 @@ fn fit_logistic_with(
 }
 
 /// Held-out accuracy of `alpha` by stratified 3-fold cross-validation on the training set.
-fn cross_validate(train: &Dataset<f64, usize, Ix1>, n_classes: usize, alpha: f64) -> Result<f64> {
+fn cross_validate(
+    train: &Dataset<f64, usize, Ix1>,
+    n_classes: usize,
+    alpha: f64,
+    max_iterations: u64,
+) -> Result<f64> {
     let targets = train.targets();
     // Deterministic stratified folds: the i-th sample of each class goes to fold i mod 3.
     let mut seen = vec![0usize; n_classes];
@@ -85,7 +92,7 @@ fn cross_validate(train: &Dataset<f64, usize, Ix1>, n_classes: usize, alpha: f64
         if (0..n_classes).any(|c| !fit_set.targets().iter().any(|&t| t == c)) {
             return Ok(0.0);
         }
-        let model = fit_logistic_with(&fit_set, n_classes, alpha)?;
+        let model = fit_logistic_with(&fit_set, n_classes, alpha, max_iterations)?;
         let held = subset(&held_idx);
         hits += model
             .predict(held.records())
@@ -100,15 +107,34 @@ fn cross_validate(train: &Dataset<f64, usize, Ix1>, n_classes: usize, alpha: f64
 /// Fits logistic regression on the scaled training set, with the L2 strength chosen from
 /// [`LOGISTIC_ALPHAS`] by 3-fold cross-validation on the training set (never the test set).
 pub fn fit_logistic(split: &Split<usize>) -> Result<Logistic> {
+    fit_logistic_cv(split, &LOGISTIC_ALPHAS, LOGISTIC_MAX_ITERATIONS)
+}
+
+/// Fits logistic regression with the L2 strength chosen from `alphas` (the first on ties) by
+/// 3-fold cross-validation on the training set, at most `max_iterations` L-BFGS steps; one
+/// alpha skips the cross-validation.
+///
+/// # Errors
+/// `Error::Training` when linfa fails, or `alphas` is empty.
+pub fn fit_logistic_cv(
+    split: &Split<usize>,
+    alphas: &[f64],
+    max_iterations: u64,
+) -> Result<Logistic> {
     let n_classes = split.classes.len();
-    let mut best = (LOGISTIC_ALPHAS[0], f64::NEG_INFINITY);
-    for alpha in LOGISTIC_ALPHAS {
-        let score = cross_validate(&split.train, n_classes, alpha)?;
-        if score > best.1 {
-            best = (alpha, score);
+    let Some(&first) = alphas.first() else {
+        return Err(Error::Training("no L2 strength to try".into()));
+    };
+    let mut best = (first, f64::NEG_INFINITY);
+    if alphas.len() > 1 {
+        for &alpha in alphas {
+            let score = cross_validate(&split.train, n_classes, alpha, max_iterations)?;
+            if score > best.1 {
+                best = (alpha, score);
+            }
         }
     }
-    fit_logistic_with(&split.train, n_classes, best.0)
+    fit_logistic_with(&split.train, n_classes, best.0, max_iterations)
 }
 
 impl Logistic {

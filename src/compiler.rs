@@ -1,0 +1,146 @@
+//! One way to compile every family: the [`Compile`] trait that every fitted model implements
+//! (linear and logistic regression through [`LinearModel`], the MLP, trees and forests), one
+//! [`Options`] type (quantization bits, output mode) and the [`compile`] function. Each
+//! compiled model keeps its float twin (the fitted model itself) for
+//! [`CompiledModel::predict`] in [`Mode::Float`](crate::model::Mode::Float).
+
+use crate::data::Split;
+use crate::error::{Error, Result};
+use crate::fhe::OutputMode;
+use crate::model::LinearModel;
+use crate::model::{compile_forest, compile_linear, compile_mlp, CompiledModel, FloatTwin};
+use crate::quant::Quantization;
+use crate::train::mlp::Mlp;
+use crate::train::trees::TrainedForest;
+
+/// How to compile a fitted model.
+///
+/// `quantization` applies to linear models (inputs and weights, default 8 bits); an MLP's and a
+/// forest's input bits are fixed when they are trained (their training sees the quantized
+/// inputs), so for them it must be `None` or equal to the trained width. `output` chooses what
+/// the server returns: scores (default), the sanitized label, or the top K labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Options {
+    /// Bits of inputs and weights; `None`: 8 for linear models, the trained width otherwise.
+    pub quantization: Option<Quantization>,
+    /// What the server returns.
+    pub output: OutputMode,
+}
+
+impl Options {
+    /// `bits` for inputs and weights (2..=16), scores out.
+    pub fn bits(bits: u32) -> Self {
+        Self {
+            quantization: Some(Quantization::bits(bits)),
+            ..Self::default()
+        }
+    }
+
+    /// The same options serving `output` (label and top-K modes: classifiers only).
+    pub fn output(mut self, output: OutputMode) -> Self {
+        self.output = output;
+        self
+    }
+}
+
+impl From<Quantization> for Options {
+    fn from(quantization: Quantization) -> Self {
+        Self {
+            quantization: Some(quantization),
+            output: OutputMode::Scores,
+        }
+    }
+}
+
+impl From<OutputMode> for Options {
+    fn from(output: OutputMode) -> Self {
+        Self {
+            quantization: None,
+            output,
+        }
+    }
+}
+
+/// A fitted model that compiles to an integer program for the split it was trained on
+/// (`Split<usize>` for classifiers, `Split<f64>` for regressions).
+pub trait Compile<T> {
+    /// The compiled model, its float twin attached.
+    ///
+    /// # Errors
+    /// `Error::Compile` when the model does not fit the parameter set or the options do not
+    /// apply to it (bits for a model trained at another width, label mode for a regression).
+    fn compile_with(&self, split: &Split<T>, options: &Options) -> Result<CompiledModel>;
+}
+
+impl<M: LinearModel, T> Compile<T> for M {
+    fn compile_with(&self, split: &Split<T>, options: &Options) -> Result<CompiledModel> {
+        let quantization = options.quantization.unwrap_or_default();
+        let mut model = compile_linear(self, split, quantization)?.with_output(options.output)?;
+        model.float = FloatTwin::Linear {
+            model: self.float_model(&split.classes)?,
+            scaler: split.scaler.clone(),
+        };
+        Ok(model)
+    }
+}
+
+/// Refuses bits other than those a model was trained at.
+fn trained_bits(family: &str, trained: u32, options: &Options) -> Result<()> {
+    match options.quantization {
+        Some(q) if q.input_bits != trained => Err(Error::Compile(format!(
+            "this {family} was trained on {trained}-bit inputs; its width is a training parameter, not a compile option ({} asked)",
+            q.input_bits
+        ))),
+        _ => Ok(()),
+    }
+}
+
+impl Compile<usize> for Mlp {
+    fn compile_with(&self, split: &Split<usize>, options: &Options) -> Result<CompiledModel> {
+        trained_bits("MLP", self.config.input_bits, options)?;
+        let mut model = compile_mlp(self, split)?.with_output(options.output)?;
+        model.float = FloatTwin::Mlp(Box::new(self.clone()));
+        Ok(model)
+    }
+}
+
+impl Compile<usize> for TrainedForest {
+    fn compile_with(&self, split: &Split<usize>, options: &Options) -> Result<CompiledModel> {
+        let family = if self.config.trees == 1 {
+            "tree"
+        } else {
+            "forest"
+        };
+        trained_bits(family, self.config.input_bits, options)?;
+        let mut model = compile_forest(self, split)?.with_output(options.output)?;
+        model.float = FloatTwin::Forest(Box::new(self.plain.clone()));
+        Ok(model)
+    }
+}
+
+/// Compiles any fitted model (logistic or linear regression, MLP, tree, forest) for the split
+/// it was trained on: the one entry for every family.
+///
+/// `options` is an [`Options`], or a [`Quantization`] or an [`OutputMode`] alone.
+///
+/// # Errors
+/// `Error::Compile` as [`Compile::compile_with`] says.
+///
+/// # Example
+/// ```
+/// use fhe_ml::prelude::*;
+/// # fn main() -> fhe_ml::Result<()> {
+/// let data = fhe_ml::data::parse_csv_str(fhe_ml::data::BREAST_CANCER_CSV, "bc")?.split(0.2, 42)?;
+/// let fitted = LogisticParams::default().fit(&data)?;
+/// let model = fhe_ml::compile(&fitted, &data, Options::bits(8))?;
+/// let row = data.test_raw.row(0).to_vec();
+/// assert_eq!(model.predict(&row, Mode::Clear)?, model.predict(&row, Mode::Encrypted)?);
+/// # Ok(()) }
+/// ```
+pub fn compile<T, M: Compile<T> + ?Sized>(
+    model: &M,
+    split: &Split<T>,
+    options: impl Into<Options>,
+) -> Result<CompiledModel> {
+    model.compile_with(split, &options.into())
+}
