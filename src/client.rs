@@ -210,7 +210,7 @@ impl Client {
         spec.validate()?;
         let (model_id, reversed): ([u8; 16], Vec<u64>) = wire::open(Kind::SecretKey, key_blob)?;
         if model_id != spec.model_id {
-            return Err(Error::Wire(
+            return Err(Error::ModelMismatch(
                 "the secret key was made for another model".into(),
             ));
         }
@@ -280,10 +280,7 @@ impl Client {
         let params = &plan.params;
         let d = self.spec.quantizer.n_features();
         if values.len() != d {
-            return Err(Error::Input(format!(
-                "{} quantized inputs, the model takes {d}",
-                values.len()
-            )));
+            return Err(Error::shape("quantized inputs", d, values.len()));
         }
         let max = self.spec.quantizer.max_level();
         if let Some(j) = values.iter().position(|&v| v > max) {
@@ -321,7 +318,7 @@ impl Client {
     /// Checks a result's model and mode against this client's.
     fn check_output(&self, output: &EncryptedOutput) -> Result<()> {
         if output.model_id != self.spec.model_id {
-            return Err(Error::Wire(
+            return Err(Error::ModelMismatch(
                 "the result was computed for another model".into(),
             ));
         }
@@ -344,14 +341,14 @@ impl Client {
         self.check_output(output)?;
         let top =
             self.spec.output.labels().ok_or_else(|| {
-                Error::Wire("this client's model returns scores, not labels".into())
+                Error::Input("this client's model returns scores, not labels".into())
             })?;
         let n = self.spec.plan.params.lwe_dimension();
         let classes = match &self.spec.decoder.kind {
             crate::program::OutputKind::Binary { .. } => 2,
             crate::program::OutputKind::Multiclass { classes } => classes.len(),
             crate::program::OutputKind::Regression => {
-                return Err(Error::Wire("a regression model has no label".into()))
+                return Err(Error::Input("a regression model has no label".into()))
             }
         };
         let expected = label_bits(classes) as usize * top;

@@ -1046,10 +1046,7 @@ fn complement(n: usize, mut test: Vec<usize>) -> (Vec<usize>, Vec<usize>) {
 /// Checks a raw row a client is about to encrypt: length and finiteness.
 pub fn check_row(row: &[f64], n_features: usize) -> Result<()> {
     if row.len() != n_features {
-        return Err(Error::Input(format!(
-            "a row has {} features, the model expects {n_features}",
-            row.len()
-        )));
+        return Err(Error::shape("a row's features", n_features, row.len()));
     }
     if let Some(j) = row.iter().position(|v| !v.is_finite()) {
         return Err(Error::Input(format!(

@@ -1,35 +1,158 @@
 //! The crate's one error type: every failure a user can cause ends here, with a clear message,
-//! never a panic.
+//! never a panic. Variants are structured where a caller acts on them (a shape mismatch, an
+//! unknown model, a ciphertext for another model, an oversized body), and each maps to the HTTP
+//! status the service answers with ([`Error::http_status`]) and a name the service's JSON
+//! carries ([`Error::variant`]).
 
 use std::path::PathBuf;
 
 /// Everything that can go wrong in fhe-ml, from reading a CSV to decoding a ciphertext.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
+    /// A file could not be read or written.
     #[error("cannot read {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the system said.
         source: std::io::Error,
     },
+    /// A CSV file's content: `message` names the line and column.
     #[error("{path}: {message}")]
-    Csv { path: PathBuf, message: String },
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        message: String,
+    },
+    /// A table that cannot be split or trained on (one class, a class with one row, ...).
     #[error("invalid data: {0}")]
     Data(String),
+    /// Training failed or its settings are invalid.
     #[error("training failed: {0}")]
     Training(String),
+    /// The model does not compile to the parameter set, or the options do not apply to it.
     #[error("cannot compile the model: {0}")]
     Compile(String),
+    /// A value the caller passed is invalid (a non-finite feature, an unknown category, ...).
     #[error("invalid input: {0}")]
     Input(String),
+    /// Something has the wrong length: a row, a batch, a list of scores.
+    #[error("invalid input: {what}: {found} given, the model expects {expected}")]
+    Shape {
+        /// What was measured (`a row's features`, `scores`, ...).
+        what: String,
+        /// The length the model needs.
+        expected: usize,
+        /// The length given.
+        found: usize,
+    },
+    /// No model of this name (the service's models, or `eval --server`).
+    #[error("no model named {name:?} (GET /v1/models lists them)")]
+    UnknownModel {
+        /// The name asked for.
+        name: String,
+    },
+    /// An evaluation key the service does not hold (never sent, or evicted).
+    #[error("unknown evaluation key {key_id}: POST it to /v1/keys first")]
+    UnknownKey {
+        /// The key's id, hex.
+        key_id: String,
+    },
+    /// A ciphertext, result, key or secret key made for another model or parameter set.
+    #[error("made for another model: {0}")]
+    ModelMismatch(String),
+    /// A blob of another kind than expected (a key where a ciphertext belongs, ...).
+    #[error("rejected blob: expected {expected}, got {found}")]
+    WrongKind {
+        /// The kind expected.
+        expected: String,
+        /// The kind found.
+        found: String,
+    },
+    /// A malformed, truncated or corrupted ciphertext or key.
     #[error("rejected ciphertext or key: {0}")]
     Wire(String),
+    /// More bytes, rows or keys than the limit.
+    #[error("{what} is {size}, over the limit of {limit}")]
+    TooLarge {
+        /// What is too large (`request body (bytes)`, `batch (rows)`, ...).
+        what: String,
+        /// The limit.
+        limit: usize,
+        /// The size given.
+        size: usize,
+    },
     /// A model file or model name that `serve` cannot use (not a ciphertext or key problem).
     #[error("invalid model file: {0}")]
     ModelFile(String),
+    /// The inference service answered with an error, or could not be reached.
     #[error("inference service: {0}")]
     Remote(String),
+    /// The service is shutting down or cannot take the request now.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// An internal failure (a worker thread, the runtime): a bug or the system, not the input.
     #[error("{0}")]
     Other(String),
 }
 
+impl Error {
+    /// The HTTP status the inference service answers with: 400 for malformed input, 404 for an
+    /// unknown model, 409 for a ciphertext or key that does not match the service's state,
+    /// 413 for an oversized request, 422 for well-formed data the model cannot use, 500 for an
+    /// internal failure, 502 for a failing upstream service, 503 while shutting down.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::Csv { .. }
+            | Error::Input(_)
+            | Error::Shape { .. }
+            | Error::WrongKind { .. }
+            | Error::Wire(_)
+            | Error::ModelFile(_) => 400,
+            Error::UnknownModel { .. } => 404,
+            Error::UnknownKey { .. } | Error::ModelMismatch(_) => 409,
+            Error::TooLarge { .. } => 413,
+            Error::Data(_) | Error::Training(_) | Error::Compile(_) => 422,
+            Error::Io { .. } | Error::Other(_) => 500,
+            Error::Remote(_) => 502,
+            Error::Unavailable(_) => 503,
+        }
+    }
+
+    /// The variant's name, as the service's JSON errors carry it (`"UnknownModel"`, ...).
+    pub fn variant(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "Io",
+            Error::Csv { .. } => "Csv",
+            Error::Data(_) => "Data",
+            Error::Training(_) => "Training",
+            Error::Compile(_) => "Compile",
+            Error::Input(_) => "Input",
+            Error::Shape { .. } => "Shape",
+            Error::UnknownModel { .. } => "UnknownModel",
+            Error::UnknownKey { .. } => "UnknownKey",
+            Error::ModelMismatch(_) => "ModelMismatch",
+            Error::WrongKind { .. } => "WrongKind",
+            Error::Wire(_) => "Wire",
+            Error::TooLarge { .. } => "TooLarge",
+            Error::ModelFile(_) => "ModelFile",
+            Error::Remote(_) => "Remote",
+            Error::Unavailable(_) => "Unavailable",
+            Error::Other(_) => "Other",
+        }
+    }
+
+    /// A wrong length, as a `Shape` error.
+    pub fn shape(what: impl Into<String>, expected: usize, found: usize) -> Self {
+        Error::Shape {
+            what: what.into(),
+            expected,
+            found,
+        }
+    }
+}
+
+/// fhe-ml's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -482,11 +482,7 @@ impl Decoder {
     /// `Error::Input` when the number of scores is not the model's.
     pub fn decode_real(&self, real: &[f64]) -> Result<Prediction> {
         if real.len() != self.n_outputs() {
-            return Err(Error::Input(format!(
-                "{} scores, the model has {} outputs",
-                real.len(),
-                self.n_outputs()
-            )));
+            return Err(Error::shape("scores", self.n_outputs(), real.len()));
         }
         Ok(match &self.kind {
             OutputKind::Binary { classes } => {
@@ -515,11 +511,7 @@ impl Decoder {
 
     pub fn decode(&self, scores: &[i64]) -> Result<Prediction> {
         if scores.len() != self.n_outputs() {
-            return Err(Error::Input(format!(
-                "{} scores, the model has {} outputs",
-                scores.len(),
-                self.n_outputs()
-            )));
+            return Err(Error::shape("scores", self.n_outputs(), scores.len()));
         }
         let real: Vec<f64> = scores.iter().map(|&s| s as f64 * self.scale).collect();
         Ok(match &self.kind {

@@ -66,11 +66,17 @@ impl RemoteServer {
         if status.is_success() {
             return Ok(bytes);
         }
-        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
-            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-        Err(Error::Remote(format!("{url}: {status}: {message}")))
+        let json = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+        let field = |key: &str| {
+            json.as_ref()
+                .and_then(|v| v.get(key).and_then(|e| e.as_str()).map(String::from))
+        };
+        let message =
+            field("error").unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        let variant = field("variant").map_or(String::new(), |v| format!(" ({v})"));
+        Err(Error::Remote(format!(
+            "{url}: {status}{variant}: {message}"
+        )))
     }
 
     fn get(&self, path: &str) -> Result<Vec<u8>> {

@@ -169,7 +169,7 @@ impl Server {
             return Self::new(model);
         }
         if bootstrapper.params != model.plan.params {
-            return Err(Error::Wire(format!(
+            return Err(Error::ModelMismatch(format!(
                 "the evaluation key is for {}, the model uses {}",
                 bootstrapper.params.name, model.plan.params.name
             )));
@@ -268,13 +268,13 @@ impl Server {
         let plan = &self.model.plan;
         let d = self.model.program.n_inputs;
         if input.model_id != self.model.model_id {
-            return Err(Error::Wire(
+            return Err(Error::ModelMismatch(
                 "the ciphertext was made for another model or parameter set".into(),
             ));
         }
         if let Some(lookups) = &self.bootstrap {
             if input.key_id != Some(lookups.bootstrapper.id) {
-                return Err(Error::Wire(
+                return Err(Error::ModelMismatch(
                     "the ciphertext comes from a client whose evaluation key this server does not hold".into(),
                 ));
             }

@@ -99,6 +99,9 @@ impl ModelBundle {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let as_model_file = |e: Error| match e {
             Error::Wire(m) => Error::ModelFile(m),
+            e @ (Error::WrongKind { .. } | Error::TooLarge { .. }) => {
+                Error::ModelFile(e.to_string())
+            }
             other => other,
         };
         let bundle: Self = wire::open(Kind::ModelBundle, bytes).map_err(as_model_file)?;
@@ -291,32 +294,49 @@ struct AppState {
     config: ServiceConfig,
 }
 
-/// An error response: status and `{"error": message}`.
+/// An error response: the status of the error's variant ([`Error::http_status`]) and
+/// `{"error": message, "variant": "UnknownModel"}`.
 #[derive(Debug)]
-pub struct ApiError(StatusCode, String);
+pub struct ApiError {
+    status: StatusCode,
+    variant: &'static str,
+    message: String,
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message, "variant": self.variant })),
+        )
+            .into_response()
     }
 }
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        let status = match e {
-            Error::Other(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        ApiError(status, e.to_string())
+        ApiError {
+            status: StatusCode::from_u16(e.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            variant: e.variant(),
+            message: e.to_string(),
+        }
     }
 }
 
 fn body(bytes: std::result::Result<Bytes, BytesRejection>) -> std::result::Result<Bytes, ApiError> {
     bytes.map_err(|r| {
-        ApiError(
-            r.status(),
-            format!("unreadable request body: {}", r.body_text()),
-        )
+        let status = r.status();
+        let variant = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "TooLarge"
+        } else {
+            "Input"
+        };
+        ApiError {
+            status,
+            variant,
+            message: format!("unreadable request body: {}", r.body_text()),
+        }
     })
 }
 
@@ -327,10 +347,10 @@ fn binary(bytes: Vec<u8>) -> Response {
 impl AppState {
     fn model(&self, name: &str) -> std::result::Result<&Served, ApiError> {
         self.models.get(name).ok_or_else(|| {
-            ApiError(
-                StatusCode::NOT_FOUND,
-                format!("no model named {name:?} (GET /v1/models lists them)"),
-            )
+            Error::UnknownModel {
+                name: name.to_string(),
+            }
+            .into()
         })
     }
 
@@ -344,21 +364,18 @@ impl AppState {
             return Ok(server.clone());
         }
         let key_id = key_id.ok_or_else(|| {
-            ApiError(
-                StatusCode::BAD_REQUEST,
+            Error::Input(
                 "this model bootstraps: the ciphertext must come from a client that sent its evaluation key".into(),
             )
         })?;
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        let expanded = keys.expanded.get(&key_id).cloned().ok_or_else(|| {
-            ApiError(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "unknown evaluation key {}: POST it to /v1/keys first",
-                    hex(&key_id)
-                ),
-            )
-        })?;
+        let expanded = keys
+            .expanded
+            .get(&key_id)
+            .cloned()
+            .ok_or_else(|| Error::UnknownKey {
+                key_id: hex(&key_id),
+            })?;
         keys.order.retain(|k| *k != key_id);
         keys.order.push_back(key_id);
         let entry = (served.bundle.name.clone(), key_id);
@@ -382,15 +399,10 @@ impl AppState {
             .workers
             .acquire()
             .await
-            .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()))?;
+            .map_err(|_| Error::Unavailable("shutting down".into()))?;
         tokio::task::spawn_blocking(work)
             .await
-            .map_err(|e| {
-                ApiError(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("worker failed: {e}"),
-                )
-            })?
+            .map_err(|e| Error::Other(format!("worker failed: {e}")))?
             .map_err(ApiError::from)
     }
 }
@@ -512,22 +524,22 @@ async fn predict_batch(
     let bytes = body(bytes)?;
     let served = state.model(&name)?;
     let inputs: Vec<EncryptedInput> = wire::open(Kind::InputBatch, &bytes)?;
-    if inputs.is_empty() || inputs.len() > state.config.max_batch {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "a batch holds 1 to {} rows, this one {}",
-                state.config.max_batch,
-                inputs.len()
-            ),
-        ));
+    if inputs.is_empty() {
+        return Err(Error::Input("an empty batch".into()).into());
+    }
+    if inputs.len() > state.config.max_batch {
+        return Err(Error::TooLarge {
+            what: "the batch (rows)".into(),
+            limit: state.config.max_batch,
+            size: inputs.len(),
+        }
+        .into());
     }
     let key_id = inputs[0].key_id;
     if inputs.iter().any(|i| i.key_id != key_id) {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            "every row of a batch must come from the same client".into(),
-        ));
+        return Err(
+            Error::Input("every row of a batch must come from the same client".into()).into(),
+        );
     }
     let server = state.server_for(served, key_id)?;
     let out = state
@@ -543,10 +555,11 @@ async fn predict_batch(
 }
 
 async fn not_found() -> ApiError {
-    ApiError(
-        StatusCode::NOT_FOUND,
-        "no such endpoint (see /v1/health, /v1/models)".into(),
-    )
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        variant: "NotFound",
+        message: "no such endpoint (see /v1/health, /v1/models)".into(),
+    }
 }
 
 /// The service's routes over a set of models.
@@ -572,7 +585,7 @@ pub fn router(models: Vec<ModelBundle>, config: ServiceConfig) -> Result<Router>
             )
             .is_some()
         {
-            return Err(Error::Other(format!("two models named {name}")));
+            return Err(Error::ModelFile(format!("two models named {name}")));
         }
     }
     let state = Arc::new(AppState {

@@ -36,10 +36,14 @@ fn start(models: &[(String, CompiledModel)], config: ServiceConfig) -> Backgroun
     Background::start(bundles, config, "127.0.0.1:0").unwrap()
 }
 
-/// The status and JSON error of a request the service must refuse.
-fn refused(result: fhe_ml::Result<Vec<u8>>) -> String {
+/// The error of a request the service must refuse, checked for its HTTP status and the
+/// variant its JSON names.
+fn refused_with(result: fhe_ml::Result<Vec<u8>>, status: u16, variant: &str) -> String {
     let err = result.unwrap_err().to_string();
-    assert!(err.contains(": 4"), "not a 4xx: {err}");
+    assert!(
+        err.contains(&format!(": {status} ")) && err.contains(&format!("({variant})")),
+        "expected {status} ({variant}): {err}"
+    );
     err
 }
 
@@ -92,11 +96,15 @@ fn bootstrapping_models_need_their_clients_key() {
     let remote = RemoteServer::new(&service.url()).unwrap();
     let client = Client::new(remote.client_spec(&name).unwrap()).unwrap();
     let input = client.encrypt(&rows[0]).unwrap();
-    // Before the key is uploaded: a clear 404.
-    let err = refused(remote.post_raw(
-        &format!("/v1/models/{name}/predict"),
-        &input.to_bytes().unwrap(),
-    ));
+    // Before the key is uploaded: a clear 409 (the request names a key the service lacks).
+    let err = refused_with(
+        remote.post_raw(
+            &format!("/v1/models/{name}/predict"),
+            &input.to_bytes().unwrap(),
+        ),
+        409,
+        "UnknownKey",
+    );
     assert!(err.contains("unknown evaluation key"), "{err}");
     let id = remote
         .upload_key(&client.evaluation_key().unwrap())
@@ -154,10 +162,14 @@ fn label_models_return_only_the_label() {
         assert!(client.decrypt_scores(out).is_err());
     }
     // The label model's ciphertexts are refused by the scores model (another model id).
-    let err = refused(remote.post_raw(
-        &format!("/v1/models/{name}/predict"),
-        &inputs[0].to_bytes().unwrap(),
-    ));
+    let err = refused_with(
+        remote.post_raw(
+            &format!("/v1/models/{name}/predict"),
+            &inputs[0].to_bytes().unwrap(),
+        ),
+        409,
+        "ModelMismatch",
+    );
     assert!(err.contains("another model"), "{err}");
     service.stop().unwrap();
 }
@@ -234,12 +246,20 @@ fn bad_requests_get_a_4xx_with_a_json_error_and_the_service_keeps_serving() {
     let good = client.encrypt(&bc_rows[0]).unwrap().to_bytes().unwrap();
     let predict = format!("/v1/models/{bc}/predict");
     // Truncated, corrupted, garbage, empty, oversized.
-    refused(remote.post_raw(&predict, &good[..good.len() - 3]));
+    refused_with(
+        remote.post_raw(&predict, &good[..good.len() - 3]),
+        400,
+        "Wire",
+    );
     let mut corrupted = good.clone();
     corrupted[good.len() / 2] ^= 4;
-    refused(remote.post_raw(&predict, &corrupted));
-    refused(remote.post_raw(&predict, b"certainly not a ciphertext"));
-    refused(remote.post_raw(&predict, b""));
+    refused_with(remote.post_raw(&predict, &corrupted), 400, "Wire");
+    refused_with(
+        remote.post_raw(&predict, b"certainly not a ciphertext"),
+        400,
+        "Wire",
+    );
+    refused_with(remote.post_raw(&predict, b""), 400, "Wire");
     // Oversized: the service answers 413 from the declared length without reading the body,
     // and closes the connection, so a client still sending may only see the connection go.
     let err = remote
@@ -259,26 +279,38 @@ fn bad_requests_get_a_4xx_with_a_json_error_and_the_service_keeps_serving() {
         .unwrap()
         .to_bytes()
         .unwrap();
-    let err = refused(remote.post_raw(&predict, &iris_ct));
+    let err = refused_with(remote.post_raw(&predict, &iris_ct), 409, "ModelMismatch");
     assert!(err.contains("another model"), "{err}");
     // Unknown model, unknown endpoint.
-    refused(remote.post_raw("/v1/models/no-such-model/predict", &good));
-    refused(remote.post_raw("/v1/nothing", &good));
+    refused_with(
+        remote.post_raw("/v1/models/no-such-model/predict", &good),
+        404,
+        "UnknownModel",
+    );
+    refused_with(remote.post_raw("/v1/nothing", &good), 404, "NotFound");
     // A secret key is refused wherever it is offered.
     let secret = client.export_secret_key().unwrap();
-    let err = refused(remote.post_raw("/v1/keys", &secret));
+    let err = refused_with(remote.post_raw("/v1/keys", &secret), 400, "WrongKind");
     assert!(err.contains("secret key"), "{err}");
-    refused(remote.post_raw(&predict, &secret));
+    refused_with(remote.post_raw(&predict, &secret), 400, "WrongKind");
     // Batches: empty, too large, mixed with another model's rows, garbage.
     let one = client.encrypt(&bc_rows[1]).unwrap();
     let batch =
         |inputs: &[fhe_ml::server::EncryptedInput]| seal(Kind::InputBatch, &inputs).unwrap();
     let batch_path = format!("/v1/models/{bc}/predict-batch");
-    refused(remote.post_raw(&batch_path, &batch(&[])));
-    refused(remote.post_raw(&batch_path, &batch(&vec![one.clone(); 17])));
+    refused_with(remote.post_raw(&batch_path, &batch(&[])), 400, "Input");
+    refused_with(
+        remote.post_raw(&batch_path, &batch(&vec![one.clone(); 17])),
+        413,
+        "TooLarge",
+    );
     let iris_input = other.encrypt(&[5.0, 3.0, 1.5, 0.2]).unwrap();
-    refused(remote.post_raw(&batch_path, &batch(&[one.clone(), iris_input])));
-    refused(remote.post_raw(&batch_path, &good));
+    refused_with(
+        remote.post_raw(&batch_path, &batch(&[one.clone(), iris_input])),
+        409,
+        "ModelMismatch",
+    );
+    refused_with(remote.post_raw(&batch_path, &good), 400, "WrongKind");
     // Still healthy, still right.
     assert_eq!(remote.health().unwrap().status, "ok");
     let out = remote.predict(&bc, &one).unwrap();

@@ -116,19 +116,23 @@ pub fn open<T: DeserializeOwned>(expected: Kind, bytes: &[u8]) -> Result<T> {
     let kind = Kind::from_byte(bytes[6])
         .ok_or_else(|| Error::Wire(format!("unknown blob kind {}", bytes[6])))?;
     if kind != expected {
-        if kind == Kind::SecretKey {
-            return Err(Error::Wire(
-                "this blob is a secret key: it never leaves the client and is refused here".into(),
-            ));
-        }
-        return Err(Error::Wire(format!("expected {expected:?}, got {kind:?}")));
+        let found = if kind == Kind::SecretKey {
+            "a secret key (it never leaves the client and is refused here)".to_string()
+        } else {
+            format!("{kind:?}")
+        };
+        return Err(Error::WrongKind {
+            expected: format!("{expected:?}"),
+            found,
+        });
     }
     let len = u32::from_le_bytes([bytes[7], bytes[8], bytes[9], bytes[10]]);
     if len > expected.limit() {
-        return Err(Error::Wire(format!(
-            "{expected:?} payload of {len} bytes exceeds the {} byte limit",
-            expected.limit()
-        )));
+        return Err(Error::TooLarge {
+            what: format!("the {expected:?} payload (bytes)"),
+            limit: expected.limit() as usize,
+            size: len as usize,
+        });
     }
     let end = HEADER + len as usize;
     if bytes.len() != end + DIGEST {
