@@ -9,7 +9,9 @@ use crate::error::{Error, Result};
 /// (`-(2^(weight_bits-1)-1)..=2^(weight_bits-1)-1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quantization {
+    /// Width of each quantized input feature, in bits (levels `0..2^input_bits`).
     pub input_bits: u32,
+    /// Width of each quantized weight, in bits, sign included.
     pub weight_bits: u32,
 }
 
@@ -27,6 +29,11 @@ impl Quantization {
         }
     }
 
+    /// Checks that both widths are between 2 and 16 bits.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Compile` if `input_bits` or `weight_bits` is outside `2..=16`.
     pub fn validate(&self) -> Result<()> {
         if !(2..=16).contains(&self.input_bits) || !(2..=16).contains(&self.weight_bits) {
             return Err(Error::Compile(format!(
@@ -50,8 +57,11 @@ impl Default for Quantization {
 /// so a tree that splits at exactly those points compares levels instead of values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputQuantizer {
+    /// Width of each level, in bits: levels run over `0..=2^bits - 1`.
     pub bits: u32,
+    /// Per-feature value mapped to level 0, in raw units (`n_features`); 0 for binned features.
     pub low: Vec<f64>,
+    /// Per-feature width of one level, in raw units (`n_features`, each > 0); 1 when binned.
     pub step: Vec<f64>,
     /// Per-feature sorted cut points (at most `max_level` each); empty for uniform features.
     #[serde(default)]
@@ -61,7 +71,10 @@ pub struct InputQuantizer {
 /// A quantized row and how many of its features were clipped into range.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuantizedRow {
+    /// One level per feature (`n_features`), each in `0..=max_level`.
     pub values: Vec<u64>,
+    /// How many features fell outside the calibrated range and were clamped (always 0 when
+    /// binned).
     pub clipped: usize,
 }
 
@@ -162,6 +175,11 @@ impl InputQuantizer {
     /// A binned quantizer: feature `j`'s level is the number of `edges[j]` at or below it
     /// (`edges[j]` sorted, distinct, at most `2^bits - 1`). Errors if an edge list is too
     /// long, unsorted or not finite.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Compile` if some feature's edges exceed `2^bits - 1` cut points, are not
+    /// strictly increasing, or contain a non-finite value.
     pub fn binned(edges: Vec<Vec<f64>>, bits: u32) -> Result<Self> {
         let max_level = (1usize << bits) - 1;
         for (j, e) in edges.iter().enumerate() {
@@ -184,10 +202,12 @@ impl InputQuantizer {
         })
     }
 
+    /// The number of features a row must have.
     pub fn n_features(&self) -> usize {
         self.low.len()
     }
 
+    /// The highest level, `2^bits - 1`.
     pub fn max_level(&self) -> u64 {
         (1u64 << self.bits) - 1
     }
