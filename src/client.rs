@@ -29,27 +29,46 @@ use crate::server::{EncryptedInput, EncryptedOutput};
 /// The public part of a model a client needs: names, quantizer, decoder, plan. No weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientSpec {
+    /// The model's 16-byte id (a BLAKE3 digest of the compiled model): ciphertexts, results
+    /// and secret keys made for another model are refused.
     pub model_id: [u8; 16],
     /// The model bootstraps, or returns labels: the server needs this client's evaluation key.
     pub needs_evaluation_key: bool,
     /// What the server returns: scores, or only the label.
     pub output: OutputMode,
+    /// Name of the dataset the model was trained on.
     pub name: String,
     /// The raw columns rows name ([`Client::encrypt_record`], `fhe-ml predict`): matched by
     /// name, categorical ones one-hot encoded.
     pub schema: Schema,
     /// `n_features` feature names after encoding.
     pub feature_names: Vec<String>,
+    /// Maps each raw feature to an integer level below `2^bits`, as at compilation.
     pub quantizer: InputQuantizer,
+    /// Turns decrypted integer scores into a class (with probabilities) or a value.
     pub decoder: Decoder,
+    /// The encoding plan: parameter set, deltas, and the bits each input body and output
+    /// coefficient travels with.
     pub plan: EncodingPlan,
 }
 
 impl ClientSpec {
+    /// Serializes into a versioned, size-limited, integrity-checked blob (kind `ClientSpec`).
+    ///
+    /// # Errors
+    /// `Error::Wire` when the spec does not serialize within the kind's 64 MiB limit.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         wire::seal(Kind::ClientSpec, self)
     }
 
+    /// Reads a blob written by [`ClientSpec::to_bytes`] and validates the spec
+    /// ([`ClientSpec::validate`]).
+    ///
+    /// # Errors
+    /// `Error::Wire` for malformed, truncated or corrupted bytes, another format version, or
+    /// an invalid spec; `Error::WrongKind` for a blob of another kind; `Error::TooLarge` for a
+    /// payload over the limit; `Error::Compile` for no features, or more than the polynomial
+    /// size N.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let spec: Self = wire::open(Kind::ClientSpec, bytes)?;
         spec.validate()?;
@@ -57,6 +76,10 @@ impl ClientSpec {
     }
 
     /// Checks what a client relies on, so a spec read from a blob cannot make it panic.
+    ///
+    /// # Errors
+    /// `Error::Wire` for an unknown parameter set or a quantizer, schema, decoder or plan that
+    /// disagree; `Error::Compile` for no features, or more than the polynomial size N.
     pub fn validate(&self) -> Result<()> {
         let q = &self.quantizer;
         let d = q.n_features();
@@ -161,6 +184,9 @@ pub struct Client {
 
 impl Client {
     /// A client with a fresh secret key for the given model.
+    ///
+    /// # Errors
+    /// As [`ClientSpec::validate`]: `Error::Wire` or `Error::Compile` for an invalid spec.
     pub fn new(spec: ClientSpec) -> Result<Self> {
         Self::with_seeds(spec, Seeds::System)
     }
@@ -168,6 +194,9 @@ impl Client {
     /// A client whose key, encryptions and evaluation key all derive from `seed` through
     /// tfhe's CSPRNG: runs repeat exactly, for tests and benchmarks. Its key is only as secret
     /// as the seed: never use it for real data.
+    ///
+    /// # Errors
+    /// As [`ClientSpec::validate`]: `Error::Wire` or `Error::Compile` for an invalid spec.
     pub fn new_seeded(spec: ClientSpec, seed: u64) -> Result<Self> {
         let seeder = DeterministicSeeder::<DefaultRandomGenerator>::new(Seed(seed as u128));
         Self::with_seeds(spec, Seeds::Fixed(Box::new(Mutex::new(seeder))))
@@ -190,6 +219,7 @@ impl Client {
         })
     }
 
+    /// The model's public part this client encrypts for.
     pub fn spec(&self) -> &ClientSpec {
         &self.spec
     }
@@ -200,12 +230,21 @@ impl Client {
     }
 
     /// Saves the secret key for this client's own later use (kind `SecretKey`: every
-    /// server-side reader refuses it).
+    /// server-side reader refuses it). Keep it as secret as the data it decrypts.
+    ///
+    /// # Errors
+    /// `Error::Wire` if the key does not serialize (not expected: it is N 64-bit words).
     pub fn export_secret_key(&self) -> Result<Vec<u8>> {
         wire::seal(Kind::SecretKey, &(self.spec.model_id, &self.key.reversed))
     }
 
     /// A client from a spec and a key saved by `export_secret_key`.
+    ///
+    /// # Errors
+    /// As [`ClientSpec::validate`] for the spec; for the key blob, `Error::Wire` when it is
+    /// malformed, corrupted, or not a binary key of the model's polynomial size,
+    /// `Error::WrongKind` when it is not a secret key, `Error::TooLarge` for an oversized
+    /// payload, and `Error::ModelMismatch` when it was made for another model.
     pub fn with_secret_key(spec: ClientSpec, key_blob: &[u8]) -> Result<Self> {
         spec.validate()?;
         let (model_id, reversed): ([u8; 16], Vec<u64>) = wire::open(Kind::SecretKey, key_blob)?;
@@ -233,6 +272,10 @@ impl Client {
     /// key, about 29 MiB for the 2_2 set): generated from this client's secret key once (under
     /// a second) and the same on every call; safe to send. Inputs carry its identifier, so a
     /// server holding another client's key refuses them.
+    ///
+    /// # Errors
+    /// `Error::Wire` when the parameter set has no bootstrap parameters in this build, or the
+    /// key does not serialize for its id.
     pub fn evaluation_key(&self) -> Result<EvaluationKey> {
         Ok(self.evaluation_key_and_id()?.0.clone())
     }
@@ -259,7 +302,13 @@ impl Client {
         }
     }
 
-    /// Quantizes (clipping out-of-range values) and encrypts one raw row.
+    /// Quantizes (clipping out-of-range values) and encrypts one raw row of `n_features`
+    /// values.
+    ///
+    /// # Errors
+    /// `Error::Shape` when the row's length is not the model's feature count; `Error::Input`
+    /// for a non-finite value; for models that bootstrap, the errors of
+    /// [`Client::evaluation_key`] (generated on first use).
     pub fn encrypt(&self, row: &[f64]) -> Result<EncryptedInput> {
         check_row(row, self.spec.quantizer.n_features())?;
         let q = self.spec.quantizer.quantize(row);
@@ -269,12 +318,20 @@ impl Client {
 
     /// Encodes a named row with the model's schema (columns matched by name, in any order;
     /// extra names ignored; categories one-hot encoded), then quantizes and encrypts it.
-    /// Errors (`Error::Input`) name a missing column, a bad number or an unknown category.
+    ///
+    /// # Errors
+    /// `Error::Input` naming a missing column, a bad number or an unknown category; then as
+    /// [`Client::encrypt`].
     pub fn encrypt_record(&self, record: &Record) -> Result<EncryptedInput> {
         self.encrypt(&self.spec.schema.encode(record)?)
     }
 
-    /// Encrypts already-quantized inputs (each below `2^input_bits`).
+    /// Encrypts already-quantized inputs (`n_features` levels, each below `2^input_bits`).
+    ///
+    /// # Errors
+    /// `Error::Shape` when the number of values is not the model's feature count;
+    /// `Error::Input` for a value above the top level; for models that bootstrap, the errors
+    /// of [`Client::evaluation_key`] (generated on first use).
     pub fn encrypt_quantized(&self, values: &[u64]) -> Result<EncryptedInput> {
         let plan = &self.spec.plan;
         let params = &plan.params;
@@ -332,11 +389,20 @@ impl Client {
     }
 
     /// Decrypts the class index of a label-mode result (the best of a top-k one).
+    ///
+    /// # Errors
+    /// As [`Client::decrypt_labels`].
     pub fn decrypt_label(&self, output: &EncryptedOutput) -> Result<usize> {
         Ok(self.decrypt_labels(output)?[0])
     }
 
     /// Decrypts the class indices of a label or top-k result, best first.
+    ///
+    /// # Errors
+    /// `Error::ModelMismatch` for a result computed for another model; `Error::Wire` when its
+    /// mode, shape or packing is not this client's, or the decrypted labels are out of range
+    /// or repeat a class (a corrupted or mismatched result); `Error::Input` when the model
+    /// returns scores, or is a regression.
     pub fn decrypt_labels(&self, output: &EncryptedOutput) -> Result<Vec<usize>> {
         self.check_output(output)?;
         let top =
@@ -370,7 +436,11 @@ impl Client {
         decode_top_labels(classes, top, &phases)
     }
 
-    /// Decrypts the integer scores: exactly what `simulate` computes.
+    /// Decrypts the integer scores (one per model output): exactly what `simulate` computes.
+    ///
+    /// # Errors
+    /// `Error::ModelMismatch` for a result computed for another model; `Error::Wire` when its
+    /// mode (labels, not scores), shape or packing is not this client's.
     pub fn decrypt_scores(&self, output: &EncryptedOutput) -> Result<Vec<i64>> {
         let plan = &self.spec.plan;
         let n = plan.params.lwe_dimension();
@@ -407,6 +477,9 @@ impl Client {
 
     /// Raw phases of full 64-bit LWE ciphertexts (mask then body, reversed-key order), as
     /// `Server::trace` returns them: for tests of every program step.
+    ///
+    /// # Errors
+    /// `Error::Wire` for a ciphertext whose length is not the LWE dimension plus one.
     #[doc(hidden)]
     pub fn decrypt_phases(&self, cts: &[Vec<u64>]) -> Result<Vec<u64>> {
         let n = self.spec.plan.params.lwe_dimension();
@@ -425,6 +498,10 @@ impl Client {
     /// Decrypts and post-processes: class (with probabilities) or value; in label and top-k
     /// modes, the best class alone (no probabilities: the server returned none; the ranked
     /// classes come from `decrypt_labels`).
+    ///
+    /// # Errors
+    /// As [`Client::decrypt_scores`] or, in label and top-k modes,
+    /// [`Client::decrypt_labels`]; `Error::Input` for a class index the decoder does not know.
     pub fn decrypt(&self, output: &EncryptedOutput) -> Result<Prediction> {
         match self.spec.output {
             OutputMode::Scores => self.spec.decoder.decode(&self.decrypt_scores(output)?),

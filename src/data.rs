@@ -36,13 +36,18 @@ pub enum ColumnKind {
     Numeric,
     /// One feature per category (one-hot, `name=category`), in this order (sorted). A category
     /// not seen in training is refused (`Error::Input`) rather than guessed.
-    Categorical { categories: Vec<String> },
+    Categorical {
+        /// The distinct values seen in training, sorted: one feature each.
+        categories: Vec<String>,
+    },
 }
 
 /// One raw input column of a table (the `target` column excluded).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
+    /// The header name, as in the CSV (and the client's records).
     pub name: String,
+    /// Numeric, or categorical with its categories.
     pub kind: ColumnKind,
 }
 
@@ -51,13 +56,16 @@ pub struct Column {
 /// extra columns ignored, a missing column refused by name.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Schema {
+    /// The input columns, in training order (the order features are laid out in).
     pub columns: Vec<Column>,
 }
 
 /// One cell of a named row: a number, or text (a category, or a number written as text).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
+    /// A number, for a numeric column.
     Number(f64),
+    /// Text: a category, or a number to parse.
     Text(String),
 }
 
@@ -83,10 +91,12 @@ impl From<String> for Cell {
 /// "yes")`. [`Schema::encode`] turns it into the model's feature row.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Record {
+    /// `(column name, cell)` pairs, in any order.
     pub cells: Vec<(String, Cell)>,
 }
 
 impl Record {
+    /// An empty record.
     pub fn new() -> Self {
         Self::default()
     }
@@ -156,6 +166,11 @@ impl Schema {
 
     /// Checks a schema read from a blob: distinct non-empty names, categories distinct and
     /// non-empty.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Input` if a column name is empty or repeated, a categorical column has no or
+    /// repeated categories, or two encoded features would share a name.
     pub fn validate(&self) -> Result<()> {
         let mut seen = BTreeSet::new();
         for c in &self.columns {
@@ -187,7 +202,11 @@ impl Schema {
     }
 
     /// Where each of this schema's columns sits in a header (`header[i]` names cell `i`), and
-    /// which header columns the model does not read. Errors name the first missing column.
+    /// which header columns the model does not read.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Input` naming every schema column missing from `header`.
     pub fn match_header(&self, header: &[String]) -> Result<HeaderMatch> {
         let mut positions = Vec::with_capacity(self.columns.len());
         let mut missing = Vec::new();
@@ -225,8 +244,13 @@ impl Schema {
         })
     }
 
-    /// The feature row of a named record (any order; extra names ignored). Errors name a
-    /// missing column, a non-numeric or non-finite number, or an unknown category.
+    /// The feature row of a named record (any order; extra names ignored), of
+    /// [`Schema::n_features`] values.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Input` naming a missing column, an empty, non-numeric or non-finite number, or
+    /// a category not seen in training.
     pub fn encode(&self, record: &Record) -> Result<Vec<f64>> {
         let mut out = Vec::with_capacity(self.n_features());
         for c in &self.columns {
@@ -257,7 +281,13 @@ pub struct HeaderMatch {
 
 impl HeaderMatch {
     /// The feature row of one line's cells (`cells.len()` = the header's width).
-    /// `decimal_comma` accepts `1,5` for 1.5 (files delimited by `;` or tab).
+    /// `decimal_comma` accepts `1,5` for 1.5 (files delimited by `;` or tab). The row has
+    /// [`Schema::n_features`] values.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Input` if `cells` does not have the header's width, or a cell the model reads is
+    /// empty, not a finite number, or an unknown category.
     pub fn encode(&self, schema: &Schema, cells: &[&str], decimal_comma: bool) -> Result<Vec<f64>> {
         if cells.len() != self.width {
             return Err(Error::Input(format!(
@@ -379,6 +409,10 @@ impl CsvOptions {
 }
 
 /// A delimiter as a user writes it: one character, or `tab` / `\t`.
+///
+/// # Errors
+///
+/// `Error::Input` for anything but one ASCII character or `tab`.
 pub fn parse_delimiter(s: &str) -> Result<u8> {
     match s {
         "tab" | "\\t" | "\t" => Ok(b'\t'),
@@ -516,6 +550,11 @@ pub const DIGITS_CSV: &str = include_str!("../data/digits.csv");
 
 /// Reads a CSV whose header names a `target` column (anywhere; usually last); the delimiter
 /// is detected. See [`load_csv_with`].
+///
+/// # Errors
+///
+/// As [`load_csv_with`]: `Error::Io` if the file cannot be read, `Error::Csv` for its size or
+/// content.
 pub fn load_csv(path: impl AsRef<Path>) -> Result<Table> {
     load_csv_with(path, CsvOptions::default())
 }
@@ -523,8 +562,14 @@ pub fn load_csv(path: impl AsRef<Path>) -> Result<Table> {
 /// Reads a CSV with a header row, one column of which is `target` (numeric). Other columns are
 /// features: numeric columns as they are (a decimal comma is read in `;`- and tab-delimited
 /// files), text columns one-hot encoded by category. Errors (`Error::Csv`) name the file, line
-/// and column: a missing `target`, duplicate names, ragged rows, empty cells, a stray word in a
-/// numeric column, a text column with more than [`MAX_CATEGORIES`] categories, no rows.
+/// and column.
+///
+/// # Errors
+///
+/// `Error::Io` if the file cannot be read. `Error::Csv` if it is over [`MAX_CSV_BYTES`] or
+/// malformed: a missing `target`, duplicate or empty names, ragged rows, empty cells, a stray
+/// word in a numeric column, a non-finite number, a text column with more than
+/// [`MAX_CATEGORIES`] categories, no rows.
 pub fn load_csv_with(path: impl AsRef<Path>, options: CsvOptions) -> Result<Table> {
     let path = path.as_ref();
     let text = read_limited(path)?;
@@ -534,7 +579,12 @@ pub fn load_csv_with(path: impl AsRef<Path>, options: CsvOptions) -> Result<Tabl
     parse_csv(&text, &name, path, options)
 }
 
-/// Parses CSV text already in memory (`name` names it in reports and errors).
+/// Parses CSV text already in memory (`name` names it in reports and errors); the
+/// delimiter is detected.
+///
+/// # Errors
+///
+/// `Error::Csv` (its path is `name`) for malformed content, as in [`load_csv_with`].
 pub fn parse_csv_str(text: &str, name: &str) -> Result<Table> {
     parse_csv(
         text.as_bytes(),
@@ -691,8 +741,13 @@ pub struct FeatureRows {
 }
 
 /// Reads rows to predict: a CSV with a header naming the model's columns, in any order;
-/// other columns are ignored (listed in `ignored`). Errors (`Error::Csv`) name a missing
-/// column, or the line and column of a bad cell (empty, not a number, unknown category).
+/// other columns are ignored (listed in `ignored`).
+///
+/// # Errors
+///
+/// `Error::Io` if the file cannot be read. `Error::Csv` if it is over [`MAX_CSV_BYTES`],
+/// malformed (ragged rows), has no data rows, lacks a column of `schema`, or has a bad cell
+/// (empty, not a number, unknown category), naming its line.
 pub fn load_feature_rows(path: &Path, schema: &Schema, options: CsvOptions) -> Result<FeatureRows> {
     let csv_err = |message: String| Error::Csv {
         path: path.to_path_buf(),
@@ -733,8 +788,10 @@ fn strip_input(e: Error) -> String {
 /// Per-feature standardization `(x - mean) / std`, fitted on training rows only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scaler {
+    /// Per-feature training means (`n_features`), in raw units.
     pub mean: Vec<f64>,
-    /// Standard deviations; a constant feature gets 1 so it maps to 0.
+    /// Per-feature population standard deviations (`n_features`), in raw units; a constant
+    /// feature gets 1 so it maps to 0.
     pub std: Vec<f64>,
 }
 
@@ -760,6 +817,7 @@ impl Scaler {
         Self { mean, std }
     }
 
+    /// Standardizes `x` (`n_rows × n_features`); the result has the same shape.
     pub fn transform(&self, x: &Array2<f64>) -> Array2<f64> {
         let mut out = x.clone();
         for mut row in out.rows_mut() {
@@ -770,6 +828,7 @@ impl Scaler {
         out
     }
 
+    /// Standardizes one raw row of `n_features` values.
     pub fn transform_row(&self, row: ArrayView1<f64>) -> Vec<f64> {
         row.iter()
             .enumerate()
@@ -842,6 +901,7 @@ fn short(x: f64) -> String {
 /// client would encrypt, and the scaler (part of the compiled model, so clients send raw rows).
 #[derive(Debug, Clone)]
 pub struct Split<T> {
+    /// The table's name (its file stem), used in reports.
     pub name: String,
     /// The raw input columns (what a client's rows name) and their encoding.
     pub schema: Schema,
@@ -850,24 +910,27 @@ pub struct Split<T> {
     /// Features constant on the training rows: every family gives them weight 0 (or never
     /// splits on them), and reports name them.
     pub constant_features: Vec<String>,
-    /// Scaled training set (what linfa fits on).
+    /// Scaled training set (what linfa fits on): `n_train × n_features` records.
     pub train: Dataset<f64, T, Ix1>,
-    /// Scaled test set, aligned with `test_raw`.
+    /// Scaled test set, aligned with `test_raw`: `n_test × n_features` records.
     pub test: Dataset<f64, T, Ix1>,
-    /// Raw (unscaled) training rows, for calibration in raw units.
+    /// Raw (unscaled) training rows, `n_train × n_features`, for calibration in raw units.
     pub train_raw: Array2<f64>,
-    /// Raw (unscaled) test rows: what a client holds and encrypts.
+    /// Raw (unscaled) test rows, `n_test × n_features`: what a client holds and encrypts.
     pub test_raw: Array2<f64>,
+    /// The standard scaler fitted on `train_raw` only (no test leakage).
     pub scaler: Scaler,
     /// Original label of each class index (classification only; empty for regression).
     pub classes: Vec<i64>,
     /// Rows of the table in the training and test parts, in order (other tools can then use
-    /// exactly this split: `fhe-ml split`).
+    /// exactly this split: `fhe-ml split`): 0-based row indices of the training part, sorted.
     pub train_index: Vec<usize>,
+    /// 0-based row indices of the test part, sorted (`n_test`).
     pub test_index: Vec<usize>,
 }
 
 impl<T> Split<T> {
+    /// Number of features after encoding.
     pub fn n_features(&self) -> usize {
         self.feature_names.len()
     }
@@ -892,6 +955,13 @@ impl<T: Clone> Split<T> {
 impl Table {
     /// Stratified split for classification: the target must hold integers and at least two
     /// classes, each with at least two samples. Classes become indices `0..k` in label order.
+    /// `test_fraction` (strictly between 0 and 1) of the rows go to the test part, at least
+    /// one per class; `seed` makes the shuffle reproducible.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Data` if `test_fraction` is outside `(0, 1)`, a target is not an integer, the
+    /// target holds a single class, or a class has fewer than two rows.
     pub fn split(&self, test_fraction: f64, seed: u64) -> Result<Split<usize>> {
         check_fraction(test_fraction)?;
         let mut classes: Vec<i64> = Vec::new();
@@ -939,7 +1009,12 @@ impl Table {
         Ok(self.assemble(&train_idx, &test_idx, &y, classes))
     }
 
-    /// Seeded random split for regression (real-valued target).
+    /// Seeded random split for regression (real-valued target): `ceil(test_fraction * n_rows)`
+    /// test rows, keeping at least two for training.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Data` if `test_fraction` is outside `(0, 1)` or the table has fewer than 3 rows.
     pub fn split_regression(&self, test_fraction: f64, seed: u64) -> Result<Split<f64>> {
         check_fraction(test_fraction)?;
         let n = self.target.len();
@@ -1044,6 +1119,11 @@ fn complement(n: usize, mut test: Vec<usize>) -> (Vec<usize>, Vec<usize>) {
 }
 
 /// Checks a raw row a client is about to encrypt: length and finiteness.
+///
+/// # Errors
+///
+/// `Error::Shape` if `row` does not have `n_features` values, `Error::Input` if one is not
+/// finite.
 pub fn check_row(row: &[f64], n_features: usize) -> Result<()> {
     if row.len() != n_features {
         return Err(Error::shape("a row's features", n_features, row.len()));

@@ -44,6 +44,8 @@ pub enum ModelKind {
 }
 
 impl ModelKind {
+    /// The family's name as `--model` takes it and reports and service model names carry it
+    /// (`logistic`, `linear`, `mlp`, `tree`, `forest`).
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Logistic => "logistic",
@@ -58,19 +60,29 @@ impl ModelKind {
 /// Where the data comes from.
 #[derive(Debug, Clone)]
 pub enum Source {
+    /// A CSV file with a header and a `target` column, read as `EvalConfig::csv` says.
     File(PathBuf),
     /// The built-in copy of `data/breast_cancer.csv`.
     BuiltinBreastCancer,
 }
 
+/// Settings of one evaluation run (`fhe-ml eval`'s flags); [`EvalConfig::new`] gives the
+/// defaults.
 #[derive(Debug, Clone)]
 pub struct EvalConfig {
+    /// Where the data comes from.
     pub source: Source,
     /// How to read a `Source::File` (delimiter detected by default).
     pub csv: CsvOptions,
+    /// Which model family to train.
     pub model: ModelKind,
+    /// Bit widths of the linear models (`Logistic`, `Linear`): inputs and weights. MLPs and
+    /// trees take theirs from `mlp` and `forest`.
     pub quantization: Quantization,
+    /// Seed of the train/test split and of training, for reproducible runs.
     pub seed: u64,
+    /// Fraction of the rows held out for testing, strictly between 0 and 1 (stratified by
+    /// class for classifiers, as scikit-learn's `train_test_split` with `stratify`).
     pub test_fraction: f64,
     /// Evaluate at most this many test rows (the first ones of the test split).
     pub limit: Option<usize>,
@@ -88,6 +100,10 @@ pub struct EvalConfig {
 }
 
 impl EvalConfig {
+    /// A run of `model` on `source` with the defaults: delimiter detected, 8-bit quantization,
+    /// seed 42, a 20% test split, every test row, local inference, scores output; a
+    /// `Forest` gets [`ForestConfig::forest`] (10 trees of depth 4), other models one tree's
+    /// defaults.
     pub fn new(source: Source, model: ModelKind) -> Self {
         Self {
             source,
@@ -137,7 +153,13 @@ pub fn median(values: &[f64]) -> f64 {
 
 /// Label agreement with the clear twin of `replicas` noisy simulations of `rows`
 /// (`CompiledModel::simulate_noisy`), one fraction per replica: how often bootstrapping noise
-/// changes a label, estimated in the clear.
+/// changes a label, estimated in the clear. `rows` are raw (unscaled) feature rows,
+/// `n_rows × n_features`; the result holds `replicas` fractions in `0..=1`.
+///
+/// # Errors
+///
+/// `Error::Shape` if a row does not have the model's number of features; `Error::Input` if a
+/// feature is not finite; or an error from the model's noise formulas or decoding.
 pub fn noisy_label_agreement(
     model: &CompiledModel,
     rows: &[Vec<f64>],
@@ -200,11 +222,27 @@ fn r2(truth: &[f64], predicted: &[f64]) -> f64 {
 }
 
 /// Runs the whole pipeline.
+///
+/// # Errors
+///
+/// As [`run_with_progress`].
 pub fn run(config: &EvalConfig) -> Result<EvalReport> {
     run_with_progress(config, &ProgressBar::hidden())
 }
 
 /// Runs the whole pipeline; `progress` advances once per encrypted test row.
+///
+/// # Errors
+///
+/// - `Error::Io` or `Error::Csv` if the CSV cannot be read or parsed;
+/// - `Error::Data` if the table cannot be split (`test_fraction` outside `(0, 1)`, a
+///   non-integer or single class, a class with one row, too few rows);
+/// - `Error::Training` if training fails; `Error::Compile` if the model does not compile or
+///   the output mode does not apply to it;
+/// - `Error::Input` if `limit` is `Some(0)` or `server` is not an `http://` URL;
+/// - `Error::Remote` if the service fails, cannot be reached or serves another model;
+/// - `Error::Other` if batch and one-at-a-time predictions of a leveled model differ;
+/// - key generation, encryption and decryption errors (such as `Error::Wire`).
 pub fn run_with_progress(config: &EvalConfig, progress: &ProgressBar) -> Result<EvalReport> {
     let table = match &config.source {
         Source::File(path) => data::load_csv_with(path, config.csv)?,
@@ -274,6 +312,11 @@ fn build_classifier(config: &EvalConfig, split: &Split<usize>) -> Result<BuiltCl
 }
 
 /// The compiled model `eval` would run for this configuration and data.
+///
+/// # Errors
+///
+/// `Error::Data` if the table cannot be split; `Error::Training` if training fails;
+/// `Error::Compile` if the model does not compile or the output mode does not apply to it.
 pub fn compile_model(config: &EvalConfig, table: &Table) -> Result<CompiledModel> {
     match config.model {
         ModelKind::Linear => {

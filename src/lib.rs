@@ -5,7 +5,7 @@
 //! the server, decrypt on the client.
 //!
 //! One path for every family: fit, [`compile`], `keygen`, encrypt, infer, decrypt, and
-//! [`CompiledModel::predict`] with the [`Mode`](model::Mode) named as Concrete ML names it
+//! [`CompiledModel::predict`] with the [`Mode`] named as Concrete ML names it
 //! (`Float`, `Clear` = "disable", `Noisy` = "simulate", `Encrypted` = "execute"):
 //!
 //! ```
@@ -61,6 +61,8 @@
 //! [`program`] (integer model, `simulate`) → [`client`] / [`server`] over [`fhe`] →
 //! [`eval`] → [`report`] and [`plots`]; [`service`] serves models over HTTP and [`remote`] is
 //! its client.
+
+#![deny(missing_docs)]
 
 pub mod client;
 pub mod compiler;

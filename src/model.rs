@@ -24,14 +24,21 @@ pub use crate::compiler::compile;
 /// A float linear model on scaled features: `z = W x_scaled + b`, `W` is `n_outputs × n_features`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FloatLinearModel {
+    /// Coefficients `W`, `n_outputs × n_features` (one row per logit, or one for a regression).
     pub weights: Array2<f64>,
+    /// Intercepts `b`, one per output (`n_outputs`).
     pub bias: Vec<f64>,
+    /// What the outputs mean: binary or multiclass logits, or a regression value.
     pub kind: OutputKind,
 }
 
 /// Fitted linfa models that are linear in their (scaled) inputs.
 pub trait LinearModel {
     /// The model's weights, with classes named by `classes` (the split's labels, by index).
+    ///
+    /// # Errors
+    ///
+    /// `Error::Compile` if the classes the model was fitted on do not match `classes`.
     fn float_model(&self, classes: &[i64]) -> Result<FloatLinearModel>;
 }
 
@@ -90,15 +97,22 @@ impl LinearModel for MultiFittedLogisticRegression<f64, usize> {
 /// An integer model ready for encrypted inference.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompiledModel {
+    /// The model's name (the training table's), used in reports and by the service.
     pub name: String,
     /// The raw input columns a client's rows name, and their encoding into features.
     pub schema: Schema,
     /// `n_features` feature names after encoding.
     pub feature_names: Vec<String>,
+    /// Bit widths of inputs and weights.
     pub quantization: Quantization,
+    /// Maps raw feature rows (`n_features` values, raw units) to input levels; run by the
+    /// client, so the scaler needs no separate shipping.
     pub quantizer: InputQuantizer,
+    /// The integer program the server evaluates on ciphertexts.
     pub program: Program,
+    /// Turns decrypted integer scores into a prediction, on the client.
     pub decoder: Decoder,
+    /// How values are encoded in plaintexts (parameter set, scaling deltas, bits).
     pub plan: EncodingPlan,
     /// One line for reports: `30→1 linear, 8-bit inputs and weights`, `64-32-10 MLP ...`.
     pub description: String,
@@ -124,7 +138,9 @@ pub enum FloatTwin {
     None,
     /// Logistic or linear regression on features scaled by `scaler`.
     Linear {
+        /// The float coefficients, on scaled features.
         model: FloatLinearModel,
+        /// The standard scaler fitted on the training rows.
         scaler: crate::data::Scaler,
     },
     /// The float network (unquantized inputs and weights).
@@ -187,6 +203,12 @@ pub const CALIBRATION_TAILS: [f64; 5] = [0.0, 0.001, 0.01, 0.05, 0.1];
 /// training rows (one point of label agreement, or half the squared error for a regression):
 /// a few glitch values then cannot squeeze every ordinary value into one level. A regression's
 /// constant term stays on the client ([`Decoder::offset`]).
+///
+/// # Errors
+///
+/// `Error::Compile` if `quantization` is out of range, the model's classes or feature count
+/// do not match `split`, its (or the folded) weights are not finite, or the program does not
+/// fit the parameter set.
 pub fn compile_linear<M: LinearModel + ?Sized, T>(
     model: &M,
     split: &Split<T>,
@@ -377,7 +399,12 @@ fn calibration_loss<T>(
 
 impl CompiledModel {
     /// A model from its parts: plans the encoding (checking the program fits the parameter
-    /// set) and fingerprints the whole.
+    /// set) and fingerprints the whole. Its name and schema come from `split`.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Compile` if the program is invalid ([`Program::validate`]) or does not fit the
+    /// default parameter set, or the model cannot be serialized for its fingerprint.
     pub fn new<T>(
         split: &Split<T>,
         quantization: Quantization,
@@ -412,6 +439,11 @@ impl CompiledModel {
     /// argmax's differences and the label head is designed (refused for regressions, for top-k
     /// of a binary model, and for scores too wide to compare exactly). A new model id: the
     /// modes' ciphertexts do not mix.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Compile` for a label mode on a regression, or if the plan or label head cannot
+    /// be made for this program and mode (top-k of a binary model, scores too wide).
     pub fn with_output(mut self, output: OutputMode) -> Result<Self> {
         if output.labels().is_some() && self.decoder.kind == OutputKind::Regression {
             return Err(Error::Compile(format!(
@@ -427,12 +459,21 @@ impl CompiledModel {
         Ok(self)
     }
 
-    /// The label head of a model in label or top-k mode (its comparison circuit and costs).
+    /// The label head of a model in label or top-k mode (its comparison circuit and costs);
+    /// `None` in scores mode.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Compile` if no label head fits this program and plan.
     pub fn label_head(&self) -> Result<Option<LabelHead>> {
         LabelHead::for_output(&self.plan, &self.program, self.output)
     }
 
     /// Bootstraps per inference: the program's and the label head's.
+    ///
+    /// # Errors
+    ///
+    /// As [`CompiledModel::label_head`].
     pub fn bootstraps(&self) -> Result<usize> {
         Ok(self.program.bootstraps() + self.label_head()?.map_or(0, |h| h.bootstraps()))
     }
@@ -453,6 +494,7 @@ impl CompiledModel {
         Ok(id)
     }
 
+    /// Number of features a raw row must have (after encoding).
     pub fn n_features(&self) -> usize {
         self.program.n_inputs
     }
@@ -484,6 +526,11 @@ impl CompiledModel {
 
     /// A fresh client (with a new secret key) and the matching server; for models that
     /// bootstrap, the server gets the client's evaluation key.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the client spec or server model is rejected (for instance `Error::Compile` or
+    /// `Error::Wire` for an unsupported plan) or the evaluation key cannot be generated.
     pub fn keygen(&self) -> Result<(Client, Server)> {
         let client = Client::new(self.client_spec())?;
         let server = if self.needs_evaluation_key() {
@@ -507,6 +554,11 @@ impl CompiledModel {
 
     /// What bootstrapping noise is expected to change in decrypted results (nothing for
     /// leveled models).
+    ///
+    /// # Errors
+    ///
+    /// `Error::Compile` (or `Error::Wire` for an unknown parameter set) if the plan's noise
+    /// cannot be computed for the program.
     pub fn noise(&self) -> Result<NoiseReport> {
         self.plan.noise(&self.program)
     }
@@ -514,7 +566,13 @@ impl CompiledModel {
     /// Expected number of lookups, per lookup layer, whose encrypted output differs from the
     /// clear twin's for this row: for each neuron, the probability that the bootstrap's noise
     /// (tfhe's formulas) moves its position across a step of its function. Later layers are
-    /// taken from their clean inputs (a first-order estimate).
+    /// taken from their clean inputs (a first-order estimate). `row` is raw (`n_features`
+    /// values); one expectation (a count of lookups) per lookup layer, in program order.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Shape` or `Error::Input` for a row of the wrong length or with a non-finite
+    /// value; as [`CompiledModel::noise`] if the noise cannot be computed.
     pub fn expected_lookup_mismatches(&self, row: &[f64]) -> Result<Vec<f64>> {
         let noise = self.noise()?;
         let x = self.quantize(row)?.values;
@@ -550,6 +608,12 @@ impl CompiledModel {
     /// (Concrete ML's "simulate" with errors): each lookup reads a position moved by Gaussian
     /// noise, each score gets its Gaussian noise and is rounded. Fast, for estimating how
     /// often encrypted results differ from `simulate`'s; equals `simulate` for leveled models.
+    /// `row` is raw (`n_features` values); the result has `program.n_outputs()` integers.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Shape` or `Error::Input` for a row of the wrong length or with a non-finite
+    /// value; as [`CompiledModel::noise`] if the noise cannot be computed.
     pub fn simulate_noisy<R: rand::Rng>(&self, row: &[f64], rng: &mut R) -> Result<Vec<i64>> {
         let x = self.quantize(row)?.values;
         if self.program.bootstraps() == 0 {
@@ -588,22 +652,41 @@ impl CompiledModel {
 
     /// The feature row of a named record ([`Schema::encode`]): what `predict` and
     /// [`Client::encrypt_record`] use.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Input` for a missing column, a bad number or an unknown category.
     pub fn encode(&self, record: &Record) -> Result<Vec<f64>> {
         self.schema.encode(record)
     }
 
     /// Quantizes a raw row (checked for length and finiteness).
+    ///
+    /// # Errors
+    ///
+    /// `Error::Shape` if `row` does not have `n_features` values, `Error::Input` if one is not
+    /// finite.
     pub fn quantize(&self, row: &[f64]) -> Result<QuantizedRow> {
         check_row(row, self.n_features())?;
         Ok(self.quantizer.quantize(row))
     }
 
     /// The clear twin: integer scores of a raw row, exactly what decryption yields.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Shape` if `row` does not have `n_features` values, `Error::Input` if one is not
+    /// finite.
     pub fn simulate(&self, row: &[f64]) -> Result<Vec<i64>> {
         self.program.simulate(&self.quantize(row)?.values)
     }
 
     /// The quantized model's prediction for a raw row, without encryption.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Shape` if `row` does not have `n_features` values, `Error::Input` if one is not
+    /// finite.
     pub fn predict_simulated(&self, row: &[f64]) -> Result<Prediction> {
         self.decoder.decode(&self.simulate(row)?)
     }
@@ -615,9 +698,11 @@ impl CompiledModel {
     /// predict for bootstrapped ones.
     ///
     /// # Errors
-    /// `Error::Input` for a row of the wrong length or with a non-finite value; `Error::Other`
-    /// for `Float` on a model read back from bytes (no float twin); what key generation or
-    /// inference return for `Encrypted`.
+    ///
+    /// `Error::Shape` for a row of the wrong length, `Error::Input` for a non-finite value;
+    /// `Error::Other` for `Float` on a model read back from bytes (no float twin); what the
+    /// noise model returns for `Noisy`; what key generation or inference return for
+    /// `Encrypted`.
     pub fn predict(&self, row: &[f64], mode: Mode) -> Result<Prediction> {
         match mode {
             Mode::Float => self.predict_float(row),
@@ -634,6 +719,7 @@ impl CompiledModel {
     /// runs the rows on all cores.
     ///
     /// # Errors
+    ///
     /// As [`CompiledModel::predict`], for the first row that fails.
     pub fn predict_batch(&self, rows: &Array2<f64>, mode: Mode) -> Result<Vec<Prediction>> {
         use rayon::prelude::*;
@@ -735,6 +821,11 @@ fn clipped_relu(per_unit: f64, levels: u32, half: i64) -> TableFunction {
 /// linear (in sub-position units, per-neuron scaled so each neuron's training range fills
 /// `range_fill` of its lookup circle), lookup, and for each further layer its few-bit integer
 /// weights (exactly the training's fake quantization), lookup, ..., linear scores.
+///
+/// # Errors
+///
+/// `Error::Compile` if the MLP's layers and activation ranges disagree, or the program is
+/// invalid or does not fit the parameter set.
 pub fn compile_mlp(mlp: &Mlp, split: &Split<usize>) -> Result<CompiledModel> {
     let cfg = &mlp.config;
     let levels = cfg.levels();
@@ -885,6 +976,10 @@ enum Condition {
 ///    the split's own comparison, so the table returns the leaf's vote exactly when the path
 ///    is taken (`s` = depth); 16 boxes of 128 positions, depth up to 7;
 /// 3. the votes summed per class (constant votes fold into the biases).
+///
+/// # Errors
+///
+/// `Error::Compile` if the program is invalid or does not fit the parameter set.
 pub fn compile_forest(trained: &TrainedForest, split: &Split<usize>) -> Result<CompiledModel> {
     use std::collections::BTreeMap;
 

@@ -23,11 +23,16 @@ const PALETTE: [RGBColor; 5] = [
 pub struct Svg(pub String);
 
 impl Svg {
+    /// The SVG document's text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
     /// Writes the SVG to `path`.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Io` if the file cannot be written.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         std::fs::write(path, &self.0).map_err(|source| Error::Io {
@@ -60,7 +65,13 @@ fn plot_err<E: std::fmt::Display>(e: E) -> Error {
     Error::Other(format!("cannot draw chart: {e}"))
 }
 
-/// Bars with value labels over named categories.
+/// Bars with value labels over named categories: `bars` holds `(name, value)` pairs, the
+/// y axis spans `y_range` (`(min, max)`, in the values' units), and `label` formats each
+/// value shown above its bar.
+///
+/// # Errors
+///
+/// `Error::Other` if `bars` is empty, or if plotters fails to draw the chart.
 pub fn bars(
     title: &str,
     y_desc: &str,
@@ -118,7 +129,11 @@ pub fn bars(
     Ok(Svg(svg))
 }
 
-/// Plaintext / quantized / encrypted accuracy, as fractions in `0..=1`.
+/// Plaintext / quantized / encrypted accuracy, as fractions in `0..=1` (drawn as percentages).
+///
+/// # Errors
+///
+/// `Error::Other` if plotters fails to draw the chart.
 pub fn accuracy_bars(title: &str, plain: f64, quantized: f64, encrypted: f64) -> Result<Svg> {
     let values = [plain * 100.0, quantized * 100.0, encrypted * 100.0];
     let low = values.iter().fold(100.0f64, |m, v| m.min(*v));
@@ -137,6 +152,10 @@ pub fn accuracy_bars(title: &str, plain: f64, quantized: f64, encrypted: f64) ->
 }
 
 /// Median per-sample latency of each stage and their total, in milliseconds.
+///
+/// # Errors
+///
+/// `Error::Other` if plotters fails to draw the chart.
 pub fn latency_bars(title: &str, encrypt_ms: f64, infer_ms: f64, decrypt_ms: f64) -> Result<Svg> {
     let total = encrypt_ms + infer_ms + decrypt_ms;
     bars(
@@ -153,7 +172,13 @@ pub fn latency_bars(title: &str, encrypt_ms: f64, infer_ms: f64, decrypt_ms: f64
     )
 }
 
-/// Histogram of values (24 equal bins), e.g. per-sample times in milliseconds.
+/// Histogram of values (24 equal bins), e.g. per-sample times in milliseconds; `x_desc`
+/// labels the x axis (name its unit).
+///
+/// # Errors
+///
+/// `Error::Other` if `samples_ms` is empty or holds a non-finite value, or if plotters fails
+/// to draw the chart.
 pub fn histogram(title: &str, x_desc: &str, samples_ms: &[f64]) -> Result<Svg> {
     if samples_ms.is_empty() || samples_ms.iter().any(|v| !v.is_finite()) {
         return Err(Error::Other("no finite timings to chart".into()));
@@ -214,7 +239,13 @@ fn tick(v: f64, span: f64) -> String {
     format!("{v:.decimals$}")
 }
 
-/// Lines with markers: one `(name, points)` series each, on linear axes.
+/// Lines with markers: one `(name, points)` series each, on linear axes; points are `(x, y)`
+/// in the units `x_desc` and `y_desc` name. A legend appears with more than one series.
+///
+/// # Errors
+///
+/// `Error::Other` if there are no points or one is not finite, or if plotters fails to draw
+/// the chart.
 pub fn lines(
     title: &str,
     x_desc: &str,
@@ -282,7 +313,13 @@ pub fn lines(
 
 /// Grouped bars: for each group (x axis), one bar per series; a missing value leaves a gap.
 /// With `log10`, the y axis is logarithmic (values must then be positive); bars carry their
-/// values, formatted by `label`.
+/// values, formatted by `label`. Each series holds one value per group (`groups.len()`).
+///
+/// # Errors
+///
+/// `Error::Other` if `groups` or `series` is empty, a series does not have one entry per
+/// group, no value is present, a value is not finite (or not positive with `log10`), or if
+/// plotters fails to draw the chart.
 pub fn grouped_bars(
     title: &str,
     y_desc: &str,
@@ -402,7 +439,13 @@ pub fn grouped_bars(
     Ok(Svg(svg))
 }
 
-/// Grayscale images (row-major pixels, `side × side`, any range) with a caption under each.
+/// Grayscale images (row-major pixels, `side × side`, any range) with a caption under each,
+/// `columns` images per row; each image is scaled to its own maximum (darker is larger).
+///
+/// # Errors
+///
+/// `Error::Other` if `images` is empty, `columns` is 0, an image does not hold `side × side`
+/// pixels, or if plotters fails to draw the chart.
 pub fn image_gallery(
     title: &str,
     side: usize,
@@ -453,6 +496,10 @@ pub fn image_gallery(
 }
 
 /// The accuracy (or R² for regression) chart of a report.
+///
+/// # Errors
+///
+/// `Error::Other` if plotters fails to draw the chart.
 pub fn accuracy_chart(report: &EvalReport) -> Result<Svg> {
     if let Some(a) = &report.accuracy {
         accuracy_bars(
@@ -479,7 +526,11 @@ pub fn accuracy_chart(report: &EvalReport) -> Result<Svg> {
     }
 }
 
-/// The per-stage latency chart of a report.
+/// The per-stage latency chart of a report (median ms per sample).
+///
+/// # Errors
+///
+/// `Error::Other` if plotters fails to draw the chart.
 pub fn latency_chart(report: &EvalReport) -> Result<Svg> {
     let l = &report.latency_ms;
     latency_bars(
@@ -493,7 +544,12 @@ pub fn latency_chart(report: &EvalReport) -> Result<Svg> {
     )
 }
 
-/// The latency distribution of a report.
+/// The latency distribution of a report: a histogram of `per_sample.total_ms` (ms).
+///
+/// # Errors
+///
+/// `Error::Other` if the report holds no per-sample timings (a report built by hand, or one
+/// with no test rows) or a non-finite one, or if plotters fails to draw the chart.
 pub fn latency_distribution(report: &EvalReport) -> Result<Svg> {
     histogram(
         &format!(
@@ -506,7 +562,13 @@ pub fn latency_distribution(report: &EvalReport) -> Result<Svg> {
     )
 }
 
-/// Writes the report's three charts into `dir` (created if missing); returns their paths.
+/// Writes the report's three charts into `dir` (created if missing): `accuracy.svg`,
+/// `latency_breakdown.svg` and `latency_distribution.svg`; returns their paths.
+///
+/// # Errors
+///
+/// `Error::Io` if `dir` cannot be created or a file cannot be written; `Error::Other` if a
+/// chart cannot be drawn (see [`latency_distribution`]).
 pub fn write_charts(report: &EvalReport, dir: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
         path: dir.to_path_buf(),

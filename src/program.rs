@@ -11,13 +11,23 @@ use crate::error::{Error, Result};
 /// A leveled linear map `y = W x + b` on integers: `W` is `n_outputs × n_inputs`, row-major.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinearLayer {
+    /// Length of the input vector `x`.
     pub n_inputs: usize,
+    /// Length of the output vector `y`.
     pub n_outputs: usize,
+    /// Integer weights `W`, `n_outputs × n_inputs`, row-major (row `o` feeds output `o`).
     pub weights: Vec<i64>,
+    /// Integer bias `b`, one per output (`n_outputs`), in the same units as `W x`.
     pub bias: Vec<i64>,
 }
 
 impl LinearLayer {
+    /// A layer from its shape, row-major weights (`n_outputs × n_inputs`) and biases
+    /// (`n_outputs`).
+    ///
+    /// # Errors
+    ///
+    /// `Error::Compile` if either dimension is 0, or `weights` or `bias` has the wrong length.
     pub fn new(
         n_inputs: usize,
         n_outputs: usize,
@@ -44,6 +54,7 @@ impl LinearLayer {
         })
     }
 
+    /// The weights of one output (`n_inputs` long). Panics if `output >= n_outputs`.
     pub fn row(&self, output: usize) -> &[i64] {
         &self.weights[output * self.n_inputs..(output + 1) * self.n_inputs]
     }
@@ -56,6 +67,7 @@ impl LinearLayer {
             .unwrap_or(0)
     }
 
+    /// Computes `W x + b` in the clear: `x` has `n_inputs` values, the result `n_outputs`.
     pub fn apply(&self, x: &[i64]) -> Vec<i64> {
         (0..self.n_outputs)
             .map(|o| {
@@ -99,6 +111,8 @@ impl LinearLayer {
 /// cost one bootstrap).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableFunction {
+    /// The position of table entry 0 on the circle (at most `2N` from 0; positions wrap
+    /// mod `2N`).
     pub window_start: i64,
     /// `(position, increment)`, ascending positions.
     pub steps: Vec<(i64, i64)>,
@@ -111,17 +125,23 @@ pub struct TableFunction {
 /// of `positions` positions; each neuron's table maps it to one output per read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LookupLayer {
+    /// Positions on the circle, `2N` for polynomial size `N`: a power of two, at least 4.
     pub positions: u32,
+    /// Numerator of the value-to-position scale, in `1..=MAX_SCALE_NUM`.
     pub scale_num: i64,
+    /// The scale's denominator as a power of two, in bits (at most `MAX_SCALE_SHIFT`).
     pub scale_shift: u32,
     /// Past the half circle a table reads `mirror - T`.
     pub mirror: i64,
+    /// One table per input value, in order (one bootstrap each).
     pub neurons: Vec<TableFunction>,
 }
 
 /// Limits on lookup layers read from blobs (so interpreters cannot overflow).
 pub const MAX_TABLE_VALUE: i64 = 1 << 20;
+/// Largest [`LookupLayer::scale_num`] a valid program may use.
 pub const MAX_SCALE_NUM: i64 = 1 << 20;
+/// Largest [`LookupLayer::scale_shift`] a valid program may use, in bits.
 pub const MAX_SCALE_SHIFT: u32 = 40;
 
 impl TableFunction {
@@ -175,6 +195,8 @@ impl LookupLayer {
         self.neurons.iter().map(|n| n.reads.len()).sum()
     }
 
+    /// The clear lookup: one value per neuron in `z`, [`LookupLayer::n_outputs`] values out
+    /// (each neuron's reads, in order), exactly what the bootstraps decrypt to.
     pub fn apply(&self, z: &[i64]) -> Vec<i64> {
         self.neurons
             .iter()
@@ -249,26 +271,40 @@ impl LookupLayer {
 /// One step of the program: leveled linear maps, and table lookups through bootstrapping.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Step {
+    /// A leveled linear map (no bootstrap).
     Linear(LinearLayer),
+    /// A programmable-bootstrap table lookup, one per value.
     Lookup(LookupLayer),
 }
 
 /// An integer model: unsigned inputs of `input_bits` bits through a sequence of steps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Program {
+    /// Number of quantized input features.
     pub n_inputs: usize,
+    /// Width of each input, in bits: inputs lie in `0..2^input_bits`.
     pub input_bits: u32,
+    /// The steps, applied in order; each step's input width is the previous one's output.
     pub steps: Vec<Step>,
 }
 
 /// Limits that keep every integer of a valid program far from i64 overflow.
 pub const MAX_WEIGHT: i64 = 1 << 20;
+/// Largest absolute bias in a valid program's linear layers.
 pub const MAX_BIAS: i64 = 1 << 40;
+/// Widest input a valid program may take, in bits.
 pub const MAX_INPUT_BITS: u32 = 16;
 
 impl Program {
     /// Checks shapes and ranges, so a program read from a blob cannot make an interpreter
     /// index out of bounds or overflow.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Compile` if there are no inputs, `input_bits` is outside `1..=MAX_INPUT_BITS`,
+    /// a layer's shape does not chain with the previous step, a weight or bias exceeds
+    /// [`MAX_WEIGHT`] or [`MAX_BIAS`], or a lookup layer has the wrong number of tables, a bad
+    /// circle size, scale or mirror constant, or an invalid table.
     pub fn validate(&self) -> Result<()> {
         if self.n_inputs == 0 || !(1..=MAX_INPUT_BITS).contains(&self.input_bits) {
             return Err(Error::Compile(format!(
@@ -311,6 +347,8 @@ impl Program {
         Ok(())
     }
 
+    /// Number of integers the program outputs: the last linear layer's `n_outputs`, or
+    /// `n_inputs` if there is none.
     pub fn n_outputs(&self) -> usize {
         self.steps
             .iter()
@@ -340,6 +378,11 @@ impl Program {
     }
 
     /// The clear interpreter up to (not including) step `end`: the values each step sees.
+    /// `x` holds `n_inputs` quantized levels; an `end` past the last step runs them all.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Input` if `x` does not have `n_inputs` values or one exceeds `2^input_bits - 1`.
     pub fn simulate_until(&self, x: &[u64], end: usize) -> Result<Vec<i64>> {
         self.check_input(x)?;
         let mut values: Vec<i64> = x.iter().map(|&v| v as i64).collect();
@@ -361,6 +404,10 @@ impl Program {
     }
 
     /// Checks input count and range: the clear twin refuses what encryption would refuse.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Input` if `x` does not have `n_inputs` values or one exceeds `2^input_bits - 1`.
     pub fn check_input(&self, x: &[u64]) -> Result<()> {
         if x.len() != self.n_inputs {
             return Err(Error::Input(format!(
@@ -379,7 +426,12 @@ impl Program {
         Ok(())
     }
 
-    /// The clear interpreter: the exact integers the encrypted path decrypts to.
+    /// The clear interpreter: the exact integers the encrypted path decrypts to. `x` holds
+    /// `n_inputs` quantized levels; the result has [`Program::n_outputs`] integers.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Input` if `x` does not have `n_inputs` values or one exceeds `2^input_bits - 1`.
     pub fn simulate(&self, x: &[u64]) -> Result<Vec<i64>> {
         self.simulate_until(x, self.steps.len())
     }
@@ -402,9 +454,15 @@ impl Program {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum OutputKind {
     /// One logit: `score >= 0` means `classes[1]`.
-    Binary { classes: [i64; 2] },
+    Binary {
+        /// The two labels in label order: `classes[0]` for a negative score.
+        classes: [i64; 2],
+    },
     /// One logit per class: the largest wins.
-    Multiclass { classes: Vec<i64> },
+    Multiclass {
+        /// The labels in label order, one per logit (`n_classes`).
+        classes: Vec<i64>,
+    },
     /// One real value.
     Regression,
 }
@@ -412,6 +470,7 @@ pub enum OutputKind {
 /// Client-side post-processing: `real = integer * scale`, then sigmoid/softmax/argmax.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decoder {
+    /// What the outputs mean (binary, multiclass or regression).
     pub kind: OutputKind,
     /// Real value of one integer score unit.
     pub scale: f64,
@@ -425,6 +484,7 @@ pub struct Decoder {
 /// A decoded prediction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Prediction {
+    /// A classifier's answer.
     Class {
         /// Index into the model's classes (0-based, in label order).
         index: usize,
@@ -433,10 +493,12 @@ pub enum Prediction {
         /// Class probabilities (sigmoid or softmax of the dequantized logits).
         probabilities: Vec<f64>,
     },
+    /// A regressor's answer, in the target's units.
     Value(f64),
 }
 
 impl Prediction {
+    /// The class index, or `None` for a regression value.
     pub fn class_index(&self) -> Option<usize> {
         match self {
             Prediction::Class { index, .. } => Some(*index),
@@ -444,6 +506,7 @@ impl Prediction {
         }
     }
 
+    /// The regression value, or `None` for a class.
     pub fn value(&self) -> Option<f64> {
         match self {
             Prediction::Value(v) => Some(*v),
@@ -453,6 +516,8 @@ impl Prediction {
 }
 
 impl Decoder {
+    /// Number of scores the decoder expects: 1 for binary and regression, one per class
+    /// otherwise.
     pub fn n_outputs(&self) -> usize {
         match &self.kind {
             OutputKind::Binary { .. } | OutputKind::Regression => 1,
@@ -461,6 +526,10 @@ impl Decoder {
     }
 
     /// A prediction from a class index alone (label mode): no probabilities.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Input` if `index` is not a class of the model, or the model is a regressor.
     pub fn decode_label(&self, index: usize) -> Result<Prediction> {
         let label = match &self.kind {
             OutputKind::Binary { classes } => classes.get(index).copied(),
@@ -479,7 +548,8 @@ impl Decoder {
     /// including its constant): sigmoid or softmax, argmax; first maximum on ties.
     ///
     /// # Errors
-    /// `Error::Input` when the number of scores is not the model's.
+    ///
+    /// `Error::Shape` when the number of scores is not [`Decoder::n_outputs`].
     pub fn decode_real(&self, real: &[f64]) -> Result<Prediction> {
         if real.len() != self.n_outputs() {
             return Err(Error::shape("scores", self.n_outputs(), real.len()));
@@ -509,6 +579,13 @@ impl Decoder {
         })
     }
 
+    /// A prediction from decrypted integer scores ([`Decoder::n_outputs`] of them):
+    /// dequantizes by `scale` (adding `offset` for a regression), then sigmoid or softmax and
+    /// argmax on the integers; first maximum on ties.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Shape` when the number of scores is not [`Decoder::n_outputs`].
     pub fn decode(&self, scores: &[i64]) -> Result<Prediction> {
         if scores.len() != self.n_outputs() {
             return Err(Error::shape("scores", self.n_outputs(), scores.len()));

@@ -29,7 +29,11 @@ fn remote<E: std::fmt::Display>(url: &str) -> impl Fn(E) -> Error + '_ {
 }
 
 impl RemoteServer {
-    /// A client for the service at `url` (e.g. `http://127.0.0.1:8080`).
+    /// A client for the service at `url` (e.g. `http://127.0.0.1:8080`); requests time out
+    /// after 600 s.
+    ///
+    /// # Errors
+    /// `Error::Input` when `url` does not start with `http://` or `https://`.
     pub fn new(url: &str) -> Result<Self> {
         let base = url.trim_end_matches('/').to_string();
         if !base.starts_with("http://") && !base.starts_with("https://") {
@@ -100,19 +104,38 @@ impl RemoteServer {
             .map_err(|e| Error::Remote(format!("{}: unexpected answer: {e}", self.url(path))))
     }
 
+    /// `GET /v1/health`: the service's status, model count and keys held.
+    ///
+    /// # Errors
+    /// `Error::Remote` when the service cannot be reached, answers with an error (its status
+    /// and variant in the message), or sends unexpected JSON.
     pub fn health(&self) -> Result<Health> {
         self.json("/v1/health")
     }
 
+    /// `GET /v1/models`: every model the service offers.
+    ///
+    /// # Errors
+    /// `Error::Remote` when the service cannot be reached, answers with an error (its status
+    /// and variant in the message), or sends unexpected JSON.
     pub fn models(&self) -> Result<Vec<ModelInfo>> {
         self.json("/v1/models")
     }
 
+    /// `GET /v1/models/{name}`: what a client needs to encrypt for one model.
+    ///
+    /// # Errors
+    /// `Error::Remote` when the service cannot be reached, answers with an error (an unknown
+    /// name: 404, `UnknownModel`), or sends unexpected JSON.
     pub fn model(&self, name: &str) -> Result<ModelInfo> {
         self.json(&format!("/v1/models/{name}"))
     }
 
     /// The model's client spec, checked (what `Client::new` takes).
+    ///
+    /// # Errors
+    /// As [`RemoteServer::model`], and `Error::Remote` for a spec that is not base64; for the
+    /// spec blob, the errors of [`ClientSpec::from_bytes`] (`Error::Wire`, ...).
     pub fn client_spec(&self, name: &str) -> Result<ClientSpec> {
         let info = self.model(name)?;
         let blob = base64::engine::general_purpose::STANDARD
@@ -121,7 +144,12 @@ impl RemoteServer {
         ClientSpec::from_bytes(&blob)
     }
 
-    /// Uploads an evaluation key; returns its id (hex).
+    /// Uploads an evaluation key (`POST /v1/keys`, about 29 MiB); returns its id (hex).
+    ///
+    /// # Errors
+    /// `Error::Wire` when the key does not serialize; `Error::Remote` when the service cannot
+    /// be reached, refuses the key (its status and variant in the message), or sends an
+    /// unexpected receipt.
     pub fn upload_key(&self, key: &EvaluationKey) -> Result<String> {
         let bytes = self.post("/v1/keys", &key.to_bytes()?)?;
         let receipt: KeyReceipt = serde_json::from_slice(&bytes)
@@ -129,12 +157,24 @@ impl RemoteServer {
         Ok(receipt.key_id)
     }
 
+    /// `POST /v1/models/{model}/predict`: runs the model on one encrypted row.
+    ///
+    /// # Errors
+    /// `Error::Remote` when the service cannot be reached or answers with an error (its
+    /// status and variant in the message: an unknown model, key or mismatched ciphertext);
+    /// `Error::Wire` for an input that does not serialize, and `Error::Wire`,
+    /// `Error::WrongKind` or `Error::TooLarge` for a malformed answer.
     pub fn predict(&self, model: &str, input: &EncryptedInput) -> Result<EncryptedOutput> {
         let bytes = self.post(&format!("/v1/models/{model}/predict"), &input.to_bytes()?)?;
         EncryptedOutput::from_bytes(&bytes)
     }
 
-    /// Many rows in one request (the service runs them on all its cores).
+    /// Many rows in one request (the service runs them on all its cores); one result per
+    /// row, in order. All rows must come from one client.
+    ///
+    /// # Errors
+    /// As [`RemoteServer::predict`] (a batch over the service's limit: 413, `TooLarge`), and
+    /// `Error::Remote` when the number of results is not the number of rows.
     pub fn predict_batch(
         &self,
         model: &str,
@@ -154,6 +194,10 @@ impl RemoteServer {
     }
 
     /// Raw POST, for tests of the service's error handling.
+    ///
+    /// # Errors
+    /// `Error::Remote` when the service cannot be reached or answers with an error (its
+    /// status and variant in the message).
     #[doc(hidden)]
     pub fn post_raw(&self, path: &str, body: &[u8]) -> Result<Vec<u8>> {
         self.post(path, body)

@@ -2,44 +2,68 @@
 
 use serde::Serialize;
 
-/// Plaintext / quantized / encrypted values of one metric.
+/// Plaintext / quantized / encrypted values of one metric over the test rows: accuracy as a
+/// fraction in `0..=1` (not a percentage), or R² (1 is perfect; below 0 is worse than the mean).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Triple {
+    /// The float model (linfa), on the scaled test rows.
     pub plain: f64,
+    /// The integer program run in the clear (`simulate`, the clear twin): the cost of
+    /// quantization alone.
     pub quantized: f64,
+    /// Decrypted results of TFHE inference on the encrypted test rows.
     pub encrypted: f64,
 }
 
-/// Label agreement between pipelines (fraction of test rows with the same label).
+/// Label agreement between pipelines (fraction of test rows with the same label, in `0..=1`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Agreement {
+    /// Encrypted vs quantized (clear twin): below 1 only where bootstrapping noise changed a
+    /// label; leveled models are exact.
     pub encrypted_vs_quantized: f64,
+    /// Encrypted vs the float model: quantization and noise together.
     pub encrypted_vs_plain: f64,
+    /// Quantized vs the float model: what quantization alone changes.
     pub quantized_vs_plain: f64,
 }
 
-/// Largest absolute difference between regression predictions.
+/// Largest absolute difference between regression predictions over the test rows, in the
+/// target's units.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct ErrorPair {
+    /// `max |encrypted − quantized|`: 0 when decryption reproduces the clear twin exactly.
     pub encrypted_vs_quantized: f64,
+    /// `max |encrypted − plain|`: mostly the quantization error.
     pub encrypted_vs_plain: f64,
 }
 
-/// Per-sample medians in milliseconds, one sample at a time (keygen: median of 5).
+/// Per-sample medians in milliseconds, one sample at a time (keygen: median of 5 for leveled
+/// models).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Latency {
+    /// Client key generation, ms: median of 5 `keygen` runs for leveled models; for
+    /// bootstrapped ones, one secret key plus evaluation key generation.
     pub keygen: f64,
+    /// Quantizing and encrypting one row on the client, ms.
     pub encrypt: f64,
+    /// Inference on one encrypted row, ms (a full HTTP round trip with `eval --server`).
     pub infer: f64,
+    /// Decrypting and decoding one result on the client, ms (the timing also covers the
+    /// comparison with `simulate`).
     pub decrypt: f64,
+    /// Median of the per-sample encrypt + infer + decrypt sums, ms (not the sum of the
+    /// medians).
     pub total: f64,
 }
 
-/// Serialized sizes per sample.
+/// Serialized sizes per sample, in bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Bytes {
+    /// One row's serialized `EncryptedInput` (client to server), bytes.
     pub input_ciphertext: usize,
+    /// One row's serialized `EncryptedOutput` (server to client), bytes.
     pub output_ciphertext: usize,
+    /// The serialized evaluation key, bytes: sent once per client, not per sample.
     /// Linear models need no evaluation key: 0.
     pub evaluation_key: usize,
 }
@@ -61,50 +85,79 @@ pub struct NoiseFigures {
     pub exact_score_rows: f64,
 }
 
-/// Time to make and to load the evaluation key.
+/// Time to make and to load the evaluation key, in milliseconds (0 for models without one).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct EvaluationKeyTimes {
+    /// Generating the evaluation key on the client, ms.
     pub generate: f64,
+    /// Loading it into the server from its serialized form, as from the network, ms (with
+    /// `eval --server`, the upload to the service).
     pub expand: f64,
 }
 
-/// Every sample's stage timings (for charts; not in the JSON).
+/// Every sample's stage timings (for charts; not in the JSON): `n_test` values each, in
+/// milliseconds, in test-row order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PerSample {
+    /// Encryption of each test row, ms (as `Latency::encrypt`).
     pub encrypt_ms: Vec<f64>,
+    /// Inference on each test row, ms (as `Latency::infer`).
     pub infer_ms: Vec<f64>,
+    /// Decryption of each test row, ms (as `Latency::decrypt`).
     pub decrypt_ms: Vec<f64>,
+    /// Encrypt + infer + decrypt of each test row, ms: the source of `latency_p90_ms` and of
+    /// the latency histogram.
     pub total_ms: Vec<f64>,
 }
 
 /// One evaluation run. Field names and nesting are the CLI's JSON contract.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
+    /// Dataset name: the CSV's file stem (`breast_cancer` for the built-in copy).
     pub dataset: String,
+    /// Model family: `logistic`, `linear`, `mlp`, `tree` or `forest`.
     pub model: String,
+    /// `binary-classification`, `multiclass-classification` or `regression`.
     pub task: String,
+    /// Training rows.
     pub n_train: usize,
+    /// Test rows evaluated (each encrypted one at a time); at most `--limit`.
     pub n_test: usize,
+    /// Features per row, after one-hot encoding of text columns.
     pub n_features: usize,
+    /// Number of classes; `None` for regression.
     pub n_classes: Option<usize>,
+    /// The TFHE parameter set, one line (name, GLWE dimension `k`, polynomial size `N`,
+    /// noise, modulus).
     pub params: String,
+    /// Bits per quantized input feature.
     pub bits: u32,
+    /// Seed of the train/test split and of training.
     pub seed: u64,
+    /// Fraction of the rows held out for testing, strictly between 0 and 1.
     pub test_fraction: f64,
+    /// Accuracy of each pipeline on the test rows, fractions in `0..=1` (classification only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accuracy: Option<Triple>,
+    /// Label agreement between the pipelines (classification only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agreement: Option<Agreement>,
+    /// R² (coefficient of determination) of each pipeline on the test rows (regression only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub r2: Option<Triple>,
+    /// Largest absolute prediction differences, in target units (regression only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_abs_error: Option<ErrorPair>,
+    /// Median per-sample latency of each stage, milliseconds.
     pub latency_ms: Latency,
     /// 90th percentile of the per-sample total (encrypt + infer + decrypt), milliseconds.
     pub latency_p90_ms: f64,
-    /// Encrypt + infer + decrypt of the whole test set in parallel on all cores, rows per second.
+    /// Encrypt + infer + decrypt of the whole test set in parallel on all cores, rows per second
+    /// (samples/s; at most `eval::BOOTSTRAPPED_BATCH_ROWS` rows for bootstrapped models).
     pub throughput_per_s: f64,
+    /// Serialized ciphertext and evaluation key sizes, bytes.
     pub bytes: Bytes,
+    /// Training the plaintext model, milliseconds (compilation not included).
     pub train_ms: f64,
     /// Test feature values outside the calibrated range, clipped (never wrapped).
     pub clipped_features: u64,
@@ -114,7 +167,8 @@ pub struct EvalReport {
     pub architecture: String,
     /// Programmable bootstraps per inference (0 for linear models returning scores).
     pub pbs_per_sample: usize,
-    /// `scores`, or `label` (the server returns only the sanitized label).
+    /// `scores`, `label` or `top-K` (the server returns only the sanitized label, or the K
+    /// best labels).
     #[serde(default)]
     pub output: String,
     /// Label mode's comparison circuit and sanitization (label mode only).
@@ -134,6 +188,7 @@ pub struct EvalReport {
     /// points below plaintext, constant features, a ridge fallback. Also printed on stderr.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Every sample's stage timings, milliseconds (for charts; skipped in the JSON).
     #[serde(skip)]
     pub per_sample: PerSample,
 }
@@ -238,11 +293,12 @@ impl EvalReport {
         );
     }
 
+    /// The report as pretty-printed JSON: what `fhe-ml eval --json` prints (`per_sample`
+    /// left out).
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a report serializes")
     }
 
-    /// The human-readable table.
     /// What decryption is compared with `simulate` on: labels in label and top-k modes, else
     /// scores.
     fn compared(&self) -> &'static str {
@@ -262,6 +318,8 @@ impl EvalReport {
         }
     }
 
+    /// The human-readable table `fhe-ml demo` and `fhe-ml eval` print: metrics per pipeline,
+    /// agreement, latencies (ms), throughput (samples/s), sizes and warnings.
     pub fn to_table(&self) -> String {
         let mut s = String::new();
         let classes = self
@@ -373,24 +431,45 @@ impl EvalReport {
 /// cannot run a workload) are `None`.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ComparisonRow {
+    /// The system measured: `fhe-ml`, `concrete-ml` or `tenseal`.
     pub system: String,
+    /// The workload: dataset and model (`bc-logistic`, `digits-mlp`, ...).
     pub workload: String,
+    /// Plaintext accuracy on the evaluated test rows, a fraction in `0..=1`.
     pub accuracy_plain: Option<f64>,
+    /// Accuracy of the decrypted predictions, a fraction in `0..=1`.
     pub accuracy_encrypted: Option<f64>,
+    /// Median per-sample latency, encrypt + infer + decrypt, milliseconds.
     pub latency_ms_median: Option<f64>,
+    /// 90th percentile of the per-sample latency, milliseconds.
     pub latency_ms_p90: Option<f64>,
+    /// Samples per second (fhe-ml: a batch on all cores; Concrete ML and TenSEAL: one row at
+    /// a time).
     pub throughput_per_s: Option<f64>,
+    /// Key generation, **seconds** (not ms).
     pub keygen_s: Option<f64>,
+    /// Serialized evaluation (public) key material, bytes.
     pub evaluation_key_bytes: Option<u64>,
+    /// One row's serialized input ciphertext, bytes.
     pub input_bytes: Option<u64>,
+    /// One row's serialized output ciphertext, bytes.
     pub output_bytes: Option<u64>,
+    /// The machine: CPU model and core count.
     pub machine: String,
+    /// Date of the run, ISO 8601 (`YYYY-MM-DD`).
     pub date: String,
+    /// Encrypted test rows measured.
     pub n_rows: Option<usize>,
+    /// Model architecture or system settings, or why the workload is unsupported.
     pub note: Option<String>,
 }
 
-/// Reads a comparison results file.
+/// Reads a comparison results file (a JSON list of [`ComparisonRow`]s).
+///
+/// # Errors
+///
+/// `Error::Io` if the file cannot be read; `Error::Csv` (naming the file) if it is not a JSON
+/// list of comparison rows.
 pub fn load_comparison(path: impl AsRef<std::path::Path>) -> crate::Result<Vec<ComparisonRow>> {
     let path = path.as_ref();
     let text = std::fs::read_to_string(path).map_err(|source| crate::Error::Io {

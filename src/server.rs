@@ -22,8 +22,11 @@ use crate::program::{Program, Step};
 /// What the server holds: the integer program and its encoding plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerModel {
+    /// The model's 16-byte id: inputs made for another model are refused.
     pub model_id: [u8; 16],
+    /// The integer program: linear layers and table lookups.
     pub program: Program,
+    /// Where values sit in the torus; checked against the program when a server is built.
     pub plan: EncodingPlan,
     /// Scores, or only the (sanitized) label.
     pub output: OutputMode,
@@ -60,11 +63,19 @@ macro_rules! wire_type {
     ($ty:ty, $kind:expr) => {
         impl $ty {
             /// Serializes into a versioned, size-limited, integrity-checked blob.
+            ///
+            /// # Errors
+            /// `Error::Wire` when the value does not serialize within its kind's limit.
             pub fn to_bytes(&self) -> Result<Vec<u8>> {
                 wire::seal($kind, self)
             }
 
             /// Reads a blob written by `to_bytes`, refusing anything else.
+            ///
+            /// # Errors
+            /// `Error::Wire` for malformed, truncated or corrupted bytes or another format
+            /// version; `Error::WrongKind` for a blob of another kind (a secret key
+            /// included); `Error::TooLarge` for a payload over the kind's limit.
             pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
                 wire::open($kind, bytes)
             }
@@ -116,7 +127,9 @@ pub type Trace = Vec<(u64, Vec<Vec<u64>>)>;
 pub struct StepTiming {
     /// `linear 64→32`, `lookup ×32 (bootstrap)`, ...
     pub step: String,
+    /// Wall-clock time of the step, in ms.
     pub ms: f64,
+    /// Programmable bootstraps the step ran (0 for a linear step).
     pub bootstraps: usize,
 }
 
@@ -137,6 +150,11 @@ impl Server {
 
     /// A server for a leveled model (one linear step) returning scores, which needs no
     /// evaluation key.
+    ///
+    /// # Errors
+    /// `Error::Compile` when the model bootstraps or returns labels (use
+    /// [`Server::with_evaluation_key`]), its program is invalid, or its plan is not the one
+    /// this build derives from it; `Error::Wire` for an unknown parameter set.
     pub fn new(model: ServerModel) -> Result<Self> {
         Self::check(&model)?;
         if Self::needs_evaluation_key(&model) {
@@ -153,6 +171,10 @@ impl Server {
 
     /// A server for any model, with the evaluation key a client generated
     /// (`Client::evaluation_key`); leveled models returning scores ignore the key.
+    ///
+    /// # Errors
+    /// `Error::Wire` for a key of another parameter set or with the wrong dimensions; then
+    /// as [`Server::with_expanded_key`].
     pub fn with_evaluation_key(model: ServerModel, key: &EvaluationKey) -> Result<Self> {
         if !Self::needs_evaluation_key(&model) {
             return Self::new(model);
@@ -163,6 +185,12 @@ impl Server {
 
     /// A server for a model that bootstraps, with a client's evaluation key already expanded
     /// (one expanded key can serve every model of a client).
+    ///
+    /// # Errors
+    /// `Error::ModelMismatch` for a key of another parameter set; `Error::Compile` when the
+    /// program is invalid, its plan is not the one this build derives from it, or its lookups
+    /// or label head do not fit the parameter set; `Error::Wire` for an unknown parameter set
+    /// or one without bootstrap parameters.
     pub fn with_expanded_key(model: ServerModel, bootstrapper: Arc<Bootstrapper>) -> Result<Self> {
         Self::check(&model)?;
         if !Self::needs_evaluation_key(&model) {
@@ -224,6 +252,7 @@ impl Server {
         Ok(())
     }
 
+    /// The model this server evaluates.
     pub fn model(&self) -> &ServerModel {
         &self.model
     }
@@ -240,6 +269,11 @@ impl Server {
     }
 
     /// Runs the model on one encrypted row.
+    ///
+    /// # Errors
+    /// `Error::ModelMismatch` for an input made for another model, or by a client whose
+    /// evaluation key this server does not hold; `Error::Wire` when the input's feature
+    /// count, bits or packing are not the model's.
     pub fn infer(&self, input: &EncryptedInput) -> Result<EncryptedOutput> {
         Ok(self.run(input, false, None)?.0)
     }
@@ -248,6 +282,9 @@ impl Server {
     /// LWE, mask then body, masks in the order `Client::decrypt_phases` reads) with each
     /// step's delta: lets tests compare every step with `Program::simulate_until`. Only the
     /// client can read them.
+    ///
+    /// # Errors
+    /// As [`Server::infer`].
     #[doc(hidden)]
     pub fn infer_traced(&self, input: &EncryptedInput) -> Result<(EncryptedOutput, Trace)> {
         let mut trace = Vec::new();
@@ -256,6 +293,9 @@ impl Server {
     }
 
     /// `infer`, timing each program step.
+    ///
+    /// # Errors
+    /// As [`Server::infer`].
     pub fn infer_profiled(
         &self,
         input: &EncryptedInput,
@@ -321,6 +361,9 @@ impl Server {
     /// The output ciphertexts at full 64-bit precision, before the modulus switch that sizes
     /// them for the wire (reversed-key order, as clients decrypt): what an attacker holding the
     /// key sees at best. For the model-privacy tests.
+    ///
+    /// # Errors
+    /// As [`Server::infer`].
     #[doc(hidden)]
     pub fn infer_unrounded(&self, input: &EncryptedInput) -> Result<Vec<Vec<u64>>> {
         Ok(self.run_unrounded(input, false, None)?.0)
@@ -467,11 +510,18 @@ impl Server {
     }
 
     /// Runs the model on many rows, in parallel on all cores; one result per row.
+    ///
+    /// # Errors
+    /// Each row's result fails as [`Server::infer`] does; one bad row does not stop the others.
     pub fn infer_batch(&self, inputs: &[EncryptedInput]) -> Vec<Result<EncryptedOutput>> {
         inputs.par_iter().map(|ct| self.infer(ct)).collect()
     }
 
     /// Wire form of `infer`: an input blob in, an output blob out.
+    ///
+    /// # Errors
+    /// As [`EncryptedInput::from_bytes`] for the blob, then as [`Server::infer`];
+    /// `Error::Wire` if the output does not serialize within its 64 MiB limit.
     pub fn infer_bytes(&self, input: &[u8]) -> Result<Vec<u8>> {
         self.infer(&EncryptedInput::from_bytes(input)?)?.to_bytes()
     }

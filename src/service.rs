@@ -74,13 +74,19 @@ const BATCH_LIMIT: usize = 64 << 20;
 /// A model as the service stores it (and `fhe-ml export` writes it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelBundle {
+    /// The name it is served under (URLs, `export`'s file name): see [`check_model_name`].
     pub name: String,
+    /// One line on the model (its architecture), for listings.
     pub description: String,
+    /// The public part clients fetch: schema, quantizer, decoder and encoding plan.
     pub client_spec: ClientSpec,
+    /// The part the server evaluates: the integer program and its plan, no key material.
     pub server_model: ServerModel,
 }
 
 impl ModelBundle {
+    /// Bundles a compiled model under `name`; the name is checked where bundles are read
+    /// ([`ModelBundle::from_bytes`]) and served ([`router`]).
     pub fn new(name: &str, model: &CompiledModel) -> Self {
         Self {
             name: name.to_string(),
@@ -90,12 +96,22 @@ impl ModelBundle {
         }
     }
 
+    /// Serializes into a model file: a versioned, size-limited, integrity-checked blob of
+    /// kind `ModelBundle`.
+    ///
+    /// # Errors
+    /// `Error::Wire` when the bundle does not serialize within the kind's 64 MiB limit.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         wire::seal(Kind::ModelBundle, self)
     }
 
-    /// Reads a model file written by [`ModelBundle::to_bytes`]. Errors are `Error::ModelFile`:
-    /// truncated, corrupted or foreign bytes, an inconsistent spec, or an invalid name.
+    /// Reads a model file written by [`ModelBundle::to_bytes`], checking its client spec,
+    /// that spec and server model belong to one model, and its name.
+    ///
+    /// # Errors
+    /// `Error::ModelFile` for truncated, corrupted, oversized or foreign bytes, an
+    /// inconsistent spec, parts of different models, or an invalid name; `Error::Compile` for
+    /// a spec with no features or more than the parameter set's polynomial size.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let as_model_file = |e: Error| match e {
             Error::Wire(m) => Error::ModelFile(m),
@@ -129,7 +145,10 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// The one rule for model names (the service's URLs and `export`'s file names): 1 to 64 ASCII
-/// letters, digits, `-`, `_` and `.`, not starting with `.`. Errors with `Error::ModelFile`.
+/// letters, digits, `-`, `_` and `.`, not starting with `.`.
+///
+/// # Errors
+/// `Error::ModelFile` when the name breaks the rule (the service answers 400).
 pub fn check_model_name(name: &str) -> Result<()> {
     if valid_name(name) {
         Ok(())
@@ -188,6 +207,10 @@ pub fn sanitize_model_name(text: &str) -> String {
 /// (so `fhe-ml eval --server` with default settings meets the same models): breast-cancer
 /// logistic regression, tree and forest; digits logistic regression and MLP; both logistic
 /// regressions in label mode (`-label`), and the digits one in top-3 mode (`-top3`).
+///
+/// # Errors
+/// Only if the shipped data or defaults are broken: `Error::Csv` or `Error::Data` for the
+/// data, `Error::Training` or `Error::Compile` for a model.
 pub fn default_models() -> Result<Vec<ModelBundle>> {
     use crate::data::{parse_csv_str, BREAST_CANCER_CSV, DIGITS_CSV};
     use crate::eval::{compile_model, service_name, EvalConfig, ModelKind, Source};
@@ -231,22 +254,32 @@ pub fn default_models() -> Result<Vec<ModelBundle>> {
 /// What `GET /v1/models/{name}` returns.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelInfo {
+    /// The model's name, as in its URLs.
     pub name: String,
+    /// One line on the model (its architecture).
     pub description: String,
+    /// The model's 16-byte id, hex: ciphertexts and results carry it.
     pub model_id: String,
+    /// Features per row after one-hot encoding: what one ciphertext holds.
     pub n_features: usize,
     /// The raw columns a row must name (any order), with the categories of text columns.
     pub columns: Vec<crate::data::Column>,
     /// `n_features` feature names after one-hot encoding.
     pub feature_names: Vec<String>,
+    /// Bits per quantized input feature.
     pub input_bits: u32,
+    /// The tfhe parameter set, in one line (name, GLWE dimension, polynomial size, noise).
     pub params: String,
     /// `binary`, `multiclass` or `regression`.
     pub output: String,
+    /// The class labels, by class index (empty for regression).
     pub classes: Vec<i64>,
+    /// Whether a client must first `POST /v1/keys` its evaluation key (the model
+    /// bootstraps, or returns labels).
     pub needs_evaluation_key: bool,
-    /// `scores`, or `label`: what a prediction returns.
+    /// `scores`, `label` or `top-K`: what a prediction returns.
     pub output_mode: String,
+    /// Programmable bootstraps one inference costs (program and label head): its main cost.
     pub bootstraps_per_inference: usize,
     /// The client spec blob, base64 (also at `/v1/models/{name}/client-spec`).
     pub client_spec: String,
@@ -255,19 +288,26 @@ pub struct ModelInfo {
 /// `GET /v1/health`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Health {
+    /// `ok` while the service serves.
     pub status: String,
+    /// Models served.
     pub models: usize,
+    /// Expanded evaluation keys held (at most [`ServiceConfig::max_keys`]).
     pub keys: usize,
+    /// The fhe-ml version the service runs.
     pub version: String,
 }
 
 /// `POST /v1/keys`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyReceipt {
+    /// The key's id, hex: the inputs its client encrypts carry it.
     pub key_id: String,
+    /// Size of the uploaded key blob, in bytes.
     pub bytes: usize,
 }
 
+/// Lowercase hex of an id (model ids, key ids), as the service's JSON writes them.
 pub fn hex(id: &[u8]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -563,6 +603,11 @@ async fn not_found() -> ApiError {
 }
 
 /// The service's routes over a set of models.
+///
+/// # Errors
+/// `Error::ModelFile` for an invalid or repeated model name; for a leveled model,
+/// `Error::Compile` (or `Error::Wire` for an unknown parameter set) when its program or plan
+/// is invalid; `Error::Wire` when a client spec does not serialize.
 pub fn router(models: Vec<ModelBundle>, config: ServiceConfig) -> Result<Router> {
     let mut served = BTreeMap::new();
     for bundle in models {
@@ -620,6 +665,9 @@ pub fn router(models: Vec<ModelBundle>, config: ServiceConfig) -> Result<Router>
 }
 
 /// Serves until `shutdown` completes, then finishes the requests in flight.
+///
+/// # Errors
+/// `Error::Other` when the server stops on an I/O error.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
@@ -655,6 +703,7 @@ pub async fn shutdown_signal() {
 
 /// A service running on its own threads (tests, notebooks, embedding): stops when dropped.
 pub struct Background {
+    /// The address it listens on (with the port picked when port 0 was asked for).
     pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<()>>>,
@@ -662,6 +711,10 @@ pub struct Background {
 
 impl Background {
     /// Starts the service on `addr` (port 0 picks a free one).
+    ///
+    /// # Errors
+    /// As [`router`] for the models; `Error::Other` when the runtime cannot start or `addr`
+    /// cannot be bound.
     pub fn start(models: Vec<ModelBundle>, config: ServiceConfig, addr: &str) -> Result<Self> {
         let router = router(models, config)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -688,11 +741,16 @@ impl Background {
         })
     }
 
+    /// The service's base URL, `http://` and the address, for
+    /// [`crate::remote::RemoteServer::new`].
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// Stops accepting requests, finishes those in flight, and joins the service's thread.
+    ///
+    /// # Errors
+    /// `Error::Other` when the service stopped on an I/O error or its thread panicked.
     pub fn stop(mut self) -> Result<()> {
         self.shutdown()
     }

@@ -144,17 +144,29 @@ impl EvaluationKey {
         })
     }
 
-    /// Serializes into a versioned, size-limited, integrity-checked blob.
+    /// Serializes into a versioned, size-limited, integrity-checked blob (about 29 MiB).
+    ///
+    /// # Errors
+    /// `Error::Wire` when the key does not serialize within the kind's 64 MiB limit.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         wire::seal(Kind::EvaluationKey, self)
     }
 
     /// Reads a blob written by `to_bytes`, refusing anything else (a secret key included).
+    /// The key's contents are checked later, by [`EvaluationKey::expand`].
+    ///
+    /// # Errors
+    /// `Error::Wire` for malformed, truncated or corrupted bytes or another format version;
+    /// `Error::WrongKind` for a blob of another kind; `Error::TooLarge` for a payload over
+    /// the 64 MiB limit.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         wire::open(Kind::EvaluationKey, bytes)
     }
 
     /// The key's identifier: a BLAKE3 digest of its serialized contents.
+    ///
+    /// # Errors
+    /// `Error::Wire` if the key does not serialize.
     pub fn id(&self) -> Result<KeyId> {
         let bytes = bincode::serialize(&(&self.key, &self.public_key))
             .map_err(|e| Error::Wire(e.to_string()))?;
@@ -165,6 +177,10 @@ impl EvaluationKey {
 
     /// Checks the key against the parameter set, then expands it for bootstrapping (about
     /// 0.3 s; share the result between the servers of several models with an `Arc`).
+    ///
+    /// # Errors
+    /// `Error::Wire` when the key is for another parameter set, the set has no bootstrap
+    /// parameters, or the key's dimensions do not conform to the set.
     pub fn expand(&self, params: &LeveledParameters) -> Result<Bootstrapper> {
         if self.params != *params {
             return Err(Error::Wire(format!(
@@ -247,6 +263,9 @@ impl Bootstrapper {
     /// zero under the client's compact public key whose body noise is TUniform(2^flood_log2):
     /// the mask becomes a fresh RLWE sample (the server's binary randomness, never sent) and the
     /// noise is flooded. Randomness comes from the operating system.
+    ///
+    /// # Errors
+    /// `Error::Wire` when `ct` is not `k·N + 1` coefficients long.
     pub fn rerandomize(&self, ct: &mut [u64], flood_log2: u32) -> Result<()> {
         if ct.len() != self.lwe_size {
             return Err(Error::Wire(
@@ -315,6 +334,10 @@ impl Bootstrapper {
     /// lookup's input at `input_delta` per unit: keyswitch, shortint's modulus switch and blind
     /// rotation (what `ServerKey::apply_lookup_table` does), then one sample extraction per
     /// read; returns the table's outputs at `output_delta` per unit.
+    ///
+    /// # Errors
+    /// `Error::Wire` when `lwe` is not `k·N + 1` coefficients long, or the key is not a
+    /// standard (KS-PBS) key with a classic bootstrapping key.
     pub fn lookup(
         &self,
         lwe: Vec<u64>,

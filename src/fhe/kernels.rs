@@ -109,6 +109,10 @@ pub fn pack_bits(values: &[u64], bits: u32) -> Vec<u8> {
 
 /// Unpacks `count` values of `bits` bits; the byte length must match exactly and unused high
 /// bits must be zero, so a malformed blob is refused rather than misread.
+///
+/// # Errors
+/// `Error::Wire` when `bits` is outside 1 to 64, the byte length is not that of `count`
+/// values, or the padding bits are not zero.
 pub fn unpack_bits(bytes: &[u8], bits: u32, count: usize) -> Result<Vec<u64>> {
     if !(1..=64).contains(&bits) {
         return Err(Error::Wire(format!("{bits}-bit packing is not valid")));

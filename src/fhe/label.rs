@@ -142,6 +142,7 @@ pub struct Level {
 /// The comparison circuit of one model: derived from its plan, so client and server agree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelHead {
+    /// Classes the label ranges over (2 for a model with one score).
     pub classes: usize,
     /// Several scores, compared pairwise (argmax); otherwise the sign of one score.
     pub pairwise: bool,
@@ -155,8 +156,10 @@ pub struct LabelHead {
     pub win_unit: u64,
     /// Margin used everywhere, in positions.
     pub margin: f64,
-    /// Standard deviation of a lookup's position noise (modulus switch and keyswitch).
+    /// Standard deviation of a lookup's position noise (modulus switch and keyswitch), in
+    /// positions.
     pub lookup_sigma: f64,
+    /// Bits of each returned label: `ceil(log2(classes))`, at least 1.
     pub label_bits: u32,
     /// Labels returned, best first (1: the argmax or sign).
     pub top: usize,
@@ -182,6 +185,10 @@ pub fn label_bits(classes: usize) -> u32 {
 
 /// Reads decrypted label bits (64-bit phases, bit 0 first: non-negative is 1) into a class
 /// index, refusing one beyond the classes.
+///
+/// # Errors
+/// `Error::Wire` when there are not `label_bits(classes)` phases, or the index they spell is
+/// not below `classes` (a corrupted or mismatched result).
 pub fn decode_label_bits(classes: usize, phases: &[u64]) -> Result<usize> {
     if phases.len() != label_bits(classes) as usize {
         return Err(Error::Wire(format!(
@@ -205,6 +212,10 @@ pub fn decode_label_bits(classes: usize, phases: &[u64]) -> Result<usize> {
 
 /// Reads the decrypted bits of `top` labels (best first), refusing repeated labels: the
 /// ranks of one inference are distinct.
+///
+/// # Errors
+/// `Error::Wire` when there are not `top` labels' worth of phases, or a label is out of
+/// range or repeats a class (a corrupted or mismatched result).
 pub fn decode_top_labels(classes: usize, top: usize, phases: &[u64]) -> Result<Vec<usize>> {
     let bits = label_bits(classes) as usize;
     if phases.len() != bits * top {
@@ -272,6 +283,12 @@ impl LabelHead {
     /// Designs the comparison for `classes` classes (2: the sign of one score) over values
     /// described by `range`, scores at `2^delta_log2` per unit; fails when no design of at
     /// most `MAX_LEVELS` scales is exact.
+    ///
+    /// # Errors
+    /// `Error::Compile` when `classes` is outside 2 to `MAX_LABEL_CLASSES`, the leveled error
+    /// leaves no margin, the delta is too small to resolve one unit, no design of at most
+    /// `MAX_LEVELS` scales fits, or one score is asked to decide among more than two classes;
+    /// `Error::Wire` when the parameter set has no bootstrap parameters.
     pub fn new(
         params: &LeveledParameters,
         classes: usize,
@@ -382,6 +399,9 @@ impl LabelHead {
     /// The head of a compiled program: compared values from its exact output bounds, their
     /// leveled error from the plan (linear programs) or their Gaussian noise (bootstrapped
     /// ones).
+    ///
+    /// # Errors
+    /// As [`LabelHead::new`], and those of [`EncodingPlan::noise`] for bootstrapped programs.
     pub fn for_program(plan: &EncodingPlan, program: &Program) -> Result<Self> {
         let bounds = program.output_bounds();
         let pairwise = bounds.len() > 1;
@@ -434,6 +454,10 @@ impl LabelHead {
     }
 
     /// Returns the `top` best labels instead of the argmax (multiclass only).
+    ///
+    /// # Errors
+    /// `Error::Compile` when `top` is 0, above the number of classes, or above 1 for a model
+    /// with one score.
     pub fn with_top(mut self, top: usize) -> Result<Self> {
         if top == 0 || top > self.classes || (top > 1 && !self.pairwise) {
             let ranks = if self.pairwise { self.classes } else { 1 };
@@ -446,6 +470,9 @@ impl LabelHead {
     }
 
     /// The head a model serves in `output` mode (`None` for scores).
+    ///
+    /// # Errors
+    /// As [`LabelHead::for_program`] and [`LabelHead::with_top`].
     pub fn for_output(
         plan: &EncodingPlan,
         program: &Program,
@@ -591,6 +618,10 @@ impl LabelHead {
     /// The encrypted head: scores (LWE ciphertexts in the evaluation key's natural order, at
     /// `2^delta_log2` per unit) in, sanitized label bits (`±LABEL_BIT`, bit 0 first, best
     /// label first) out.
+    ///
+    /// # Errors
+    /// `Error::Compile` when the number of scores is not the head's; `Error::Wire` when a
+    /// ciphertext's dimension does not match the key.
     pub fn evaluate(
         &self,
         tables: &LabelTables,
@@ -706,6 +737,9 @@ impl LabelHead {
     /// 1)` (`τ`: the largest noise of a bootstrap output, `GAUSSIAN_MARGIN` standard
     /// deviations; the first round's input sums up to `C/2` of them); rounds multiply, and the
     /// bits, sanitized independently, add.
+    ///
+    /// # Errors
+    /// `Error::Wire` when the parameter set has no bootstrap parameters.
     pub fn sanitization_distance(&self, params: &LeveledParameters) -> Result<f64> {
         let noise = params.bootstrap_noise()?;
         let flood = 2f64.powi(FLOOD_LOG2 as i32 + 1);

@@ -19,7 +19,9 @@ use crate::error::{Error, Result};
 pub struct LeveledParameters {
     /// The tfhe constant these come from.
     pub name: String,
+    /// GLWE dimension k: polynomials per mask (1 here, so a row packs into one polynomial).
     pub glwe_dimension: usize,
+    /// Polynomial size N: coefficients per polynomial, the most features a row can have.
     pub polynomial_size: usize,
     /// GLWE noise is TUniform over `[-2^b, 2^b]` (bounded, so noise bounds are exact).
     pub noise_bound_log2: u32,
@@ -64,6 +66,9 @@ impl LeveledParameters {
     }
 
     /// The whole tfhe set (keyswitch and bootstrap parameters), for models that bootstrap.
+    ///
+    /// # Errors
+    /// `Error::Wire` when these are not a shipped set this build bootstraps with.
     pub fn bootstrap_parameters(&self) -> Result<ClassicPBSParameters> {
         if *self == Self::tfhe_v1_8_message_2_carry_2() {
             Ok(V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128)
@@ -77,6 +82,9 @@ impl LeveledParameters {
 
     /// The noise of one keyswitch + modulus switch + bootstrap, from tfhe's own noise formulas
     /// for this set (`core_crypto::commons::noise_formulas`).
+    ///
+    /// # Errors
+    /// As [`LeveledParameters::bootstrap_parameters`].
     pub fn bootstrap_noise(&self) -> Result<BootstrapNoise> {
         let p = self.bootstrap_parameters()?;
         let q = 2f64.powi(64);
@@ -121,6 +129,10 @@ impl LeveledParameters {
 
     /// The packing of features into one GLWE needs k = 1 and at most N features, and the
     /// parameters must be a known tfhe set (a blob cannot smuggle in its own).
+    ///
+    /// # Errors
+    /// `Error::Wire` for an unknown parameter set; `Error::Compile` for no features, a GLWE
+    /// dimension other than 1, or more than N features.
     pub fn check_features(&self, n_features: usize) -> Result<()> {
         if !Self::known().contains(self) {
             return Err(Error::Wire(format!(

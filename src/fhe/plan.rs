@@ -26,8 +26,12 @@ use crate::fhe::label::{compared_max_abs, OutputMode};
 use crate::fhe::LeveledParameters;
 use crate::program::{LinearLayer, LookupLayer, Program, Step};
 
+/// Where a program's messages sit in the 64-bit torus and how many bits of each ciphertext
+/// travel, derived from the program so that decryption is exact (leveled) or fails with the
+/// probability [`EncodingPlan::noise`] reports (bootstrapped): see the module docs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EncodingPlan {
+    /// The tfhe parameter set.
     pub params: LeveledParameters,
     /// log2 of the scaling factor delta applied to input messages.
     pub delta_log2: u32,
@@ -43,7 +47,9 @@ pub struct EncodingPlan {
 /// its outputs at `output_delta` per unit (what the next layer needs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LookupEncoding {
+    /// Torus units (2^-64) per unit of the lookup's input.
     pub input_delta: u64,
+    /// Torus units (2^-64) per unit of the lookup's outputs.
     pub output_delta: u64,
 }
 
@@ -113,6 +119,12 @@ pub fn normal_cdf(x: f64) -> f64 {
 impl EncodingPlan {
     /// Plans any program: one linear step is leveled; linear, lookup, linear, ... bootstraps.
     /// In label mode the scores' range covers the differences the argmax compares.
+    ///
+    /// # Errors
+    /// `Error::Compile` when the scores need more than 40 bits, the first layer's weights
+    /// are too large for the noise, the features do not fit, or a bootstrapped program's
+    /// shape or lookup scales do not fit the set; `Error::Wire` for an unknown parameter set
+    /// or, for a bootstrapped program, one without bootstrap parameters.
     pub fn for_program(
         params: LeveledParameters,
         program: &Program,
@@ -126,6 +138,10 @@ impl EncodingPlan {
     }
 
     /// Plans the encoding of a linear layer whose outputs need `message_bits` (signed).
+    ///
+    /// # Errors
+    /// `Error::Wire` for an unknown parameter set; `Error::Compile` for no features, more
+    /// than N, or weights whose L1 norm times the noise exceeds `delta/16`.
     pub fn for_linear(
         params: LeveledParameters,
         layer: &LinearLayer,
@@ -158,6 +174,11 @@ impl EncodingPlan {
     /// The lookup layers' encodings, checking the program has the shape the bootstrapped
     /// interpreter runs: linear, then (lookup, linear) pairs, with scales that are exact in
     /// position units.
+    ///
+    /// # Errors
+    /// `Error::Compile` when the steps do not alternate linear and lookup (starting and
+    /// ending linear), a lookup's positions or scale do not fit the parameter set, or the
+    /// first lookup's scale is not a power of two.
     pub fn lookup_encodings(
         params: &LeveledParameters,
         program: &Program,
@@ -268,6 +289,10 @@ impl EncodingPlan {
     }
 
     /// Expected decryption errors from the noise bootstrapping adds (none for leveled plans).
+    ///
+    /// # Errors
+    /// For a bootstrapped program, `Error::Wire` when the parameter set has no bootstrap
+    /// parameters, and as [`EncodingPlan::lookup_encodings`].
     pub fn noise(&self, program: &Program) -> Result<NoiseReport> {
         if program.as_linear().is_some() {
             return Ok(NoiseReport {

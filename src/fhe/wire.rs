@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
+/// The 4 bytes every blob starts with: `FHEM`.
 pub const MAGIC: [u8; 4] = *b"FHEM";
 /// Version 2: client specs carry the column schema, quantizers their bin edges, decoders an
 /// offset (a version-1 model file is refused with its version, not misread).
@@ -23,16 +24,24 @@ const DIGEST: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Kind {
+    /// A model's public part for clients ([`crate::client::ClientSpec`]).
     ClientSpec = 1,
+    /// A model's part for the server ([`crate::server::ServerModel`]).
     ServerModel = 2,
+    /// One encrypted row ([`crate::server::EncryptedInput`]).
     EncryptedInput = 3,
+    /// One encrypted result ([`crate::server::EncryptedOutput`]).
     EncryptedOutput = 4,
+    /// A client's secret key, saved for its own later use: refused wherever else it shows up.
     SecretKey = 5,
+    /// A client's evaluation key, for servers of models that bootstrap
+    /// ([`crate::fhe::EvaluationKey`]).
     EvaluationKey = 6,
     /// A model as the service stores it: client spec, server model, description.
     ModelBundle = 7,
     /// Several encrypted rows for one model (the service's batch endpoint).
     InputBatch = 8,
+    /// The encrypted results of an input batch, in row order.
     OutputBatch = 9,
 }
 
@@ -52,7 +61,7 @@ impl Kind {
         })
     }
 
-    /// Largest payload accepted for this kind.
+    /// Largest payload accepted for this kind, in bytes.
     pub fn limit(self) -> u32 {
         match self {
             Kind::EncryptedInput => 1 << 20,
@@ -84,6 +93,9 @@ fn digest(bytes: &[u8]) -> [u8; DIGEST] {
 }
 
 /// Serializes `value` into an envelope of the given kind.
+///
+/// # Errors
+/// `Error::Wire` when `value` does not serialize within the kind's payload limit.
 pub fn seal<T: Serialize>(kind: Kind, value: &T) -> Result<Vec<u8>> {
     let payload = options(kind.limit())
         .serialize(value)
@@ -100,6 +112,12 @@ pub fn seal<T: Serialize>(kind: Kind, value: &T) -> Result<Vec<u8>> {
 }
 
 /// Checks an envelope and deserializes its payload, which must be of the `expected` kind.
+///
+/// # Errors
+/// `Error::Wire` for bytes without the header, another format version, an unknown kind, a
+/// length that disagrees with the header, a failed integrity check or a malformed payload;
+/// `Error::WrongKind` for a blob of another kind (a secret key named as such);
+/// `Error::TooLarge` for a payload over the kind's limit.
 pub fn open<T: DeserializeOwned>(expected: Kind, bytes: &[u8]) -> Result<T> {
     if bytes.len() < HEADER + DIGEST || bytes[..4] != MAGIC {
         return Err(Error::Wire(format!(

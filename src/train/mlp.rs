@@ -30,15 +30,20 @@ pub struct MlpConfig {
     pub activation_bits: u32,
     /// Bits of the weights of layers fed by bootstraps (all but the first).
     pub weight_bits: u32,
+    /// Passes over the training rows.
     pub epochs: usize,
+    /// Rows per AdamW step (mini-batch size).
     pub batch_size: usize,
+    /// AdamW's learning rate (a tenth of it for the last quarter of the epochs).
     pub learning_rate: f64,
+    /// AdamW's decoupled weight decay.
     pub weight_decay: f64,
     /// Train with the bootstrap noise (noise-aware training), scaled by this factor (0: off).
     pub noise_scale: f64,
     /// Fraction of a lookup's circle the training range may fill; the rest is headroom for
     /// unseen inputs.
     pub range_fill: f64,
+    /// Seed of the initial weights, the shuffling and the training noise (ChaCha8).
     pub seed: u64,
 }
 
@@ -61,6 +66,8 @@ impl Default for MlpConfig {
 }
 
 impl MlpConfig {
+    /// The top activation level, `2^activation_bits - 1`: hidden activations take the
+    /// values `k / levels` for `k` in `0..=levels`.
     pub fn levels(&self) -> u32 {
         (1 << self.activation_bits) - 1
     }
@@ -112,17 +119,25 @@ impl MlpConfig {
 /// One dense layer in float: `y = x W + b`, `W` is `n_inputs × n_outputs`, row-major.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DenseLayer {
+    /// Inputs: the previous layer's width (`n_features` for the first).
     pub n_inputs: usize,
+    /// Outputs: neurons (`n_classes` for the last).
     pub n_outputs: usize,
+    /// `W`, `n_inputs × n_outputs`, row-major.
     pub weights: Vec<f32>,
+    /// `b`, one per output (`n_outputs`).
     pub bias: Vec<f32>,
 }
 
 /// Loss and accuracy after one epoch (the training curve).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochStats {
+    /// The epoch, from 1.
     pub epoch: usize,
+    /// Mean cross-entropy over the epoch's mini-batches (quantized, with training noise).
     pub loss: f64,
+    /// Accuracy on the training rows after the epoch (quantized network, no noise), in
+    /// `[0, 1]`.
     pub train_accuracy: f64,
 }
 
@@ -130,13 +145,18 @@ pub struct EpochStats {
 /// the pre-activations on the training set, and its training curve.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Mlp {
+    /// The settings it was trained with.
     pub config: MlpConfig,
+    /// The client's input quantizer, calibrated on the raw training rows.
     pub quantizer: InputQuantizer,
+    /// Dense layers, input to output (one per hidden layer, then the output layer).
     pub layers: Vec<DenseLayer>,
     /// Per hidden layer, per neuron: (min, max) pre-activation over the training rows, in
     /// activation units (1.0 = the top level).
     pub ranges: Vec<Vec<(f64, f64)>>,
+    /// Loss and accuracy per epoch: the training curve.
     pub history: Vec<EpochStats>,
+    /// Classes: the output layer's width.
     pub n_classes: usize,
     /// Noise of a lookup, in positions (from tfhe's formulas), used while training.
     pub lookup_sigma_positions: f64,
@@ -158,7 +178,7 @@ fn fake_quant_weights(w: &Tensor, bits: u32) -> candle_core::Result<Tensor> {
     w + q
 }
 
-/// ReLU clipped to [0, 1], rounded to `levels` steps, with a straight-through gradient.
+/// ReLU clipped to `[0, 1]`, rounded to `levels` steps, with a straight-through gradient.
 fn fake_quant_activation(y: &Tensor, levels: f64) -> candle_core::Result<Tensor> {
     let a = y.clamp(0f32, 1f32)?;
     let q = (a.affine(levels, 0.0)?.round()?.affine(1.0 / levels, 0.0)? - &a)?.detach();
@@ -293,7 +313,7 @@ impl Mlp {
             .collect()
     }
 
-    /// Inputs for the float twin: the same affine map, unrounded and clipped to [0, 1].
+    /// Inputs for the float twin: the same affine map, unrounded and clipped to `[0, 1]`.
     pub fn normalize_float(&self, row: &[f64]) -> Vec<f32> {
         let max = self.quantizer.max_level() as f64;
         row.iter()
@@ -326,6 +346,9 @@ impl Mlp {
 
     /// Logits of the float network for raw rows (`n_rows` rows of `n_features`): one
     /// `n_classes` vector per row.
+    ///
+    /// # Errors
+    /// `Error::Training` when a candle tensor operation fails (rows of different lengths).
     pub fn predict_logits(&self, raw_rows: &[Vec<f64>]) -> Result<Vec<Vec<f64>>> {
         let device = Device::Cpu;
         let net = self.network(&device)?;
@@ -340,8 +363,11 @@ impl Mlp {
             .collect())
     }
 
-    /// Class predictions of the float network (plain ReLU clipped to [0, 1], float weights,
-    /// unquantized inputs): the plaintext model.
+    /// Class predictions of the float network (plain ReLU clipped to `[0, 1]`, float
+    /// weights, unquantized inputs): the plaintext model, one class index per row.
+    ///
+    /// # Errors
+    /// `Error::Training` when a candle tensor operation fails (rows of different lengths).
     pub fn predict_float(&self, raw_rows: &[Vec<f64>]) -> Result<Vec<usize>> {
         let device = Device::Cpu;
         let net = self.network(&device)?;
@@ -381,6 +407,10 @@ impl Mlp {
 
 /// Trains an MLP classifier on the split's training rows (raw, quantized by a quantizer
 /// calibrated on them), deterministically for `config.seed`.
+///
+/// # Errors
+/// `Error::Training` for invalid settings, no features, fewer than two classes, a failed
+/// candle operation, or a diverged training (non-finite weights).
 pub fn fit_mlp(split: &Split<usize>, config: &MlpConfig) -> Result<Mlp> {
     let d = split.n_features();
     config.validate(d)?;

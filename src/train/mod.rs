@@ -25,7 +25,9 @@ pub const LOGISTIC_MAX_ITERATIONS: u64 = 300;
 /// A fitted logistic regression: binary for two classes, multinomial for more.
 #[derive(Debug, Clone)]
 pub enum Logistic {
+    /// Two classes: linfa's binary logistic regression (one score).
     Binary(FittedLogisticRegression<f64, usize>),
+    /// Three classes or more: linfa's multinomial logistic regression (one score per class).
     Multinomial(MultiFittedLogisticRegression<f64, usize>),
 }
 
@@ -106,6 +108,9 @@ fn cross_validate(
 
 /// Fits logistic regression on the scaled training set, with the L2 strength chosen from
 /// [`LOGISTIC_ALPHAS`] by 3-fold cross-validation on the training set (never the test set).
+///
+/// # Errors
+/// `Error::Training` when linfa fails.
 pub fn fit_logistic(split: &Split<usize>) -> Result<Logistic> {
     fit_logistic_cv(split, &LOGISTIC_ALPHAS, LOGISTIC_MAX_ITERATIONS)
 }
@@ -163,7 +168,10 @@ pub enum LinearSolver {
     LeastSquares,
     /// Ridge (linfa-elasticnet, L2 penalty `alpha` on standardized features), used when least
     /// squares has no unique solution: collinear features, or fewer rows than features.
-    Ridge { alpha: f64 },
+    Ridge {
+        /// The L2 penalty ([`RIDGE_FALLBACK_ALPHA`]).
+        alpha: f64,
+    },
 }
 
 /// L2 penalty of the ridge fallback: small enough to leave a well-posed fit as least squares
@@ -174,8 +182,11 @@ pub const RIDGE_FALLBACK_ALPHA: f64 = 1e-4;
 /// intercept`, `weights` of `n_features` (0 for features constant on the training rows).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinearRegressionFit {
+    /// One weight per scaled feature (`n_features`).
     pub weights: ndarray::Array1<f64>,
+    /// The intercept, in target units.
     pub intercept: f64,
+    /// How the fit was solved: least squares, or the ridge fallback.
     pub solver: LinearSolver,
 }
 
@@ -227,7 +238,10 @@ fn has_unique_least_squares(x: &Array2<f64>) -> bool {
 /// intercept); the target is
 /// centred first, so a large offset (prices around 1e9) costs no precision. Where least
 /// squares has no unique solution (collinear features, fewer rows than features), falls back
-/// to ridge ([`LinearSolver::Ridge`]). Errors (`Error::Training`) if both fail.
+/// to ridge ([`LinearSolver::Ridge`]).
+///
+/// # Errors
+/// `Error::Training` when the ridge fallback fails too.
 pub fn fit_linear(split: &Split<f64>) -> Result<LinearRegressionFit> {
     let x = split.train.records();
     let y = split.train.targets();

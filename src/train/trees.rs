@@ -38,6 +38,7 @@ pub struct ForestConfig {
     pub input_bits: u32,
     /// Fraction of the features each tree of a forest sees.
     pub feature_fraction: f64,
+    /// Seed of the forest's bootstrap rows and feature draws (ChaCha8).
     pub seed: u64,
 }
 
@@ -62,6 +63,11 @@ impl ForestConfig {
         }
     }
 
+    /// Checks the settings: depth 1 to 7, 1 to 200 trees, 2 to 5 input bits, and a feature
+    /// fraction in `(0, 1]`.
+    ///
+    /// # Errors
+    /// `Error::Training` naming the first setting out of range.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::Training(m.to_string()));
         if !(1..=7).contains(&self.depth) {
@@ -84,13 +90,22 @@ impl ForestConfig {
 /// (linfa's rule), a leaf holds a class index.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Node {
+    /// An internal node: rows with `x[feature] < threshold` go to `left`, the others to
+    /// `right`.
     Split {
+        /// Index of the compared feature in the full row (not the tree's feature subset).
         feature: usize,
+        /// The threshold, in the units of the features the tree was fitted on (raw values,
+        /// or quantized levels).
         threshold: f64,
+        /// Index of the left child in [`Tree::nodes`].
         left: usize,
+        /// Index of the right child in [`Tree::nodes`].
         right: usize,
     },
+    /// A leaf.
     Leaf {
+        /// The class index it predicts.
         class: usize,
     },
 }
@@ -98,6 +113,7 @@ pub enum Node {
 /// One tree, nodes indexed from the root (0).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tree {
+    /// The nodes in depth-first order (each split before its left, then its right subtree).
     pub nodes: Vec<Node>,
 }
 
@@ -177,11 +193,14 @@ impl Tree {
 /// Trees voting: the most votes wins, ties go to the lowest class index.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Forest {
+    /// The trees (one for a single decision tree).
     pub trees: Vec<Tree>,
+    /// Classes voted for.
     pub n_classes: usize,
 }
 
 impl Forest {
+    /// Votes per class for one row (`n_classes` counts).
     pub fn votes(&self, row: &[f64]) -> Vec<usize> {
         let mut votes = vec![0; self.n_classes];
         for t in &self.trees {
@@ -190,11 +209,13 @@ impl Forest {
         votes
     }
 
+    /// The class with the most votes for one row, ties to the lowest index.
     pub fn predict(&self, row: &[f64]) -> usize {
         let votes = self.votes(row);
         (0..votes.len()).fold(0, |best, c| if votes[c] > votes[best] { c } else { best })
     }
 
+    /// Split nodes over all trees.
     pub fn splits(&self) -> usize {
         self.trees
             .iter()
@@ -207,6 +228,7 @@ impl Forest {
 /// The two forests of one training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainedForest {
+    /// The settings it was trained with.
     pub config: ForestConfig,
     /// The client's quantizer (calibrated on the raw training rows).
     pub quantizer: InputQuantizer,
@@ -259,6 +281,10 @@ fn fit_tree(
 }
 
 /// Fits the plaintext and the quantized forests on the split's training rows.
+///
+/// # Errors
+/// `Error::Training` for invalid settings, no training rows or features, or a failed
+/// linfa-trees fit.
 pub fn fit_forest(split: &Split<usize>, config: &ForestConfig) -> Result<TrainedForest> {
     config.validate()?;
     let n_classes = split.classes.len();
