@@ -10,12 +10,13 @@ use ndarray::Axis;
 use rayon::prelude::*;
 
 use crate::client::Client;
+use crate::compiler::{compile, Options};
 use crate::data::{self, CsvOptions, Split, Table};
 use crate::error::{Error, Result};
 use crate::fhe::label::top_labels;
 use crate::fhe::EvaluationKey;
 use crate::fhe::OutputMode;
-use crate::model::{compile, compile_forest, compile_mlp, CompiledModel};
+use crate::model::CompiledModel;
 use crate::program::Prediction;
 use crate::quant::Quantization;
 use crate::remote::RemoteServer;
@@ -26,6 +27,7 @@ use crate::report::{
 use crate::server::{EncryptedInput, EncryptedOutput, Server, StepTiming};
 use crate::train;
 use crate::train::mlp::MlpConfig;
+use crate::train::params::{ForestParams, LinearParams, LogisticParams, MlpParams};
 use crate::train::trees::ForestConfig;
 
 /// Which model family to train.
@@ -272,37 +274,41 @@ struct BuiltClassifier {
 fn build_classifier(config: &EvalConfig, split: &Split<usize>) -> Result<BuiltClassifier> {
     let t = Instant::now();
     let rows = split.test_rows();
+    // Linear models take the bits at compile time; MLPs and trees were trained at theirs.
+    let options = |bits: Option<Quantization>| Options {
+        quantization: bits,
+        output: config.output,
+    };
     match config.model {
         ModelKind::Logistic => {
-            let fitted = train::fit_logistic(split)?;
+            let fitted = LogisticParams::default().fit(split)?;
             let train_ms = ms(t);
             Ok(BuiltClassifier {
-                model: compile(&fitted, split, config.quantization)?.with_output(config.output)?,
+                model: compile(&fitted, split, options(Some(config.quantization)))?,
                 plain: fitted.predict(split.test.records()),
                 train_ms,
             })
         }
         ModelKind::Mlp => {
-            let mut mlp_config = config.mlp.clone();
-            mlp_config.seed = config.seed;
-            let mlp = train::mlp::fit_mlp(split, &mlp_config)?;
+            let mlp = MlpParams::from(config.mlp.clone())
+                .seed(config.seed)
+                .fit(split)?;
             let train_ms = ms(t);
             Ok(BuiltClassifier {
-                model: compile_mlp(&mlp, split)?.with_output(config.output)?,
+                model: compile(&mlp, split, options(None))?,
                 plain: mlp.predict_float(&rows)?,
                 train_ms,
             })
         }
         ModelKind::Tree | ModelKind::Forest => {
-            let mut forest_config = config.forest.clone();
-            forest_config.seed = config.seed;
+            let mut params = ForestParams::from(config.forest.clone()).seed(config.seed);
             if config.model == ModelKind::Tree {
-                forest_config.trees = 1;
+                params = params.trees(1);
             }
-            let trained = train::trees::fit_forest(split, &forest_config)?;
+            let trained = params.fit(split)?;
             let train_ms = ms(t);
             Ok(BuiltClassifier {
-                model: compile_forest(&trained, split)?.with_output(config.output)?,
+                model: compile(&trained, split, options(None))?,
                 plain: trained.predict_plain(&rows),
                 train_ms,
             })
@@ -321,8 +327,11 @@ pub fn compile_model(config: &EvalConfig, table: &Table) -> Result<CompiledModel
     match config.model {
         ModelKind::Linear => {
             let split = table.split_regression(config.test_fraction, config.seed)?;
-            compile(&train::fit_linear(&split)?, &split, config.quantization)?
-                .with_output(config.output)
+            let options = Options {
+                quantization: Some(config.quantization),
+                output: config.output,
+            };
+            compile(&LinearParams.fit(&split)?, &split, options)
         }
         _ => Ok(build_classifier(config, &table.split(config.test_fraction, config.seed)?)?.model),
     }
@@ -330,7 +339,7 @@ pub fn compile_model(config: &EvalConfig, table: &Table) -> Result<CompiledModel
 
 /// The name a model has in the service: `{dataset}-{model}`, with `-label` or `-top{K}`
 /// appended in those modes; the dataset part made valid by
-/// [`crate::service::sanitize_model_name`] (`patient data` → `patient-data`), so `serve` loads
+/// [`crate::protocol::sanitize_model_name`] (`patient data` → `patient-data`), so `serve` loads
 /// whatever `export` wrote.
 pub fn service_name(dataset: &str, model: ModelKind, output: OutputMode) -> String {
     let suffix = match output {
@@ -338,9 +347,9 @@ pub fn service_name(dataset: &str, model: ModelKind, output: OutputMode) -> Stri
         OutputMode::Label => format!("-{}-label", model.name()),
         OutputMode::TopK(k) => format!("-{}-top{k}", model.name()),
     };
-    let dataset: String = crate::service::sanitize_model_name(dataset)
+    let dataset: String = crate::protocol::sanitize_model_name(dataset)
         .chars()
-        .take(crate::service::MAX_MODEL_NAME.saturating_sub(suffix.len()))
+        .take(crate::protocol::MAX_MODEL_NAME.saturating_sub(suffix.len()))
         .collect();
     let dataset = dataset.trim_end_matches(['-', '.']);
     let dataset = if dataset.is_empty() { "model" } else { dataset };
@@ -701,7 +710,7 @@ fn run_linear(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> Res
     let split = table.split_regression(config.test_fraction, config.seed)?;
     let n_test = n_test_rows(config.limit, split.test_raw.nrows())?;
     let t = Instant::now();
-    let fitted = train::fit_linear(&split)?;
+    let fitted = LinearParams.fit(&split)?;
     let train_ms = ms(t);
     let model = compile(&fitted, &split, config.quantization)?;
     let truth: Vec<f64> = split.test.targets().iter().take(n_test).copied().collect();

@@ -73,6 +73,7 @@ pub mod fhe;
 pub mod model;
 pub mod plots;
 pub mod program;
+pub mod protocol;
 pub mod quant;
 pub mod remote;
 pub mod report;

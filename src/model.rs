@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::client::{Client, ClientSpec};
 use crate::data::{check_row, Record, Schema, Split};
 use crate::error::{Error, Result};
-use crate::fhe::plan::normal_cdf;
+use crate::fhe::stats::normal_cdf;
 use crate::fhe::{EncodingPlan, LabelHead, LeveledParameters, NoiseReport, OutputMode};
 use crate::program::{
     Decoder, LinearLayer, LookupLayer, OutputKind, Prediction, Program, Step, TableFunction,

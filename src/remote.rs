@@ -11,8 +11,8 @@ use crate::client::ClientSpec;
 use crate::error::{Error, Result};
 use crate::fhe::wire::{self, Kind};
 use crate::fhe::EvaluationKey;
+use crate::protocol::{Health, KeyReceipt, ModelInfo};
 use crate::server::{EncryptedInput, EncryptedOutput};
-use crate::service::{Health, KeyReceipt, ModelInfo};
 
 /// Largest response read (an output batch of a thousand ten-class rows).
 const RESPONSE_LIMIT: u64 = 300 << 20;

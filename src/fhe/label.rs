@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::fhe::bootstrap::{Bootstrapper, TestPolynomial};
-use crate::fhe::plan::two_sided_tail;
+use crate::fhe::stats::two_sided_tail;
 use crate::fhe::{EncodingPlan, LeveledParameters};
 use crate::program::Program;
 

@@ -7,6 +7,7 @@ pub mod kernels;
 pub mod label;
 pub mod params;
 pub mod plan;
+pub mod stats;
 pub mod wire;
 
 pub use bootstrap::EvaluationKey;

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::fhe::label::{compared_max_abs, OutputMode};
+use crate::fhe::stats::two_sided_tail;
 use crate::fhe::LeveledParameters;
 use crate::program::{LinearLayer, LookupLayer, Program, Step};
 
@@ -65,19 +66,6 @@ pub struct NoiseReport {
     pub score_error_probability: f64,
 }
 
-/// Tail of the standard normal: P(|X| >= t) (Abramowitz-Stegun 7.1.26, ample for reports).
-pub fn two_sided_tail(t: f64) -> f64 {
-    if t <= 0.0 {
-        return 1.0;
-    }
-    let x = t / std::f64::consts::SQRT_2;
-    let k = 1.0 / (1.0 + 0.3275911 * x);
-    let poly = k
-        * (0.254829592
-            + k * (-0.284496736 + k * (1.421413741 + k * (-1.453152027 + k * 1.061405429))));
-    (poly * (-x * x).exp()).min(1.0)
-}
-
 /// Bits of the largest |score| (or, in label mode with several outputs, |difference of two
 /// scores|), refusing what the 64-bit encoding cannot hold.
 fn score_message_bits(bounds: &[(i64, i64)], output: OutputMode) -> Result<u32> {
@@ -104,15 +92,6 @@ fn ceil_log2(x: u64) -> u32 {
         0
     } else {
         64 - (x - 1).leading_zeros()
-    }
-}
-
-/// Standard normal distribution function.
-pub fn normal_cdf(x: f64) -> f64 {
-    if x >= 0.0 {
-        1.0 - 0.5 * two_sided_tail(x)
-    } else {
-        0.5 * two_sided_tail(-x)
     }
 }
 

@@ -169,6 +169,13 @@ impl MlpParams {
     }
 }
 
+/// Settings from a config (checked when fitting).
+impl From<MlpConfig> for MlpParams {
+    fn from(config: MlpConfig) -> Self {
+        Self(config)
+    }
+}
+
 impl ParamGuard for MlpParams {
     type Checked = MlpConfig;
     type Error = Error;
@@ -231,6 +238,13 @@ impl ForestParams {
     /// `Error::Training` for invalid settings, or no rows or features.
     pub fn fit(&self, split: &Split<usize>) -> Result<TrainedForest> {
         fit_forest(split, self.check_ref()?)
+    }
+}
+
+/// Settings from a config (checked when fitting).
+impl From<ForestConfig> for ForestParams {
+    fn from(config: ForestConfig) -> Self {
+        Self(config)
     }
 }
 
