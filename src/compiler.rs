@@ -144,3 +144,102 @@ pub fn compile<T, M: Compile<T> + ?Sized>(
 ) -> Result<CompiledModel> {
     model.compile_with(split, &options.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Mode;
+    use crate::train::params::{ForestParams, LinearParams, LogisticParams, MlpParams};
+
+    /// 60 rows, two features; the class is whether a + b > 0 (a margin of 0.4 either side).
+    fn split() -> Split<usize> {
+        let mut text = String::from("a,b,target\n");
+        for i in 0..60 {
+            let a = f64::from(i % 10) / 5.0 - 0.9;
+            let y = i % 2;
+            let b = if y == 1 {
+                0.4 - a + 0.1 * f64::from(i % 3)
+            } else {
+                -0.4 - a
+            };
+            text += &format!("{a},{b},{y}\n");
+        }
+        crate::data::parse_csv_str(&text, "t")
+            .unwrap()
+            .split(0.25, 7)
+            .unwrap()
+    }
+
+    #[test]
+    fn options_convert_from_bits_and_modes() {
+        assert_eq!(Options::bits(6).quantization, Some(Quantization::bits(6)));
+        assert_eq!(Options::from(OutputMode::Label).output, OutputMode::Label);
+        assert_eq!(Options::from(Quantization::bits(5)), Options::bits(5));
+        assert_eq!(
+            Options::default().output(OutputMode::TopK(2)).quantization,
+            None
+        );
+    }
+
+    #[test]
+    fn every_family_compiles_with_its_float_twin() {
+        let data = split();
+        let row = data.test_rows()[0].clone();
+        let logistic = compile(
+            &LogisticParams::default().fit(&data).unwrap(),
+            &data,
+            Options::bits(8),
+        )
+        .unwrap();
+        let forest = compile(
+            &ForestParams::tree().depth(2).fit(&data).unwrap(),
+            &data,
+            Options::default(),
+        )
+        .unwrap();
+        let mlp = compile(
+            &MlpParams::default()
+                .hidden(&[4])
+                .epochs(5)
+                .fit(&data)
+                .unwrap(),
+            &data,
+            Options::default(),
+        )
+        .unwrap();
+        for model in [&logistic, &forest, &mlp] {
+            assert!(
+                !matches!(model.float, FloatTwin::None),
+                "{}",
+                model.architecture()
+            );
+            model.predict(&row, Mode::Float).unwrap();
+            model.predict(&row, Mode::Clear).unwrap();
+        }
+        // Separable data: the clear twin of the linear model is right on every test row.
+        for (r, t) in data.test_rows().iter().zip(data.test_targets()) {
+            assert_eq!(
+                logistic.predict(r, Mode::Clear).unwrap().class_index(),
+                Some(t)
+            );
+        }
+    }
+
+    #[test]
+    fn trained_widths_are_not_compile_options() {
+        let data = split();
+        let tree = ForestParams::tree().fit(&data).unwrap();
+        assert!(compile(&tree, &data, Options::bits(4)).is_ok());
+        let err = compile(&tree, &data, Options::bits(6)).unwrap_err();
+        assert!(err.to_string().contains("trained on 4-bit inputs"), "{err}");
+        let regression = crate::data::parse_csv_str("a,target\n1,2\n2,4\n3,6\n4,8\n5,10\n", "r")
+            .unwrap()
+            .split_regression(0.2, 1)
+            .unwrap();
+        let fitted = LinearParams.fit(&regression).unwrap();
+        assert!(matches!(
+            compile(&fitted, &regression, OutputMode::Label),
+            Err(Error::Compile(_))
+        ));
+    }
+}

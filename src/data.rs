@@ -1136,3 +1136,72 @@ pub fn check_row(row: &[f64], n_features: usize) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delimiters_are_detected_outside_quotes() {
+        assert_eq!(detect_delimiter(b"a;b;target\n1;2;0"), b';');
+        assert_eq!(detect_delimiter(b"a\tb\ttarget"), b'\t');
+        assert_eq!(detect_delimiter(b"a|b|target"), b'|');
+        assert_eq!(detect_delimiter(b"\"x,y,z\";b;target"), b';');
+        assert_eq!(detect_delimiter(b"single"), b',');
+        assert_eq!(parse_delimiter("tab").unwrap(), b'\t');
+        assert!(parse_delimiter("ab").is_err());
+    }
+
+    #[test]
+    fn numbers_with_a_decimal_comma_only_where_asked() {
+        assert_eq!(parse_number("1,5", true), Some(1.5));
+        assert_eq!(parse_number("-0,25", true), Some(-0.25));
+        assert_eq!(parse_number("1,5", false), None);
+        assert_eq!(parse_number("1,234,5", true), None);
+        assert_eq!(parse_number(",5", true), None);
+        assert_eq!(parse_number(" 2e3 ", false), Some(2000.0));
+    }
+
+    #[test]
+    fn constant_columns_to_rounding() {
+        let column = |v: &[f64]| Array1::from(v.to_vec());
+        assert!(is_constant(column(&[7.5, 7.5, 7.5]).view()));
+        assert!(is_constant(column(&[1e12, 1e12 + 1e-6]).view()));
+        assert!(!is_constant(column(&[1e-9, 2e-9]).view()));
+        assert!(!is_constant(column(&[0.0, 1e-300]).view()));
+    }
+
+    #[test]
+    fn categories_expand_and_encode_by_name() {
+        let table = parse_csv_str("size,colour,target\n1,red,0\n2,blue,1\n3,red,0\n", "t")
+            .expect("a valid table");
+        assert_eq!(table.feature_names, ["size", "colour=blue", "colour=red"]);
+        assert_eq!(table.features.row(1).to_vec(), [2.0, 1.0, 0.0]);
+        let record = Record::new().with("colour", "red").with("size", 4.0);
+        assert_eq!(table.schema.encode(&record).unwrap(), [4.0, 0.0, 1.0]);
+        let header: Vec<String> = ["x", "colour", "size"].map(String::from).to_vec();
+        let matched = table.schema.match_header(&header).unwrap();
+        assert_eq!(matched.ignored, ["x"]);
+        assert_eq!(
+            matched
+                .encode(&table.schema, &["?", "blue", "5"], false)
+                .unwrap(),
+            [5.0, 1.0, 0.0]
+        );
+        let err = table
+            .schema
+            .match_header(&["colour".to_string()])
+            .unwrap_err();
+        assert!(err.to_string().contains("missing column `size`"), "{err}");
+    }
+
+    #[test]
+    fn stratified_counts_follow_scikit_learn() {
+        // 30 + 10 rows at 20%: ceil(8) test rows, 6 and 2.
+        let members = vec![(0..30).collect::<Vec<_>>(), (30..40).collect()];
+        assert_eq!(stratified_counts(&members, 0.2), [6, 2]);
+        // A class of two keeps one row on each side, even one past ceil(0.2 × 50) = 10.
+        let members = vec![(0..2).collect::<Vec<_>>(), (2..50).collect()];
+        assert_eq!(stratified_counts(&members, 0.2), [1, 10]);
+    }
+}

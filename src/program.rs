@@ -627,3 +627,108 @@ impl Decoder {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relu_layer() -> LookupLayer {
+        // 64 positions, value z at position z; +1 at positions 2 and 4: a 3-level clipped ReLU.
+        LookupLayer {
+            positions: 64,
+            scale_num: 1,
+            scale_shift: 0,
+            mirror: 0,
+            neurons: vec![TableFunction::staircase(0, &[2, 4])],
+        }
+    }
+
+    #[test]
+    fn linear_layers_apply_and_bound() {
+        let layer = LinearLayer::new(2, 2, vec![1, -2, 3, 0], vec![5, -1]).unwrap();
+        assert_eq!(layer.apply(&[2, 1]), [5, 5]);
+        assert_eq!(layer.bounds(&[(0, 3), (0, 1)]), [(3, 8), (-1, 8)]);
+        assert_eq!(layer.max_row_l1(), 3);
+        assert!(LinearLayer::new(2, 2, vec![1, 2, 3], vec![0, 0]).is_err());
+        assert!(LinearLayer::new(0, 1, vec![], vec![0]).is_err());
+    }
+
+    #[test]
+    fn lookups_read_their_staircase() {
+        let l = relu_layer();
+        let out: Vec<i64> = (0..7).map(|z| l.apply(&[z])[0]).collect();
+        assert_eq!(out, [0, 0, 1, 1, 2, 2, 2]);
+        // Past the half circle the table is mirrored: mirror - T.
+        assert_eq!(l.read(&l.neurons[0], 32 + 4), -2);
+        assert_eq!(l.position(-1), 63);
+    }
+
+    #[test]
+    fn the_clear_interpreter_runs_the_steps_in_order() {
+        let program = Program {
+            n_inputs: 2,
+            input_bits: 3,
+            steps: vec![
+                Step::Linear(LinearLayer::new(2, 1, vec![1, 1], vec![0]).unwrap()),
+                Step::Lookup(relu_layer()),
+                Step::Linear(LinearLayer::new(1, 2, vec![3, -3], vec![0, 1]).unwrap()),
+            ],
+        };
+        program.validate().unwrap();
+        assert_eq!(program.bootstraps(), 1);
+        assert_eq!(program.simulate(&[1, 3]).unwrap(), [6, -5]);
+        assert_eq!(program.simulate(&[0, 1]).unwrap(), [0, 1]);
+        // Inputs beyond input_bits, or of the wrong count, are refused.
+        assert!(program.simulate(&[8, 0]).is_err());
+        assert!(program.simulate(&[1]).is_err());
+    }
+
+    #[test]
+    fn decoders_turn_scores_into_predictions() {
+        let binary = Decoder {
+            kind: OutputKind::Binary { classes: [3, 7] },
+            scale: 0.5,
+            offset: 0.0,
+        };
+        let Prediction::Class {
+            index,
+            label,
+            probabilities,
+        } = binary.decode(&[2]).unwrap()
+        else {
+            panic!("a class")
+        };
+        assert_eq!((index, label), (1, 7));
+        assert!((probabilities[1] - 1.0 / (1.0 + (-1.0f64).exp())).abs() < 1e-12);
+        let regression = Decoder {
+            kind: OutputKind::Regression,
+            scale: 0.25,
+            offset: 1e9,
+        };
+        assert_eq!(
+            regression.decode(&[4]).unwrap(),
+            Prediction::Value(1e9 + 1.0)
+        );
+        assert!(matches!(
+            regression.decode(&[1, 2]),
+            Err(Error::Shape {
+                expected: 1,
+                found: 2,
+                ..
+            })
+        ));
+        let multi = Decoder {
+            kind: OutputKind::Multiclass {
+                classes: vec![0, 1, 2],
+            },
+            scale: 1.0,
+            offset: 0.0,
+        };
+        // First maximum on ties, as linfa's argmax.
+        assert_eq!(multi.decode(&[1, 5, 5]).unwrap().class_index(), Some(1));
+        assert_eq!(
+            multi.decode_real(&[0.1, 0.0, -1.0]).unwrap().class_index(),
+            Some(0)
+        );
+    }
+}

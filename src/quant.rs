@@ -260,3 +260,62 @@ pub fn quantize_symmetric(values: &[f64], bits: u32) -> (Vec<i64>, f64) {
         .collect();
     (ints, scale)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn min_max_calibration_clips_and_counts() {
+        let q = InputQuantizer::calibrate(&array![[0.0, 10.0], [2.55, 20.0]], 8);
+        assert_eq!(q.quantize(&[1.0, 15.0]).values, [100, 128]);
+        let out = q.quantize(&[-1.0, 99.0]);
+        assert_eq!(out.values, [0, 255]);
+        assert_eq!(out.clipped, 2);
+        assert_eq!(
+            InputQuantizer::calibrate_clipped(&array![[0.0], [1.0]], 8, 0.0),
+            { InputQuantizer::calibrate(&array![[0.0], [1.0]], 8) }
+        );
+    }
+
+    #[test]
+    fn a_clipped_range_ignores_the_tails() {
+        let mut column: Vec<f64> = (0..100).map(f64::from).collect();
+        column.push(1e6);
+        let x = ndarray::Array2::from_shape_vec((101, 1), column).unwrap();
+        let q = InputQuantizer::calibrate_clipped(&x, 8, 0.05);
+        let top = q.low[0] + q.step[0] * 255.0;
+        assert!(top < 100.0, "{top}");
+        assert_eq!(q.quantize(&[1e6]).clipped, 1);
+    }
+
+    #[test]
+    fn bins_cut_between_distinct_values() {
+        let x = array![[1.0], [2.0], [2.0], [5.0]];
+        let q = InputQuantizer::calibrate_bins(&x, 4);
+        assert_eq!(q.edges, [vec![1.5, 3.5]]);
+        let levels: Vec<u64> = [0.0, 1.0, 1.5, 2.0, 3.5, 9.0]
+            .iter()
+            .map(|&v| q.quantize(&[v]).values[0])
+            .collect();
+        assert_eq!(levels, [0, 0, 1, 1, 2, 2]);
+        // Many distinct values: at most 2^bits - 1 cuts, one glitch value in the top bin.
+        let mut many: Vec<f64> = (0..200).map(|i| f64::from(i) / 100.0).collect();
+        many.push(1e5);
+        let q = InputQuantizer::calibrate_bins(
+            &ndarray::Array2::from_shape_vec((201, 1), many).unwrap(),
+            4,
+        );
+        assert_eq!(q.edges[0].len(), 15);
+        assert!(q.edges[0].iter().all(|&e| e < 2.0));
+        assert!(InputQuantizer::binned(vec![vec![2.0, 1.0]], 4).is_err());
+    }
+
+    #[test]
+    fn symmetric_weights() {
+        let (ints, scale) = quantize_symmetric(&[0.5, -1.0, 0.25], 8);
+        assert_eq!(ints, [64, -127, 32]);
+        assert!((scale - 1.0 / 127.0).abs() < 1e-12);
+    }
+}

@@ -428,23 +428,36 @@ fn mlp_on_random_tables() {
             &mlp.predict_float(&rows).unwrap(),
         );
         if shape.seed % SAMPLE == 0 {
-            encrypted_labels_match(&model, &rows[..1]);
+            encrypted_labels_match(&model, &rows[..1], false);
             tally.encrypted += 1;
         }
         Outcome::Ran
     });
 }
 
-/// Bootstrapped models: the decrypted label equals the clear twin's (noise may move a score by
-/// a unit, never a label here, as the noisy twin predicts for these small programs).
-fn encrypted_labels_match(model: &CompiledModel, rows: &[Vec<f64>]) {
+/// Bootstrapped models: the decrypted label equals the clear twin's. Trees are exact (their
+/// lookups stay at tfhe's published failure rate): always. An MLP's lookups carry noise that
+/// tfhe's formulas predict: a label may differ only on a row where the noise model expects a
+/// crossed activation step (at least 1% likely), or where the twin's two best scores are
+/// closer than twice the output noise bound (7 sigma + 1 per score), as in tests/mlp.rs.
+fn encrypted_labels_match(model: &CompiledModel, rows: &[Vec<f64>], exact: bool) {
     let (client, server) = model.keygen().unwrap();
     for row in rows {
         let out = server.infer(&client.encrypt(row).unwrap()).unwrap();
-        assert_eq!(
-            client.decrypt(&out).unwrap().class_index(),
-            model.predict_simulated(row).unwrap().class_index(),
-            "{}",
+        let got = client.decrypt(&out).unwrap().class_index();
+        let want = model.predict_simulated(row).unwrap().class_index();
+        if got == want {
+            continue;
+        }
+        assert!(!exact, "{}: {got:?} vs {want:?}", model.architecture());
+        let noise = model.noise().unwrap();
+        let crossed: f64 = model.expected_lookup_mismatches(row).unwrap().iter().sum();
+        let mut scores = model.simulate(row).unwrap();
+        scores.sort_unstable_by(|a, b| b.cmp(a));
+        let gap = (scores[0] - scores[1]) as f64;
+        assert!(
+            crossed >= 0.01 || gap <= 2.0 * (7.0 * noise.score_sigma + 1.0),
+            "{}: label {got:?} vs {want:?} where the noise model expects {crossed:.4} crossed steps and the top-2 gap is {gap}",
             model.architecture()
         );
     }
@@ -487,7 +500,7 @@ fn trees_on_random_tables(family: &str, config: ForestConfig) {
             &trained.predict_plain(&rows),
         );
         if shape.seed % SAMPLE == 0 {
-            encrypted_labels_match(&model, &rows[..1]);
+            encrypted_labels_match(&model, &rows[..1], true);
             tally.encrypted += 1;
         }
         Outcome::Ran
