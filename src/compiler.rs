@@ -15,6 +15,13 @@ use crate::train::trees::TrainedForest;
 
 /// How to compile a fitted model.
 ///
+/// ```
+/// use fhe_ml::prelude::*;
+/// let options = Options::bits(6).output(OutputMode::TopK(3));
+/// assert_eq!(options.quantization, Some(Quantization::bits(6)));
+/// assert_eq!(Options::from(OutputMode::Label).quantization, None); // the trained width
+/// ```
+///
 /// `quantization` applies to linear models (inputs and weights, default 8 bits); an MLP's and a
 /// forest's input bits are fixed when they are trained (their training sees the quantized
 /// inputs), so for them it must be `None` or equal to the trained width. `output` chooses what

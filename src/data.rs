@@ -251,6 +251,17 @@ impl Schema {
     ///
     /// `Error::Input` naming a missing column, an empty, non-numeric or non-finite number, or
     /// a category not seen in training.
+    ///
+    /// ```
+    /// use fhe_ml::data::{parse_csv_str, Record};
+    /// # fn main() -> fhe_ml::Result<()> {
+    /// let table = parse_csv_str("age,smoker,target\n61,yes,1\n35,no,0\n52,no,1\n", "t")?;
+    /// assert_eq!(table.feature_names, ["age", "smoker=no", "smoker=yes"]);
+    /// let row = table.schema.encode(&Record::new().with("smoker", "yes").with("age", 40.0))?;
+    /// assert_eq!(row, [40.0, 0.0, 1.0]);
+    /// assert!(table.schema.encode(&Record::new().with("age", 40.0)).is_err()); // no `smoker`
+    /// # Ok(()) }
+    /// ```
     pub fn encode(&self, record: &Record) -> Result<Vec<f64>> {
         let mut out = Vec::with_capacity(self.n_features());
         for c in &self.columns {
@@ -375,6 +386,12 @@ pub fn parse_number(cell: &str, decimal_comma: bool) -> Option<f64> {
 
 /// The delimiter of a CSV's first line: whichever of `,` `;` tab `|` occurs most often outside
 /// double quotes (`,` when none does).
+///
+/// ```
+/// use fhe_ml::data::detect_delimiter;
+/// assert_eq!(detect_delimiter(b"age;\"city, state\";target\n"), b';');
+/// assert_eq!(detect_delimiter(b"a,b,target"), b',');
+/// ```
 pub fn detect_delimiter(text: &[u8]) -> u8 {
     let line = text.split(|&b| b == b'\n').next().unwrap_or(&[]);
     let mut counts = [0usize; DELIMITERS.len()];

@@ -103,6 +103,11 @@ impl Error {
     /// unknown model, 409 for a ciphertext or key that does not match the service's state,
     /// 413 for an oversized request, 422 for well-formed data the model cannot use, 500 for an
     /// internal failure, 502 for a failing upstream service, 503 while shutting down.
+    ///
+    /// ```
+    /// let err = fhe_ml::Error::UnknownModel { name: "iris-logistic".into() };
+    /// assert_eq!((err.http_status(), err.variant()), (404, "UnknownModel"));
+    /// ```
     pub fn http_status(&self) -> u16 {
         match self {
             Error::Csv { .. }

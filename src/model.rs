@@ -703,6 +703,21 @@ impl CompiledModel {
     /// `Error::Other` for `Float` on a model read back from bytes (no float twin); what the
     /// noise model returns for `Noisy`; what key generation or inference return for
     /// `Encrypted`.
+    ///
+    /// ```
+    /// use fhe_ml::prelude::*;
+    /// # fn main() -> fhe_ml::Result<()> {
+    /// let text: String = (0..40).map(|i| format!("{i},{},{}\n", i % 7, 2 * i + i % 7))
+    ///     .fold("a,b,target\n".into(), |s, l| s + &l);
+    /// let data = fhe_ml::data::parse_csv_str(&text, "lin")?.split_regression(0.2, 42)?;
+    /// let model = fhe_ml::compile(&LinearParams.fit(&data)?, &data, Options::bits(10))?;
+    /// let row = data.train_raw.row(0).to_vec();                     // inside the calibrated range
+    /// let float = model.predict(&row, Mode::Float)?.value().unwrap();    // least squares
+    /// let clear = model.predict(&row, Mode::Clear)?;                     // its integer twin
+    /// assert!((clear.value().unwrap() - float).abs() < 0.5, "{clear:?} vs {float}");
+    /// assert_eq!(model.predict(&row, Mode::Encrypted)?, clear);         // leveled: exact
+    /// # Ok(()) }
+    /// ```
     pub fn predict(&self, row: &[f64], mode: Mode) -> Result<Prediction> {
         match mode {
             Mode::Float => self.predict_float(row),

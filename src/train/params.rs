@@ -194,6 +194,13 @@ impl ParamGuard for MlpParams {
 /// Decision tree and random forest settings, unchecked ([`ForestConfig`] is the checked
 /// form). `ForestParams::tree()` (the default) is one depth-4 tree on 4-bit inputs;
 /// `ForestParams::forest()` ten of them.
+///
+/// ```
+/// use fhe_ml::prelude::*;
+/// let params = ForestParams::forest().depth(9);
+/// assert!(params.check_ref().is_err());          // depth must be 1..=7
+/// assert_eq!(ForestParams::forest().depth(5).check().map(|c| c.depth).ok(), Some(5));
+/// ```
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ForestParams(ForestConfig);
 
