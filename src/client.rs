@@ -109,11 +109,12 @@ impl ClientSpec {
         {
             return bad("non-finite or non-positive quantizer ranges".into());
         }
-        if !self.decoder.scale.is_finite()
-            || !self.decoder.offset.is_finite()
-            || self.decoder.n_outputs() == 0
-        {
-            return bad("decoder without outputs or with a non-finite scale or offset".into());
+        let d = &self.decoder;
+        if !(d.scale.is_finite() && d.scale > 0.0 && d.offset.is_finite()) || d.n_outputs() == 0 {
+            return bad(
+                "decoder without outputs, or with a non-positive scale or a non-finite offset"
+                    .into(),
+            );
         }
         let plan = &self.plan;
         if plan.delta_log2 >= 63

@@ -590,40 +590,12 @@ impl Decoder {
         if scores.len() != self.n_outputs() {
             return Err(Error::shape("scores", self.n_outputs(), scores.len()));
         }
+        // A positive scale keeps the integers' order and ties (scores stay below 2^53), so
+        // the label is the integer argmax; the probabilities come from the real scores.
         let real: Vec<f64> = scores.iter().map(|&s| s as f64 * self.scale).collect();
-        Ok(match &self.kind {
-            OutputKind::Binary { classes } => {
-                let p = 1.0 / (1.0 + (-real[0]).exp());
-                let index = usize::from(scores[0] >= 0);
-                Prediction::Class {
-                    index,
-                    label: classes[index],
-                    probabilities: vec![1.0 - p, p],
-                }
-            }
-            OutputKind::Multiclass { classes } => {
-                // First maximum on ties, as linfa's argmax does.
-                let index =
-                    (0..scores.len()).fold(
-                        0,
-                        |best, i| {
-                            if scores[i] > scores[best] {
-                                i
-                            } else {
-                                best
-                            }
-                        },
-                    );
-                let top = real[index];
-                let exp: Vec<f64> = real.iter().map(|r| (r - top).exp()).collect();
-                let total: f64 = exp.iter().sum();
-                Prediction::Class {
-                    index,
-                    label: classes[index],
-                    probabilities: exp.iter().map(|e| e / total).collect(),
-                }
-            }
-            OutputKind::Regression => Prediction::Value(real[0] + self.offset),
+        Ok(match self.decode_real(&real)? {
+            Prediction::Value(v) => Prediction::Value(v + self.offset),
+            class => class,
         })
     }
 }

@@ -274,7 +274,11 @@ impl Tally {
 }
 
 /// Runs `check` on `CASES` tables from a fixed seed; at most 5% may be refused.
-fn for_tables(family: &str, regression: bool, check: impl Fn(&Shape, &str, &mut Tally) -> Outcome) {
+fn for_tables(
+    family: &str,
+    regression: bool,
+    check: impl Fn(&Shape, &str, &mut Tally) -> fhe_ml::Result<()>,
+) {
     let config = Config {
         cases: CASES,
         failure_persistence: None,
@@ -288,7 +292,8 @@ fn for_tables(family: &str, regression: bool, check: impl Fn(&Shape, &str, &mut 
         .run(&shapes(), |shape| {
             let csv = table(&shape, regression);
             let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
-            if let Outcome::Refused(m) = check(&shape, &csv, &mut t) {
+            let outcome = check(&shape, &csv, &mut t).map_or_else(refused, |()| Outcome::Ran);
+            if let Outcome::Refused(m) = outcome {
                 refusals
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -314,19 +319,9 @@ fn for_tables(family: &str, regression: bool, check: impl Fn(&Shape, &str, &mut 
 #[test]
 fn logistic_regression_on_random_tables() {
     for_tables("logistic", false, |shape, csv, tally| {
-        let split = match data::parse_csv_str(csv, "random").and_then(|t| t.split(0.25, shape.seed))
-        {
-            Ok(s) => s,
-            Err(e) => return refused(e),
-        };
-        let fitted = match train::fit_logistic(&split) {
-            Ok(f) => f,
-            Err(e) => return refused(e),
-        };
-        let model = match compile(&fitted, &split, Quantization::default()) {
-            Ok(m) => m,
-            Err(e) => return refused(e),
-        };
+        let split = data::parse_csv_str(csv, "random").and_then(|t| t.split(0.25, shape.seed))?;
+        let fitted = train::fit_logistic(&split)?;
+        let model = compile(&fitted, &split, Quantization::default())?;
         close_accuracy(
             tally,
             &model,
@@ -336,27 +331,17 @@ fn logistic_regression_on_random_tables() {
         );
         encrypted_equals_clear(&model, &split.test_rows()[..2]);
         tally.encrypted += 1;
-        Outcome::Ran
+        Ok(())
     });
 }
 
 #[test]
 fn linear_regression_on_random_tables() {
     for_tables("linear", true, |shape, csv, _| {
-        let split = match data::parse_csv_str(csv, "random")
-            .and_then(|t| t.split_regression(0.25, shape.seed))
-        {
-            Ok(s) => s,
-            Err(e) => return refused(e),
-        };
-        let fitted = match train::fit_linear(&split) {
-            Ok(f) => f,
-            Err(e) => return refused(e),
-        };
-        let model = match compile(&fitted, &split, Quantization::default()) {
-            Ok(m) => m,
-            Err(e) => return refused(e),
-        };
+        let split = data::parse_csv_str(csv, "random")
+            .and_then(|t| t.split_regression(0.25, shape.seed))?;
+        let fitted = train::fit_linear(&split)?;
+        let model = compile(&fitted, &split, Quantization::default())?;
         // Quantized R² on the training rows (where the float model is fitted) within 0.05
         // of the float model's.
         let y = split.train.targets();
@@ -385,7 +370,7 @@ fn linear_regression_on_random_tables() {
             );
         }
         encrypted_equals_clear(&model, &split.test_rows()[..2]);
-        Outcome::Ran
+        Ok(())
     });
 }
 
@@ -400,19 +385,9 @@ fn mlp_on_random_tables() {
         ..MlpConfig::default()
     };
     for_tables("mlp", false, |shape, csv, tally| {
-        let split = match data::parse_csv_str(csv, "random").and_then(|t| t.split(0.25, shape.seed))
-        {
-            Ok(s) => s,
-            Err(e) => return refused(e),
-        };
-        let mlp = match train::mlp::fit_mlp(&split, &config) {
-            Ok(m) => m,
-            Err(e) => return refused(e),
-        };
-        let model = match compile_mlp(&mlp, &split) {
-            Ok(m) => m,
-            Err(e) => return refused(e),
-        };
+        let split = data::parse_csv_str(csv, "random").and_then(|t| t.split(0.25, shape.seed))?;
+        let mlp = train::mlp::fit_mlp(&split, &config)?;
+        let model = compile_mlp(&mlp, &split)?;
         let rows = split.test_rows();
         let train_rows: Vec<Vec<f64>> = split
             .train_raw
@@ -431,7 +406,7 @@ fn mlp_on_random_tables() {
             encrypted_labels_match(&model, &rows[..1], false);
             tally.encrypted += 1;
         }
-        Outcome::Ran
+        Ok(())
     });
 }
 
@@ -465,19 +440,9 @@ fn encrypted_labels_match(model: &CompiledModel, rows: &[Vec<f64>], exact: bool)
 
 fn trees_on_random_tables(family: &str, config: ForestConfig) {
     for_tables(family, false, |shape, csv, tally| {
-        let split = match data::parse_csv_str(csv, "random").and_then(|t| t.split(0.25, shape.seed))
-        {
-            Ok(s) => s,
-            Err(e) => return refused(e),
-        };
-        let trained = match train::trees::fit_forest(&split, &config) {
-            Ok(t) => t,
-            Err(e) => return refused(e),
-        };
-        let model = match compile_forest(&trained, &split) {
-            Ok(m) => m,
-            Err(e) => return refused(e),
-        };
+        let split = data::parse_csv_str(csv, "random").and_then(|t| t.split(0.25, shape.seed))?;
+        let trained = train::trees::fit_forest(&split, &config)?;
+        let model = compile_forest(&trained, &split)?;
         let rows = split.test_rows();
         // The program's clear twin is the quantized forest, exactly.
         for row in &rows {
@@ -503,7 +468,7 @@ fn trees_on_random_tables(family: &str, config: ForestConfig) {
             encrypted_labels_match(&model, &rows[..1], true);
             tally.encrypted += 1;
         }
-        Outcome::Ran
+        Ok(())
     });
 }
 
