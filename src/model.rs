@@ -231,17 +231,22 @@ pub fn compile_linear<M: LinearModel + ?Sized, T>(
     {
         return Err(Error::Compile("the model has non-finite weights".into()));
     }
-    // Float predictions on the training rows, the reference for calibration.
-    let train_scaled = split.scaler.transform(&split.train_raw);
-    let reference: Vec<Vec<f64>> = train_scaled
+    // The float model's predictions on the (already scaled) training rows: the reference for
+    // calibration, decoded as the client decodes scores.
+    let float_decoder = Decoder {
+        kind: float.kind.clone(),
+        scale: 1.0,
+        offset: 0.0,
+    };
+    let logits = split.train.records().dot(&float.weights.t());
+    let reference = logits
         .rows()
         .into_iter()
-        .map(|r| {
-            (0..float.weights.nrows())
-                .map(|o| r.dot(&float.weights.row(o)) + float.bias[o])
-                .collect()
+        .map(|z| {
+            let z: Vec<f64> = z.iter().zip(&float.bias).map(|(v, b)| v + b).collect();
+            float_decoder.decode_real(&z)
         })
-        .collect();
+        .collect::<Result<Vec<Prediction>>>()?;
     let regression = float.kind == OutputKind::Regression;
     let mut best: Option<(f64, Program, Decoder, InputQuantizer)> = None;
     let mut required = f64::INFINITY;
@@ -376,22 +381,14 @@ fn calibration_loss<T>(
     decoder: &Decoder,
     quantizer: &InputQuantizer,
     split: &Split<T>,
-    reference: &[Vec<f64>],
+    reference: &[Prediction],
 ) -> Result<f64> {
     let mut loss = 0.0;
     for (row, want) in split.train_raw.rows().into_iter().zip(reference) {
         let q = quantizer.quantize(&row.to_vec()).values;
-        let scores = program.simulate(&q)?;
-        loss += match decoder.decode(&scores)? {
-            Prediction::Value(v) => (v - want[0]).powi(2),
-            Prediction::Class { index, .. } => {
-                let float_index = if want.len() == 1 {
-                    usize::from(want[0] >= 0.0)
-                } else {
-                    (0..want.len()).fold(0, |b, i| if want[i] > want[b] { i } else { b })
-                };
-                f64::from(u8::from(index != float_index))
-            }
+        loss += match (decoder.decode(&program.simulate(&q)?)?, want) {
+            (Prediction::Value(v), Prediction::Value(w)) => (v - w).powi(2),
+            (got, want) => f64::from(u8::from(got.class_index() != want.class_index())),
         };
     }
     Ok(loss / reference.len().max(1) as f64)

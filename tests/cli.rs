@@ -1,6 +1,8 @@
 //! The CLI contract: `eval --json` prints the documented object; errors exit non-zero with one
 //! line and no panic.
 
+mod common;
+
 use std::process::Command;
 
 fn fhe_ml(args: &[&str]) -> std::process::Output {
@@ -171,23 +173,8 @@ fn eval_through_the_service_equals_local_eval() {
             dir.to_str().unwrap(),
         ]);
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_fhe-ml"))
-        .args(["serve", "--addr", &addr, "--models", dir.to_str().unwrap()])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://{addr}");
-    let up = (0..100).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        std::net::TcpStream::connect(&addr).is_ok()
-    });
-    assert!(up, "the service did not start");
+    let serve = common::Serve::start(dir.to_str().unwrap());
+    let url = serve.url.clone();
     let json = |args: &[&str]| -> serde_json::Value {
         serde_json::from_slice(&fhe_ml_ok(args).stdout).unwrap()
     };
@@ -254,8 +241,7 @@ fn eval_through_the_service_equals_local_eval() {
         err.starts_with("error: ") && err.contains("iris-logistic"),
         "{err}"
     );
-    serve.kill().unwrap();
-    let _ = serve.wait();
+    drop(serve);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -2,6 +2,8 @@
 //! column names and order, categorical columns, file names, CSV dialects. Each case runs
 //! through the library and through the CLI where it came from, and checks the right value.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -794,23 +796,8 @@ fn export_serve_predict_by_column_name() {
     assert!(err.contains("invalid model file"), "{err}");
     assert!(!err.contains("ciphertext"), "{err}");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_fhe-ml"))
-        .args(["serve", "--addr", &addr, "--models", models])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://{addr}");
-    let up = (0..150).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        std::net::TcpStream::connect(&addr).is_ok()
-    });
-    assert!(up, "the service did not start");
+    let serve = common::Serve::start(models);
+    let url = serve.url.clone();
     let predict = |model: &str, input: &str| {
         fhe_ml(&[
             "predict", "--server", &url, "--model", model, "--input", input,
@@ -881,8 +868,7 @@ fn export_serve_predict_by_column_name() {
         !out.status.success() && err.contains("line 2") && err.contains("`central`"),
         "{err}"
     );
-    serve.kill().unwrap();
-    let _ = serve.wait();
+    drop(serve);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

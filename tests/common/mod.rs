@@ -1,0 +1,43 @@
+//! Helpers shared by the CLI tests: `fhe-ml serve` started on a free loopback port.
+
+use std::process::{Child, Command, Stdio};
+
+/// A `fhe-ml serve --models DIR` process on a free loopback port; killed when dropped.
+pub struct Serve {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Serve {
+    /// Starts the service on `models` and waits (at most 15 s) until it accepts connections.
+    pub fn start(models: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_fhe-ml"))
+            .args(["serve", "--addr", &addr, "--models", models])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let up = (0..150).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            std::net::TcpStream::connect(&addr).is_ok()
+        });
+        assert!(up, "the service did not start");
+        Self {
+            child,
+            url: format!("http://{addr}"),
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
