@@ -4,9 +4,9 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use fhe_ml::client::Client;
+use fhe_ml::compiler::compile_mlp;
 use fhe_ml::data::load_csv;
 use fhe_ml::fhe::EvaluationKey;
-use fhe_ml::model::compile_mlp;
 use fhe_ml::prelude::*;
 use fhe_ml::train::mlp::{fit_mlp, MlpConfig};
 

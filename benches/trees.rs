@@ -2,8 +2,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use fhe_ml::client::Client;
+use fhe_ml::compiler::compile_forest;
 use fhe_ml::data::load_csv;
-use fhe_ml::model::compile_forest;
 use fhe_ml::prelude::*;
 use fhe_ml::train::trees::{fit_forest, ForestConfig};
 

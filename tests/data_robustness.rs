@@ -7,9 +7,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use fhe_ml::compile;
+use fhe_ml::compiler::{compile_forest, compile_mlp};
 use fhe_ml::data::{self, CsvOptions, Record, Split};
 use fhe_ml::fhe::OutputMode;
-use fhe_ml::model::{compile, compile_forest, compile_mlp};
 use fhe_ml::program::Prediction;
 use fhe_ml::quant::Quantization;
 use fhe_ml::train::{self, mlp::MlpConfig, trees::ForestConfig};
@@ -318,7 +319,7 @@ fn a_constant_column_gets_weight_zero_everywhere() {
     let split = table.split(0.2, 42).unwrap();
     assert_eq!(split.constant_features, vec!["const".to_string()]);
     let logistic = train::fit_logistic(&split).unwrap();
-    let float = fhe_ml::model::LinearModel::float_model(&logistic, &split.classes).unwrap();
+    let float = fhe_ml::compiler::LinearModel::float_model(&logistic, &split.classes).unwrap();
     assert!(float.weights[[0, 1]].abs() < 1e-9, "{}", float.weights);
     // Compiled: the integer weight of the constant column is 0, and in every family a test
     // row's prediction does not depend on what the constant column holds.
@@ -433,10 +434,10 @@ fn glitch_values_keep_tree_accuracy_and_are_reported() {
 }
 
 /// A float linear model given by its weights (on the split's scaled features).
-struct Given(fhe_ml::model::FloatLinearModel);
+struct Given(fhe_ml::compiler::FloatLinearModel);
 
-impl fhe_ml::model::LinearModel for Given {
-    fn float_model(&self, _classes: &[i64]) -> fhe_ml::Result<fhe_ml::model::FloatLinearModel> {
+impl fhe_ml::compiler::LinearModel for Given {
+    fn float_model(&self, _classes: &[i64]) -> fhe_ml::Result<fhe_ml::compiler::FloatLinearModel> {
         Ok(self.0.clone())
     }
 }
@@ -451,7 +452,7 @@ fn linear_calibration_clips_glitch_values() {
     let split = table.split(0.2, 42).unwrap();
     let (mean, std) = (split.scaler.mean[0], split.scaler.std[0]);
     // z = 8 (x - 1.4) in raw units, written on scaled features: x = mean + std * x_scaled.
-    let given = Given(fhe_ml::model::FloatLinearModel {
+    let given = Given(fhe_ml::compiler::FloatLinearModel {
         weights: ndarray::array![[8.0 * std, 0.0]],
         bias: vec![8.0 * (mean - 1.4)],
         kind: fhe_ml::program::OutputKind::Binary { classes: [0, 1] },

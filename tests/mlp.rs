@@ -3,9 +3,10 @@
 //! and its evaluation key's checks. Clients are seeded, so every run repeats exactly.
 
 use fhe_ml::client::Client;
+use fhe_ml::compiler::compile_mlp;
 use fhe_ml::data::{load_csv, Split};
 use fhe_ml::fhe::EvaluationKey;
-use fhe_ml::model::{compile_mlp, CompiledModel};
+use fhe_ml::model::CompiledModel;
 use fhe_ml::prelude::*;
 use fhe_ml::train::mlp::{fit_mlp, Mlp, MlpConfig};
 

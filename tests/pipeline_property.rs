@@ -9,8 +9,10 @@
 //! The tables come from a fixed seed, so CI sees the same 200 per family; a failure prints the
 //! table's shape (proptest shrinks it).
 
+use fhe_ml::compile;
+use fhe_ml::compiler::{compile_forest, compile_mlp};
 use fhe_ml::data::{self, Split};
-use fhe_ml::model::{compile, compile_forest, compile_mlp, CompiledModel};
+use fhe_ml::model::CompiledModel;
 use fhe_ml::quant::Quantization;
 use fhe_ml::train::{self, mlp::MlpConfig, trees::ForestConfig};
 use proptest::prelude::*;

@@ -3,9 +3,10 @@
 //! test splits (seeded clients, so runs repeat exactly).
 
 use fhe_ml::client::Client;
+use fhe_ml::compiler::compile_forest;
 use fhe_ml::data::{load_csv, Split};
 use fhe_ml::fhe::EvaluationKey;
-use fhe_ml::model::{compile_forest, CompiledModel};
+use fhe_ml::model::CompiledModel;
 use fhe_ml::prelude::*;
 use fhe_ml::train::trees::{fit_forest, ForestConfig, TrainedForest};
 

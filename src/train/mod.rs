@@ -15,9 +15,9 @@ use linfa_logistic::{
 };
 use ndarray::{Array2, Axis, Ix1};
 
+use crate::compiler::{FloatLinearModel, LinearModel};
 use crate::data::Split;
 use crate::error::{Error, Result};
-use crate::model::{FloatLinearModel, LinearModel};
 
 /// L-BFGS iterations for logistic regression; enough for the shipped datasets to converge.
 pub const LOGISTIC_MAX_ITERATIONS: u64 = 300;

@@ -3,12 +3,22 @@
 //! [`Options`] type (quantization bits, output mode) and the [`compile`] function. Each
 //! compiled model keeps its float twin (the fitted model itself) for
 //! [`CompiledModel::predict`] in [`Mode::Float`](crate::model::Mode::Float).
+//!
+//! One file per family: [`linear`], [`mlp`], [`forest`]; their `compile_*` functions are the
+//! lower-level entries the trait calls.
+
+pub mod forest;
+pub mod linear;
+pub mod mlp;
+
+pub use forest::compile_forest;
+pub use linear::{compile_linear, FloatLinearModel, LinearModel, CALIBRATION_TAILS};
+pub use mlp::compile_mlp;
 
 use crate::data::Split;
 use crate::error::{Error, Result};
 use crate::fhe::OutputMode;
-use crate::model::LinearModel;
-use crate::model::{compile_forest, compile_linear, compile_mlp, CompiledModel, FloatTwin};
+use crate::model::{CompiledModel, FloatTwin};
 use crate::quant::Quantization;
 use crate::train::mlp::Mlp;
 use crate::train::trees::TrainedForest;
