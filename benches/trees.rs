@@ -25,7 +25,10 @@ fn benches(c: &mut Criterion) {
                 .unwrap();
         let ct = client.encrypt(&row).unwrap();
         group.bench_function(
-            format!("{name}: infer ({} bootstraps)", model.program.bootstraps()),
+            format!(
+                "{name}: infer ({} bootstraps)",
+                model.program().bootstraps()
+            ),
             |b| b.iter(|| server.infer(&ct).unwrap()),
         );
     }

@@ -5,7 +5,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use serde::{Deserialize, Serialize};
 use tfhe::core_crypto::commons::generators::DeterministicSeeder;
 use tfhe::core_crypto::commons::math::random::{RandomGenerator, Seed};
 use tfhe::core_crypto::prelude::{
@@ -13,7 +12,7 @@ use tfhe::core_crypto::prelude::{
     GlweDimension, GlweSecretKeyOwned, PolynomialSize, SecretRandomGenerator, Seeder, TUniform,
 };
 
-use crate::data::{check_row, Record, Schema};
+use crate::data::{check_row, Record};
 use crate::error::{Error, Result};
 use crate::fhe::bootstrap::KeyId;
 use crate::fhe::kernels::{
@@ -21,113 +20,9 @@ use crate::fhe::kernels::{
 };
 use crate::fhe::label::{decode_top_labels, label_bits, LABEL_OUTPUT_BITS};
 use crate::fhe::wire::{self, Kind};
-use crate::fhe::{EncodingPlan, EvaluationKey, OutputMode};
-use crate::program::{Decoder, Prediction};
-use crate::quant::InputQuantizer;
-use crate::server::{EncryptedInput, EncryptedOutput};
-
-/// The public part of a model a client needs: names, quantizer, decoder, plan. No weights.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClientSpec {
-    /// The model's 16-byte id (a BLAKE3 digest of the compiled model): ciphertexts, results
-    /// and secret keys made for another model are refused.
-    pub model_id: [u8; 16],
-    /// The model bootstraps, or returns labels: the server needs this client's evaluation key.
-    pub needs_evaluation_key: bool,
-    /// What the server returns: scores, or only the label.
-    pub output: OutputMode,
-    /// Name of the dataset the model was trained on.
-    pub name: String,
-    /// The raw columns rows name ([`Client::encrypt_record`], `fhe-ml predict`): matched by
-    /// name, categorical ones one-hot encoded.
-    pub schema: Schema,
-    /// `n_features` feature names after encoding.
-    pub feature_names: Vec<String>,
-    /// Maps each raw feature to an integer level below `2^bits`, as at compilation.
-    pub quantizer: InputQuantizer,
-    /// Turns decrypted integer scores into a class (with probabilities) or a value.
-    pub decoder: Decoder,
-    /// The encoding plan: parameter set, deltas, and the bits each input body and output
-    /// coefficient travels with.
-    pub plan: EncodingPlan,
-}
-
-impl ClientSpec {
-    /// Serializes into a versioned, size-limited, integrity-checked blob (kind `ClientSpec`).
-    ///
-    /// # Errors
-    /// `Error::Wire` when the spec does not serialize within the kind's 64 MiB limit.
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        wire::seal(Kind::ClientSpec, self)
-    }
-
-    /// Reads a blob written by [`ClientSpec::to_bytes`] and validates the spec
-    /// ([`ClientSpec::validate`]).
-    ///
-    /// # Errors
-    /// `Error::Wire` for malformed, truncated or corrupted bytes, another format version, or
-    /// an invalid spec; `Error::WrongKind` for a blob of another kind; `Error::TooLarge` for a
-    /// payload over the limit; `Error::Compile` for no features, or more than the polynomial
-    /// size N.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let spec: Self = wire::open(Kind::ClientSpec, bytes)?;
-        spec.validate()?;
-        Ok(spec)
-    }
-
-    /// Checks what a client relies on, so a spec read from a blob cannot make it panic.
-    ///
-    /// # Errors
-    /// `Error::Wire` for an unknown parameter set or a quantizer, schema, decoder or plan that
-    /// disagree; `Error::Compile` for no features, or more than the polynomial size N.
-    pub fn validate(&self) -> Result<()> {
-        let q = &self.quantizer;
-        let d = q.n_features();
-        self.plan.params.check_features(d)?;
-        let bad = |m: String| Err(Error::Wire(format!("invalid client spec: {m}")));
-        if !(1..=crate::program::MAX_INPUT_BITS).contains(&q.bits) {
-            return bad(format!("{}-bit inputs", q.bits));
-        }
-        if q.step.len() != d || self.feature_names.len() != d || self.schema.n_features() != d {
-            return bad("quantizer, schema and feature names disagree on the feature count".into());
-        }
-        if let Err(e) = self.schema.validate() {
-            return bad(e.to_string());
-        }
-        if q.is_binned()
-            && (q.edges.len() != d
-                || q.edges.iter().any(|e| {
-                    e.len() as u64 > q.max_level()
-                        || e.iter().any(|v| !v.is_finite())
-                        || e.windows(2).any(|w| w[0] >= w[1])
-                }))
-        {
-            return bad("invalid quantizer cut points".into());
-        }
-        if q.low.iter().any(|v| !v.is_finite())
-            || q.step.iter().any(|v| !v.is_finite() || *v <= 0.0)
-        {
-            return bad("non-finite or non-positive quantizer ranges".into());
-        }
-        let d = &self.decoder;
-        if !(d.scale.is_finite() && d.scale > 0.0 && d.offset.is_finite()) || d.n_outputs() == 0 {
-            return bad(
-                "decoder without outputs, or with a non-positive scale or a non-finite offset"
-                    .into(),
-            );
-        }
-        let plan = &self.plan;
-        if plan.delta_log2 >= 63
-            || plan.output_delta_log2 >= 63
-            || !(1..=64).contains(&plan.input_body_bits)
-            || !(1..=64).contains(&plan.output_bits)
-            || plan.output_delta_log2 + plan.output_bits < 64
-        {
-            return bad("inconsistent encoding plan".into());
-        }
-        Ok(())
-    }
-}
+use crate::fhe::{EvaluationKey, OutputMode};
+use crate::program::Prediction;
+use crate::protocol::{ClientSpec, EncryptedInput, EncryptedOutput};
 
 /// The secret key: tfhe's binary GLWE secret key (k = 1), held in reversed coefficient order
 /// for the kernels. Not `Serialize`: it leaves a `Client` only through `export_secret_key`,

@@ -13,18 +13,19 @@ use crate::client::Client;
 use crate::compiler::{compile, Options};
 use crate::data::{self, CsvOptions, Split, Table};
 use crate::error::{Error, Result};
-use crate::fhe::label::top_labels;
 use crate::fhe::EvaluationKey;
 use crate::fhe::OutputMode;
 use crate::model::CompiledModel;
+use crate::program::encrypted::StepTiming;
 use crate::program::Prediction;
+use crate::protocol::{EncryptedInput, EncryptedOutput};
 use crate::quant::Quantization;
 use crate::remote::RemoteServer;
 use crate::report::{
     Agreement, Bytes, EvalReport, EvaluationKeyTimes, LabelFigures, Latency, NoiseFigures,
     PerSample, Triple,
 };
-use crate::server::{EncryptedInput, EncryptedOutput, Server, StepTiming};
+use crate::server::Server;
 use crate::train;
 use crate::train::mlp::MlpConfig;
 use crate::train::params::{ForestParams, LinearParams, LogisticParams, MlpParams};
@@ -170,9 +171,8 @@ pub fn noisy_label_agreement(
 ) -> Result<Vec<f64>> {
     use rand::SeedableRng;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let label = |scores: &[i64]| -> Result<Option<usize>> {
-        Ok(model.decoder.decode(scores)?.class_index())
-    };
+    let label =
+        |outputs: &[i64]| -> Result<Option<usize>> { Ok(model.decode(outputs)?.class_index()) };
     let clear: Vec<Option<usize>> = rows
         .iter()
         .map(|r| label(&model.simulate(r)?))
@@ -415,7 +415,7 @@ fn encrypted_run<T>(
             let service = RemoteServer::new(url)?;
             let name = service_name(&split.name, config.model, config.output);
             let served = service.client_spec(&name)?;
-            if served.model_id != model.model_id {
+            if served.model_id != model.model_id() {
                 return Err(Error::Remote(format!(
                     "the service's model {name} differs from the one trained here (other data, settings or seed)"
                 )));
@@ -487,16 +487,16 @@ fn encrypted_run<T>(
         let (out, steps) = backend.infer(&ct)?;
         per_sample.infer_ms.push(ms(t));
         let t = Instant::now();
-        let (prediction, exact) = match model.output {
+        let (prediction, exact) = match model.output() {
             OutputMode::Scores => {
                 let scores = client.decrypt_scores(&out)?;
-                let prediction = model.decoder.decode(&scores)?;
+                let prediction = model.decoder().decode(&scores)?;
                 (prediction, scores == model.simulate(row)?)
             }
             OutputMode::Label | OutputMode::TopK(_) => {
                 let labels = client.decrypt_labels(&out)?;
-                let clear = top_labels(&model.simulate(row)?, labels.len());
-                (model.decoder.decode_label(labels[0])?, labels == clear)
+                let clear: Vec<usize> = model.simulate(row)?.iter().map(|&l| l as usize).collect();
+                (model.decoder().decode_label(labels[0])?, labels == clear)
             }
         };
         per_sample.decrypt_ms.push(ms(t));
@@ -583,8 +583,8 @@ fn report_base<T>(
         n_test,
         n_features: split.n_features(),
         n_classes: (!split.classes.is_empty()).then_some(split.classes.len()),
-        params: model.plan.params.describe(),
-        bits: model.quantization.input_bits,
+        params: model.plan().params.describe(),
+        bits: model.quantization().input_bits,
         seed: config.seed,
         test_fraction: config.test_fraction,
         accuracy: None,
@@ -599,16 +599,16 @@ fn report_base<T>(
         clipped_features: 0,
         exact_scores: false,
         architecture: model.architecture().to_string(),
-        pbs_per_sample: model.bootstraps().unwrap_or(0),
-        output: model.output.to_string(),
-        label: model.label_head().ok().flatten().map(|h| LabelFigures {
+        pbs_per_sample: model.bootstraps(),
+        output: model.output().to_string(),
+        label: model.label_head().map(|h| LabelFigures {
             labels: h.top,
             bootstraps: h.bootstraps(),
             sequential_bootstraps: h.sequential_bootstraps(),
             scales: h.levels.len(),
             failure_probability: h.failure_probability(),
             sanitization_distance: h
-                .sanitization_distance(&model.plan.params)
+                .sanitization_distance(&model.plan().params)
                 .unwrap_or(f64::NAN),
         }),
         evaluation_key_ms: EvaluationKeyTimes::default(),
@@ -658,7 +658,7 @@ fn finish<T>(
     split: &Split<T>,
 ) -> Result<()> {
     let n = run.predictions.len();
-    if model.program.bootstraps() > 0 {
+    if model.program().lookup_layers().next().is_some() {
         let noise = model.noise()?;
         let mut expected = 0.0;
         for row in split.test_raw.axis_iter(Axis(0)).take(n) {

@@ -87,15 +87,17 @@ pub use model::{CompiledModel, Mode};
 
 /// The types a user's program needs.
 pub mod prelude {
-    pub use crate::client::{Client, ClientSpec};
+    pub use crate::client::Client;
     pub use crate::compiler::LinearModel;
     pub use crate::compiler::{compile, Compile, Options};
     pub use crate::data::{load_csv, Record, Split, Table};
     pub use crate::fhe::OutputMode;
     pub use crate::model::{CompiledModel, Mode};
     pub use crate::program::Prediction;
+    pub use crate::protocol::ClientSpec;
+    pub use crate::protocol::{EncryptedInput, EncryptedOutput, ServerModel};
     pub use crate::quant::Quantization;
-    pub use crate::server::{EncryptedInput, EncryptedOutput, Server, ServerModel};
+    pub use crate::server::Server;
     pub use crate::train::params::{ForestParams, LinearParams, LogisticParams, MlpParams};
     pub use crate::{Error, Result};
     pub use linfa::ParamGuard;

@@ -3,49 +3,36 @@
 //! predicts in every [`Mode`]. The compilers that make one are in [`crate::compiler`].
 
 use ndarray::Array2;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::client::{Client, ClientSpec};
+use crate::client::Client;
 use crate::data::{check_row, Record, Schema, Split};
 use crate::error::{Error, Result};
-use crate::fhe::stats::normal_cdf;
 use crate::fhe::{EncodingPlan, LabelHead, LeveledParameters, NoiseReport, OutputMode};
-use crate::program::{Decoder, OutputKind, Prediction, Program, Step};
+use crate::program::{noisy, Decoder, OutputKind, Prediction, Program, Step};
+use crate::protocol::{ClientSpec, ServerModel};
 use crate::quant::{InputQuantizer, Quantization, QuantizedRow};
-use crate::server::{Server, ServerModel};
+use crate::server::Server;
 use crate::train::mlp::Mlp;
 
-/// An integer model ready for encrypted inference.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An integer model ready for encrypted inference. Its parts are read through accessors and
+/// changed only by methods that fingerprint it again ([`CompiledModel::with_output`]), so its
+/// [`CompiledModel::model_id`] always names what it runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompiledModel {
-    /// The model's name (the training table's), used in reports and by the service.
-    pub name: String,
-    /// The raw input columns a client's rows name, and their encoding into features.
-    pub schema: Schema,
-    /// `n_features` feature names after encoding.
-    pub feature_names: Vec<String>,
-    /// Bit widths of inputs and weights.
-    pub quantization: Quantization,
-    /// Maps raw feature rows (`n_features` values, raw units) to input levels; run by the
-    /// client, so the scaler needs no separate shipping.
-    pub quantizer: InputQuantizer,
-    /// The integer program the server evaluates on ciphertexts.
-    pub program: Program,
-    /// Turns decrypted integer scores into a prediction, on the client.
-    pub decoder: Decoder,
-    /// How values are encoded in plaintexts (parameter set, scaling deltas, bits).
-    pub plan: EncodingPlan,
-    /// One line for reports: `30→1 linear, 8-bit inputs and weights`, `64-32-10 MLP ...`.
-    pub description: String,
-    /// What the server returns: scores (default), or only the sanitized label.
-    pub output: OutputMode,
-    /// Fingerprint of everything above: ciphertexts carry it, so a ciphertext made for another
-    /// model or parameter set is refused.
-    pub model_id: [u8; 16],
-    /// The fitted float model this was compiled from, for [`Mode::Float`] (absent in a model
-    /// read back from bytes; not part of the fingerprint or of equality).
+    name: String,
+    schema: Schema,
+    feature_names: Vec<String>,
+    quantization: Quantization,
+    quantizer: InputQuantizer,
+    program: Program,
+    decoder: Decoder,
+    plan: EncodingPlan,
+    description: String,
+    model_id: [u8; 16],
+    /// Not part of the fingerprint or of equality.
     #[serde(skip)]
-    pub float: FloatTwin,
+    float: FloatTwin,
     /// Keys made on the first [`Mode::Encrypted`] prediction, reused after.
     #[serde(skip)]
     keys: KeyCache,
@@ -54,7 +41,7 @@ pub struct CompiledModel {
 /// The fitted float model behind a compiled one: what [`Mode::Float`] runs.
 #[derive(Debug, Clone, Default)]
 pub enum FloatTwin {
-    /// Not known (a model read back from bytes).
+    /// Not known (a model made by a lower-level `compile_*` function).
     #[default]
     None,
     /// Logistic or linear regression on features scaled by `scaler`.
@@ -129,8 +116,12 @@ impl CompiledModel {
         description: String,
     ) -> Result<Self> {
         program.validate()?;
-        let plan =
-            EncodingPlan::for_program(LeveledParameters::default(), &program, OutputMode::Scores)?;
+        if program.head().is_some() {
+            return Err(Error::Compile(
+                "compile the scores program; with_output adds the label head".into(),
+            ));
+        }
+        let plan = EncodingPlan::for_program(LeveledParameters::default(), &program)?;
         let mut compiled = CompiledModel {
             name: split.name.clone(),
             schema: split.schema.clone(),
@@ -141,7 +132,6 @@ impl CompiledModel {
             decoder,
             plan,
             description,
-            output: OutputMode::Scores,
             model_id: [0; 16],
             float: FloatTwin::None,
             keys: KeyCache::default(),
@@ -165,32 +155,94 @@ impl CompiledModel {
                 "{output} mode needs a classifier; a regression returns its value"
             )));
         }
-        self.plan = EncodingPlan::for_program(self.plan.params.clone(), &self.program, output)?;
-        LabelHead::for_output(&self.plan, &self.program, output)?;
-        self.output = output;
+        let mut program = self.program.without_head();
+        let plan = EncodingPlan::for_output(self.plan.params.clone(), &program, output)?;
+        if let Some(top) = output.labels() {
+            let head = plan.label_head(&program, top)?;
+            program.steps.push(Step::Label(head));
+        }
+        program.validate()?;
+        self.program = program;
+        self.plan = plan;
         self.model_id = self.fingerprint()?;
         // Keys made for the model as it was would not match its new id.
         self.keys = KeyCache::default();
         Ok(self)
     }
 
-    /// The label head of a model in label or top-k mode (its comparison circuit and costs);
-    /// `None` in scores mode.
-    ///
-    /// # Errors
-    ///
-    /// `Error::Compile` if no label head fits this program and plan.
-    pub fn label_head(&self) -> Result<Option<LabelHead>> {
-        LabelHead::for_output(&self.plan, &self.program, self.output)
+    /// Attaches the fitted float model (not part of the fingerprint).
+    pub(crate) fn with_float(mut self, float: FloatTwin) -> Self {
+        self.float = float;
+        self
     }
 
-    /// Bootstraps per inference: the program's and the label head's.
-    ///
-    /// # Errors
-    ///
-    /// As [`CompiledModel::label_head`].
-    pub fn bootstraps(&self) -> Result<usize> {
-        Ok(self.program.bootstraps() + self.label_head()?.map_or(0, |h| h.bootstraps()))
+    /// The label head ending the program in label or top-K mode (its comparison circuit and
+    /// costs); `None` in scores mode.
+    pub fn label_head(&self) -> Option<&LabelHead> {
+        self.program.head()
+    }
+
+    /// Programmable bootstraps per inference, the label head's included
+    /// ([`Program::bootstraps`]).
+    pub fn bootstraps(&self) -> usize {
+        self.program.bootstraps()
+    }
+
+    /// The model's name (the training table's), used in reports and by the service.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The raw input columns a client's rows name, and their encoding into features.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The `n_features` feature names after encoding.
+    pub fn feature_names(&self) -> &[String] {
+        &self.feature_names
+    }
+
+    /// Bit widths of inputs and weights.
+    pub fn quantization(&self) -> Quantization {
+        self.quantization
+    }
+
+    /// Maps raw feature rows (`n_features` values, raw units) to input levels; run by the
+    /// client, so the scaler needs no separate shipping.
+    pub fn quantizer(&self) -> &InputQuantizer {
+        &self.quantizer
+    }
+
+    /// The integer program the server evaluates on ciphertexts.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// Turns decrypted integers into a prediction, on the client.
+    pub fn decoder(&self) -> &Decoder {
+        &self.decoder
+    }
+
+    /// How values are encoded in plaintexts (parameter set, scaling deltas, bits).
+    pub fn plan(&self) -> &EncodingPlan {
+        &self.plan
+    }
+
+    /// What the server returns: scores (default), the sanitized label, or the top K labels.
+    pub fn output(&self) -> OutputMode {
+        self.program.output()
+    }
+
+    /// Fingerprint (BLAKE3, 16 bytes) of everything the model runs: ciphertexts carry it, so
+    /// one made for another model or parameter set is refused.
+    pub fn model_id(&self) -> [u8; 16] {
+        self.model_id
+    }
+
+    /// The fitted float model this was compiled from, for [`Mode::Float`].
+    pub fn float_twin(&self) -> &FloatTwin {
+        &self.float
     }
 
     fn fingerprint(&self) -> Result<[u8; 16]> {
@@ -201,7 +253,6 @@ impl CompiledModel {
             &self.program,
             &self.decoder,
             &self.plan,
-            &self.output,
         ))
         .map_err(|e| Error::Compile(e.to_string()))?;
         let mut id = [0u8; 16];
@@ -219,7 +270,7 @@ impl CompiledModel {
         ClientSpec {
             model_id: self.model_id,
             needs_evaluation_key: self.needs_evaluation_key(),
-            output: self.output,
+            output: self.output(),
             name: self.name.clone(),
             schema: self.schema.clone(),
             feature_names: self.feature_names.clone(),
@@ -235,7 +286,6 @@ impl CompiledModel {
             model_id: self.model_id,
             program: self.program.clone(),
             plan: self.plan.clone(),
-            output: self.output,
         }
     }
 
@@ -289,34 +339,7 @@ impl CompiledModel {
     /// `Error::Shape` or `Error::Input` for a row of the wrong length or with a non-finite
     /// value; as [`CompiledModel::noise`] if the noise cannot be computed.
     pub fn expected_lookup_mismatches(&self, row: &[f64]) -> Result<Vec<f64>> {
-        let noise = self.noise()?;
-        let x = self.quantize(row)?.values;
-        let mut out = Vec::new();
-        for (k, step) in self.program.steps.iter().enumerate() {
-            let Step::Lookup(layer) = step else { continue };
-            let sigma = noise.lookup_sigma_positions[out.len()];
-            let z = self.program.simulate_until(&x, k)?;
-            let reach = (6.0 * sigma).ceil() as i64 + 1;
-            let scale = layer.scale_num as f64 / (1u64 << layer.scale_shift) as f64;
-            let mut expected = 0.0;
-            for (neuron, &v) in layer.neurons.iter().zip(&z) {
-                let p_real = v as f64 * scale;
-                let p0 = layer.position(v);
-                let offset = p_real - (p_real + 0.5).floor();
-                for &r in &neuron.reads {
-                    let clean = layer.read(neuron, p0 + r);
-                    for d in -reach..=reach {
-                        if d != 0 && layer.read(neuron, p0 + r + d) != clean {
-                            let lo = (d as f64 - 0.5 - offset) / sigma;
-                            let hi = (d as f64 + 0.5 - offset) / sigma;
-                            expected += normal_cdf(hi) - normal_cdf(lo);
-                        }
-                    }
-                }
-            }
-            out.push(expected);
-        }
-        Ok(out)
+        noisy::expected_lookup_mismatches(&self.program, &self.plan, &self.quantize(row)?.values)
     }
 
     /// The clear twin with the noise bootstrapping adds, drawn from tfhe's noise formulas
@@ -330,39 +353,7 @@ impl CompiledModel {
     /// `Error::Shape` or `Error::Input` for a row of the wrong length or with a non-finite
     /// value; as [`CompiledModel::noise`] if the noise cannot be computed.
     pub fn simulate_noisy<R: rand::Rng>(&self, row: &[f64], rng: &mut R) -> Result<Vec<i64>> {
-        let x = self.quantize(row)?.values;
-        if self.program.bootstraps() == 0 {
-            return self.program.simulate(&x);
-        }
-        let noise = self.noise()?;
-        let mut gaussian = || {
-            let u1: f64 = rng.gen_range(f64::EPSILON..1.0);
-            let u2: f64 = rng.gen();
-            (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-        };
-        let mut values: Vec<i64> = x.iter().map(|&v| v as i64).collect();
-        let mut lookup = 0;
-        for step in &self.program.steps {
-            values = match step {
-                Step::Linear(l) => l.apply(&values),
-                Step::Lookup(l) => {
-                    let sigma = noise.lookup_sigma_positions[lookup];
-                    lookup += 1;
-                    let scale = l.scale_num as f64 / (1u64 << l.scale_shift) as f64;
-                    let mut out = Vec::with_capacity(l.n_outputs());
-                    for (f, &v) in l.neurons.iter().zip(&values) {
-                        // One bootstrap: every read of the neuron sees the same noise.
-                        let p = (v as f64 * scale + sigma * gaussian() + 0.5).floor() as i64;
-                        out.extend(f.reads.iter().map(|&r| l.read(f, p + r)));
-                    }
-                    out
-                }
-            };
-        }
-        Ok(values
-            .into_iter()
-            .map(|v| v + (noise.score_sigma * gaussian()).round() as i64)
-            .collect())
+        noisy::simulate_noisy(&self.program, &self.plan, &self.quantize(row)?.values, rng)
     }
 
     /// The feature row of a named record ([`Schema::encode`]): what `predict` and
@@ -386,7 +377,8 @@ impl CompiledModel {
         Ok(self.quantizer.quantize(row))
     }
 
-    /// The clear twin: integer scores of a raw row, exactly what decryption yields.
+    /// The clear twin: the integers decryption yields for a raw row: the scores, or in label
+    /// and top-K modes the class indices, best first.
     ///
     /// # Errors
     ///
@@ -396,14 +388,25 @@ impl CompiledModel {
         self.program.simulate(&self.quantize(row)?.values)
     }
 
-    /// The quantized model's prediction for a raw row, without encryption.
+    /// The clear twin's scores (the program before any label head): what decryption yields in
+    /// scores mode, `program().n_outputs()` integers.
+    ///
+    /// # Errors
+    ///
+    /// As [`CompiledModel::simulate`].
+    pub fn simulate_scores(&self, row: &[f64]) -> Result<Vec<i64>> {
+        self.program.simulate_scores(&self.quantize(row)?.values)
+    }
+
+    /// The quantized model's prediction for a raw row from its clear scores (with
+    /// probabilities, in every output mode), without encryption.
     ///
     /// # Errors
     ///
     /// `Error::Shape` if `row` does not have `n_features` values, `Error::Input` if one is not
     /// finite.
     pub fn predict_simulated(&self, row: &[f64]) -> Result<Prediction> {
-        self.decoder.decode(&self.simulate(row)?)
+        self.decoder.decode(&self.simulate_scores(row)?)
     }
 
     /// The prediction for one raw row (`n_features` values, in training order) by the
@@ -436,8 +439,8 @@ impl CompiledModel {
     pub fn predict(&self, row: &[f64], mode: Mode) -> Result<Prediction> {
         match mode {
             Mode::Float => self.predict_float(row),
-            Mode::Clear => self.decode_output(&self.simulate(row)?),
-            Mode::Noisy => self.decode_output(&self.simulate_noisy(row, &mut rand::thread_rng())?),
+            Mode::Clear => self.decode(&self.simulate(row)?),
+            Mode::Noisy => self.decode(&self.simulate_noisy(row, &mut rand::thread_rng())?),
             Mode::Encrypted => {
                 let (client, server) = self.keys()?;
                 client.decrypt(&server.infer(&client.encrypt(row)?)?)
@@ -471,13 +474,25 @@ impl CompiledModel {
         }
     }
 
-    /// Scores decoded as the client would see them in this model's output mode.
-    fn decode_output(&self, scores: &[i64]) -> Result<Prediction> {
-        match self.output.labels() {
-            None => self.decoder.decode(scores),
-            Some(k) => self
-                .decoder
-                .decode_label(crate::fhe::label::top_labels(scores, k)[0]),
+    /// The program's outputs ([`CompiledModel::simulate`]'s, or `simulate_noisy`'s) as the
+    /// client reads them in this model's output mode: scores decoded with probabilities, or in
+    /// label and top-K modes the best class without them.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Shape` for outputs of the wrong count; `Error::Input` for a label index out
+    /// of range.
+    pub fn decode(&self, outputs: &[i64]) -> Result<Prediction> {
+        match self.program.head() {
+            None => self.decoder.decode(outputs),
+            Some(_) => {
+                let best = outputs.first().ok_or_else(|| Error::Shape {
+                    what: "labels".into(),
+                    expected: 1,
+                    found: 0,
+                })?;
+                self.decoder.decode_label(*best as usize)
+            }
         }
     }
 

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use base64::Engine;
 
-use crate::client::ClientSpec;
 use crate::error::{Error, Result};
 use crate::fhe::wire::{self, Kind};
 use crate::fhe::EvaluationKey;
+use crate::protocol::ClientSpec;
+use crate::protocol::{EncryptedInput, EncryptedOutput};
 use crate::protocol::{Health, KeyReceipt, ModelInfo};
-use crate::server::{EncryptedInput, EncryptedOutput};
 
 /// Largest response read (an output batch of a thousand ten-class rows).
 const RESPONSE_LIMIT: u64 = 300 << 20;

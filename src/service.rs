@@ -33,14 +33,15 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::client::ClientSpec;
 use crate::error::{Error, Result};
 use crate::fhe::bootstrap::{Bootstrapper, KeyId};
 use crate::fhe::wire::{self, Kind};
-use crate::fhe::{EvaluationKey, LabelHead, OutputMode};
+use crate::fhe::{EvaluationKey, OutputMode};
 use crate::model::CompiledModel;
 use crate::program::OutputKind;
-use crate::server::{EncryptedInput, EncryptedOutput, Server, ServerModel};
+use crate::protocol::ClientSpec;
+use crate::protocol::{EncryptedInput, EncryptedOutput, ServerModel};
+use crate::server::Server;
 
 /// Limits and sizes of a running service.
 #[derive(Debug, Clone)]
@@ -168,7 +169,7 @@ pub fn default_models() -> Result<Vec<ModelBundle>> {
         // mode (the same training).
         if kind == ModelKind::Logistic {
             let mut modes = vec![OutputMode::Label];
-            if matches!(model.decoder.kind, OutputKind::Multiclass { .. }) {
+            if matches!(model.decoder().kind, OutputKind::Multiclass { .. }) {
                 modes.push(OutputMode::TopK(3));
             }
             for mode in modes {
@@ -326,11 +327,6 @@ impl AppState {
 
 fn info(served: &Served) -> ModelInfo {
     let spec = &served.bundle.client_spec;
-    let label_bootstraps =
-        LabelHead::for_output(&spec.plan, &served.bundle.server_model.program, spec.output)
-            .ok()
-            .flatten()
-            .map_or(0, |h| h.bootstraps());
     let (output, classes) = match &spec.decoder.kind {
         OutputKind::Binary { classes } => ("binary", classes.to_vec()),
         OutputKind::Multiclass { classes } => ("multiclass", classes.clone()),
@@ -349,8 +345,7 @@ fn info(served: &Served) -> ModelInfo {
         classes,
         needs_evaluation_key: spec.needs_evaluation_key,
         output_mode: spec.output.to_string(),
-        bootstraps_per_inference: served.bundle.server_model.program.bootstraps()
-            + label_bootstraps,
+        bootstraps_per_inference: served.bundle.server_model.program.bootstraps(),
         client_spec: base64::engine::general_purpose::STANDARD.encode(&served.spec_blob),
     }
 }

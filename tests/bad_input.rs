@@ -266,6 +266,22 @@ fn crafted_models_and_specs_are_refused() {
     let mut bad = m.server_model();
     bad.plan.output_bits -= 1;
     assert!(Server::new(bad).is_err());
+    // A label head that is not the one the plan derives (fewer comparison scales), or one
+    // that is not the last step, is refused before any key is expanded.
+    let label = m.clone().with_output(OutputMode::Label).unwrap();
+    let client = Client::new_seeded(label.client_spec(), 3).unwrap();
+    let key = client.evaluation_key().unwrap();
+    let mut bad = label.server_model();
+    let Some(fhe_ml::program::Step::Label(head)) = bad.program.steps.last_mut() else {
+        unreachable!("label mode ends in the label head")
+    };
+    head.levels.pop();
+    let err = Server::with_evaluation_key(bad, &key).unwrap_err();
+    assert!(err.to_string().contains("label head"), "{err}");
+    let mut bad = label.server_model();
+    let head = bad.program.steps.pop().unwrap();
+    bad.program.steps.insert(0, head);
+    assert!(Server::with_evaluation_key(bad, &key).is_err());
     // A client spec with an empty quantizer or impossible plan.
     let mut spec = m.client_spec();
     spec.quantizer.step.clear();

@@ -324,7 +324,7 @@ fn a_constant_column_gets_weight_zero_everywhere() {
     // Compiled: the integer weight of the constant column is 0, and in every family a test
     // row's prediction does not depend on what the constant column holds.
     let compiled = compile(&logistic, &split, Quantization::default()).unwrap();
-    let fhe_ml::program::Step::Linear(layer) = &compiled.program.steps[0] else {
+    let fhe_ml::program::Step::Linear(layer) = &compiled.program().steps[0] else {
         panic!("a linear model is one linear step")
     };
     assert_eq!(layer.weights[1], 0, "{:?}", layer.weights);
@@ -458,7 +458,7 @@ fn linear_calibration_clips_glitch_values() {
         kind: fhe_ml::program::OutputKind::Binary { classes: [0, 1] },
     });
     let model = compile(&given, &split, Quantization::default()).unwrap();
-    let q = &model.quantizer;
+    let q = &model.quantizer();
     let top = q.low[0] + q.step[0] * q.max_level() as f64;
     assert!(top < 10.0, "the range still reaches the glitches: {top}");
     let rows = split.test_rows();

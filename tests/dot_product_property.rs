@@ -1,12 +1,14 @@
 //! Property: decrypting an encrypted dot product gives the clear one, for random weights and
 //! inputs anywhere in range, including the extremes the noise bounds are planned for.
 
-use fhe_ml::client::{Client, ClientSpec};
+use fhe_ml::client::Client;
 use fhe_ml::data::Schema;
 use fhe_ml::fhe::{EncodingPlan, LeveledParameters, OutputMode};
 use fhe_ml::program::{Decoder, LinearLayer, OutputKind, Program, Step};
+use fhe_ml::protocol::ClientSpec;
+use fhe_ml::protocol::ServerModel;
 use fhe_ml::quant::InputQuantizer;
-use fhe_ml::server::{Server, ServerModel};
+use fhe_ml::server::Server;
 use proptest::prelude::*;
 
 fn pair(layer: LinearLayer, input_bits: u32) -> (Client, Server, Program) {
@@ -15,9 +17,7 @@ fn pair(layer: LinearLayer, input_bits: u32) -> (Client, Server, Program) {
         input_bits,
         steps: vec![Step::Linear(layer.clone())],
     };
-    let plan =
-        EncodingPlan::for_program(LeveledParameters::default(), &program, OutputMode::Scores)
-            .unwrap();
+    let plan = EncodingPlan::for_program(LeveledParameters::default(), &program).unwrap();
     let (err, delta) = plan.error_bound(layer.max_row_l1());
     assert!(err <= delta / 4);
     let model_id = [7u8; 16];
@@ -25,7 +25,6 @@ fn pair(layer: LinearLayer, input_bits: u32) -> (Client, Server, Program) {
         model_id,
         program: program.clone(),
         plan: plan.clone(),
-        output: OutputMode::Scores,
     })
     .unwrap();
     let names: Vec<String> = (0..layer.n_inputs).map(|i| format!("x{i}")).collect();
@@ -118,7 +117,6 @@ fn plans_beyond_the_noise_budget_are_refused() {
         input_bits: bits,
         steps: vec![Step::Linear(layer.clone())],
     };
-    let err = EncodingPlan::for_program(LeveledParameters::default(), &program, OutputMode::Scores)
-        .unwrap_err();
+    let err = EncodingPlan::for_program(LeveledParameters::default(), &program).unwrap_err();
     assert!(err.to_string().contains("fewer bits"), "{err}");
 }

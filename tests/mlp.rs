@@ -37,7 +37,7 @@ fn agreement(a: &[usize], b: &[usize]) -> f64 {
 fn digits_mlp_against_its_clear_twin_on_the_whole_test_split() {
     let (split, mlp, model) = trained("data/digits.csv");
     assert_eq!(
-        model.program.bootstraps(),
+        model.program().bootstraps(),
         32,
         "64-32-10: one bootstrap per hidden neuron"
     );
@@ -59,11 +59,11 @@ fn digits_mlp_against_its_clear_twin_on_the_whole_test_split() {
             .iter()
             .map(|&p| ((p as i64 as f64) / *delta as f64).round() as i64)
             .collect();
-        assert_eq!(z, model.program.simulate_until(&x, 1).unwrap(), "row {i}");
+        assert_eq!(z, model.program().simulate_until(&x, 1).unwrap(), "row {i}");
         // Step 1 bootstraps: its activations may differ where the noise crosses a step.
         let (delta, cts) = &trace[1];
         let phases = client.decrypt_phases(cts).unwrap();
-        let clear = model.program.simulate_until(&x, 2).unwrap();
+        let clear = model.program().simulate_until(&x, 2).unwrap();
         let hidden_exact = phases
             .iter()
             .zip(&clear)
@@ -87,9 +87,14 @@ fn digits_mlp_against_its_clear_twin_on_the_whole_test_split() {
                 noise.score_sigma
             );
         }
-        let want = model.decoder.decode(&twin).unwrap().class_index().unwrap();
+        let want = model
+            .decoder()
+            .decode(&twin)
+            .unwrap()
+            .class_index()
+            .unwrap();
         let got = model
-            .decoder
+            .decoder()
             .decode(&scores)
             .unwrap()
             .class_index()
@@ -211,16 +216,18 @@ fn evaluation_keys_are_checked() {
 fn digits_mlp_in_label_mode() {
     let (split, _, model) = trained("data/digits.csv");
     let model = model.with_output(fhe_ml::fhe::OutputMode::Label).unwrap();
-    let head = model.label_head().unwrap().expect("label mode");
+    let head = model.label_head().expect("label mode");
     assert!(head.levels.len() <= fhe_ml::fhe::label::MAX_LEVELS);
     let (client, server, _) = keys(&model, 11);
+    // One count: the program's, label head included.
+    assert_eq!(server.bootstraps_per_inference(), model.bootstraps());
     assert_eq!(
-        server.bootstraps_per_inference(),
-        model.program.bootstraps() + head.bootstraps()
+        model.bootstraps(),
+        model.program().without_head().bootstraps() + head.bootstraps()
     );
     let mut checked = 0;
     for row in split.test_rows() {
-        let mut scores = model.simulate(&row).unwrap();
+        let mut scores = model.simulate_scores(&row).unwrap();
         scores.sort_unstable();
         if scores[scores.len() - 1] - scores[scores.len() - 2] < 20 {
             continue;

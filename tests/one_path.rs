@@ -196,3 +196,33 @@ fn params_are_checked() {
     assert!(LogisticParams::default().check_ref().is_ok());
     assert!(ForestParams::forest().check().is_ok());
 }
+
+/// The label head is the program's last step: one bootstrap count (model, program and server
+/// agree), the clear interpreter returns the head's labels, and switching the output mode back
+/// gives the same model with the same fingerprint.
+#[test]
+fn the_label_head_is_a_step_of_the_program() {
+    let data = breast_cancer();
+    let fitted = LogisticParams::default().fit(&data).unwrap();
+    let scores = compile(&fitted, &data, Options::default()).unwrap();
+    let label = scores.clone().with_output(OutputMode::Label).unwrap();
+    assert_eq!(scores.bootstraps(), 0);
+    let head = label.label_head().expect("label mode");
+    assert!(matches!(
+        label.program().steps.last(),
+        Some(fhe_ml::program::Step::Label(_))
+    ));
+    assert_eq!(label.bootstraps(), head.bootstraps());
+    assert_eq!(label.output(), OutputMode::Label);
+    assert_ne!(label.model_id(), scores.model_id());
+    let (_, server) = label.keygen().unwrap();
+    assert_eq!(server.bootstraps_per_inference(), label.bootstraps());
+    for row in data.test_rows() {
+        let s = scores.simulate(&row).unwrap();
+        assert_eq!(label.simulate_scores(&row).unwrap(), s);
+        assert_eq!(label.simulate(&row).unwrap(), vec![i64::from(s[0] >= 0)]);
+    }
+    let back = label.with_output(OutputMode::Scores).unwrap();
+    assert_eq!(back, scores);
+    assert_eq!(back.model_id(), scores.model_id());
+}

@@ -78,7 +78,7 @@ struct Recovered {
 
 fn attack(model: &CompiledModel, client: &Client, server: &Server, row: &[f64]) -> Recovered {
     let d = model.n_features();
-    let n = model.plan.params.polynomial_size;
+    let n = model.plan().params.polynomial_size;
     let ct = client.encrypt(row).unwrap();
     let f = extended_mask(&expand_mask(ct.mask_seed(), n), d);
     let bits = ct.body_bits();
@@ -88,7 +88,7 @@ fn attack(model: &CompiledModel, client: &Client, server: &Server, row: &[f64]) 
         .map(|b| b << (64 - bits))
         .collect();
     let outputs = server.infer_unrounded(&ct).unwrap();
-    let delta = 1u64 << model.plan.delta_log2;
+    let delta = 1u64 << model.plan().delta_log2;
     let rows: Vec<Option<(Vec<i64>, bool)>> = outputs
         .iter()
         .map(|out| solve_weights(&f, &out[..n], d))
@@ -102,7 +102,7 @@ fn attack(model: &CompiledModel, client: &Client, server: &Server, row: &[f64]) 
                 acc.wrapping_add((wi as u64).wrapping_mul(b))
             });
             let rest = out[n].wrapping_sub(dot);
-            (rest % delta == 0).then(|| (rest as i64) >> model.plan.delta_log2)
+            (rest % delta == 0).then(|| (rest as i64) >> model.plan().delta_log2)
         })
         .collect();
     Recovered { rows, biases }
@@ -123,7 +123,7 @@ fn best_match(candidate: &[i64], truth: &LinearLayer) -> usize {
 }
 
 fn layer(model: &CompiledModel) -> &LinearLayer {
-    model.program.as_linear().unwrap()
+    model.program().as_linear().unwrap()
 }
 
 /// Scores mode, unsanitized: one query recovers every weight and bias exactly.
@@ -195,15 +195,23 @@ fn labels_agree(path: &str, mode: OutputMode, limit: usize) {
     let (split, model) = logistic(path);
     let model = model.with_output(mode).unwrap();
     let (client, server) = model.keygen().unwrap();
-    let head = model.label_head().unwrap().unwrap();
+    let head = model.label_head().unwrap();
     assert_eq!(server.bootstraps_per_inference(), head.bootstraps());
     let rows = split.test_rows();
     let rows = &rows[..limit.min(rows.len())];
     let cts: Vec<EncryptedInput> = rows.iter().map(|r| client.encrypt(r).unwrap()).collect();
     let outs: Vec<EncryptedOutput> = cts.par_iter().map(|c| server.infer(c).unwrap()).collect();
     for (i, (row, out)) in rows.iter().zip(&outs).enumerate() {
-        let scores = model.simulate(row).unwrap();
+        let scores = model.simulate_scores(row).unwrap();
         let clear = top_labels(&scores, mode.labels().unwrap());
+        // The clear interpreter runs the label head too.
+        let twin: Vec<usize> = model
+            .simulate(row)
+            .unwrap()
+            .iter()
+            .map(|&l| l as usize)
+            .collect();
+        assert_eq!(twin, clear);
         let out = EncryptedOutput::from_bytes(&out.to_bytes().unwrap()).unwrap();
         assert_eq!(
             client.decrypt_labels(&out).unwrap(),
@@ -219,7 +227,7 @@ fn labels_agree(path: &str, mode: OutputMode, limit: usize) {
     }
     // A scores client refuses a label result.
     let scores_model = logistic(path).1;
-    assert!(scores_model.model_id != model.model_id);
+    assert!(scores_model.model_id() != model.model_id());
 }
 
 #[test]
@@ -247,8 +255,8 @@ fn top_k_is_checked() {
     assert!(digits.clone().with_output(OutputMode::TopK(11)).is_err());
     let top3 = digits.clone().with_output(OutputMode::TopK(3)).unwrap();
     let label = digits.with_output(OutputMode::Label).unwrap();
-    assert_ne!(top3.model_id, label.model_id);
-    let head = top3.label_head().unwrap().unwrap();
+    assert_ne!(top3.model_id(), label.model_id());
+    let head = top3.label_head().unwrap();
     assert_eq!(head.output_ciphertexts(), 12);
     let (client, server) = top3.keygen().unwrap();
     let out = server
@@ -352,7 +360,7 @@ fn wire_attack(
     m: usize,
 ) -> Vec<Option<Vec<i64>>> {
     let d = model.n_features();
-    let n = model.plan.params.polynomial_size;
+    let n = model.plan().params.polynomial_size;
     let ct = client.encrypt(row).unwrap();
     let f = extended_mask(&expand_mask(ct.mask_seed(), n), d);
     let out = server.infer(&ct).unwrap();

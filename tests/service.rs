@@ -141,7 +141,7 @@ fn label_models_return_only_the_label() {
     let info = remote.model(&label_name).unwrap();
     assert_eq!(info.output_mode, "label");
     assert!(info.needs_evaluation_key);
-    assert_eq!(info.bootstraps_per_inference, label.bootstraps().unwrap());
+    assert_eq!(info.bootstraps_per_inference, label.bootstraps());
     assert_eq!(remote.model(&name).unwrap().output_mode, "scores");
     let client = Client::new(remote.client_spec(&label_name).unwrap()).unwrap();
     remote
@@ -185,7 +185,7 @@ fn top3_models_return_ranked_labels() {
     let remote = RemoteServer::new(&service.url()).unwrap();
     let info = remote.model(&name).unwrap();
     assert_eq!(info.output_mode, "top-3");
-    assert_eq!(info.bootstraps_per_inference, top3.bootstraps().unwrap());
+    assert_eq!(info.bootstraps_per_inference, top3.bootstraps());
     let client = Client::new(remote.client_spec(&name).unwrap()).unwrap();
     remote
         .upload_key(&client.evaluation_key().unwrap())
@@ -194,7 +194,7 @@ fn top3_models_return_ranked_labels() {
         let out = remote
             .predict(&name, &client.encrypt(row).unwrap())
             .unwrap();
-        let clear = top_labels(&top3.simulate(row).unwrap(), 3);
+        let clear = top_labels(&top3.simulate_scores(row).unwrap(), 3);
         assert_eq!(client.decrypt_labels(&out).unwrap(), clear);
     }
     service.stop().unwrap();
@@ -296,7 +296,7 @@ fn bad_requests_get_a_4xx_with_a_json_error_and_the_service_keeps_serving() {
     // Batches: empty, too large, mixed with another model's rows, garbage.
     let one = client.encrypt(&bc_rows[1]).unwrap();
     let batch =
-        |inputs: &[fhe_ml::server::EncryptedInput]| seal(Kind::InputBatch, &inputs).unwrap();
+        |inputs: &[fhe_ml::protocol::EncryptedInput]| seal(Kind::InputBatch, &inputs).unwrap();
     let batch_path = format!("/v1/models/{bc}/predict-batch");
     refused_with(remote.post_raw(&batch_path, &batch(&[])), 400, "Input");
     refused_with(

@@ -37,7 +37,7 @@ fn encrypted_labels(split: &Split<usize>, model: &CompiledModel, seed: u64) -> V
             let scores = client.decrypt_scores(&out).unwrap();
             assert_eq!(scores, model.simulate(row).unwrap(), "row {i}");
             model
-                .decoder
+                .decoder()
                 .decode(&scores)
                 .unwrap()
                 .class_index()
@@ -92,7 +92,7 @@ fn breast_cancer_tree_encrypted_equals_its_twin() {
         "encrypted {acc_enc} vs float tree {acc_plain}"
     );
     // Within tfhe's published failure probability: far fewer bootstraps than splits + leaves.
-    assert!(model.program.bootstraps() <= 2 * trained.quantized.splits());
+    assert!(model.program().bootstraps() <= 2 * trained.quantized.splits());
 }
 
 #[test]

@@ -92,12 +92,12 @@ pub trait Compile<T> {
 impl<M: LinearModel, T> Compile<T> for M {
     fn compile_with(&self, split: &Split<T>, options: &Options) -> Result<CompiledModel> {
         let quantization = options.quantization.unwrap_or_default();
-        let mut model = compile_linear(self, split, quantization)?.with_output(options.output)?;
-        model.float = FloatTwin::Linear {
-            model: self.float_model(&split.classes)?,
-            scaler: split.scaler.clone(),
-        };
-        Ok(model)
+        Ok(compile_linear(self, split, quantization)?
+            .with_output(options.output)?
+            .with_float(FloatTwin::Linear {
+                model: self.float_model(&split.classes)?,
+                scaler: split.scaler.clone(),
+            }))
     }
 }
 
@@ -115,9 +115,9 @@ fn trained_bits(family: &str, trained: u32, options: &Options) -> Result<()> {
 impl Compile<usize> for Mlp {
     fn compile_with(&self, split: &Split<usize>, options: &Options) -> Result<CompiledModel> {
         trained_bits("MLP", self.config.input_bits, options)?;
-        let mut model = compile_mlp(self, split)?.with_output(options.output)?;
-        model.float = FloatTwin::Mlp(Box::new(self.clone()));
-        Ok(model)
+        Ok(compile_mlp(self, split)?
+            .with_output(options.output)?
+            .with_float(FloatTwin::Mlp(Box::new(self.clone()))))
     }
 }
 
@@ -129,9 +129,9 @@ impl Compile<usize> for TrainedForest {
             "forest"
         };
         trained_bits(family, self.config.input_bits, options)?;
-        let mut model = compile_forest(self, split)?.with_output(options.output)?;
-        model.float = FloatTwin::Forest(Box::new(self.plain.clone()));
-        Ok(model)
+        Ok(compile_forest(self, split)?
+            .with_output(options.output)?
+            .with_float(FloatTwin::Forest(Box::new(self.plain.clone()))))
     }
 }
 
@@ -226,7 +226,7 @@ mod tests {
         .unwrap();
         for model in [&logistic, &forest, &mlp] {
             assert!(
-                !matches!(model.float, FloatTwin::None),
+                !matches!(model.float_twin(), FloatTwin::None),
                 "{}",
                 model.architecture()
             );

@@ -41,7 +41,6 @@ use tfhe::shortint::{
 use crate::error::{Error, Result};
 use crate::fhe::wire::{self, Kind};
 use crate::fhe::LeveledParameters;
-use crate::program::LookupLayer;
 
 /// What a server needs to bootstrap for one client: tfhe's compressed server key (seeded
 /// keyswitching and bootstrapping keys), generated from the client's secret keys, and a
@@ -243,6 +242,15 @@ impl TestPolynomial {
     /// A table given coefficient by coefficient (torus values), read at position 0 of the
     /// rotation: position `p < N` reads `coefficients[p]`, `N + p` reads minus it.
     pub fn from_coefficients(coefficients: &[u64]) -> Self {
+        Self::windowed(coefficients, 0, vec![0])
+    }
+
+    /// A table of `N` coefficients (torus values) whose window starts `window_start`
+    /// positions from zero (the rotation is shifted back by that many positions, `2N` to the
+    /// circle), read at each of `reads` (coefficient indices, each one output ciphertext).
+    pub fn windowed(coefficients: &[u64], window_start: i64, reads: Vec<usize>) -> Self {
+        let n = coefficients.len();
+        let position = 1u64 << (64 - 1 - n.trailing_zeros());
         let mut acc = GlweCiphertextOwned::new(
             0u64,
             GlweSize(2),
@@ -252,8 +260,8 @@ impl TestPolynomial {
         acc.get_mut_body().as_mut().copy_from_slice(coefficients);
         Self {
             acc,
-            shift: 0,
-            reads: vec![0],
+            shift: (window_start as u64).wrapping_mul(position).wrapping_neg(),
+            reads,
         }
     }
 }
@@ -295,39 +303,6 @@ impl Bootstrapper {
             *c = c.wrapping_add(*z);
         }
         Ok(())
-    }
-
-    /// The test polynomial of neuron `j` of `layer`: coefficient `q` holds
-    /// `T[q] * output_delta - mirror * output_delta / 2`; the bootstrap's negacyclic rotation
-    /// then gives `mirror/2 - T` past the half circle, and adding `mirror * output_delta / 2`
-    /// afterwards yields exactly the program's `read` (see `program::TableFunction`).
-    pub fn test_polynomial(
-        &self,
-        layer: &LookupLayer,
-        neuron: usize,
-        output_delta: u64,
-    ) -> TestPolynomial {
-        let n = self.polynomial_size;
-        let offset = output_offset(layer, output_delta);
-        let mut acc = GlweCiphertextOwned::new(
-            0u64,
-            GlweSize(2),
-            PolynomialSize(n),
-            CiphertextModulus::new_native(),
-        );
-        let f = &layer.neurons[neuron];
-        for (q, c) in acc.get_mut_body().as_mut().iter_mut().enumerate() {
-            let t = layer.table_entry(f, q as i64) as u64;
-            *c = t.wrapping_mul(output_delta).wrapping_sub(offset);
-        }
-        let position = 1u64 << (64 - 1 - n.trailing_zeros());
-        TestPolynomial {
-            acc,
-            shift: (f.window_start as u64)
-                .wrapping_mul(position)
-                .wrapping_neg(),
-            reads: f.reads.iter().map(|&r| r as usize).collect(),
-        }
     }
 
     /// Bootstraps one LWE ciphertext (mask then body, dimension `k·N`) whose phase is the
@@ -414,11 +389,6 @@ impl Bootstrapper {
             })
             .collect())
     }
-}
-
-/// `mirror * output_delta / 2`: the constant around the negacyclic rotation.
-pub fn output_offset(layer: &LookupLayer, output_delta: u64) -> u64 {
-    (layer.mirror as u64).wrapping_mul(output_delta / 2)
 }
 
 #[cfg(test)]

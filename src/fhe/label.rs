@@ -30,8 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::fhe::bootstrap::{Bootstrapper, TestPolynomial};
 use crate::fhe::stats::two_sided_tail;
-use crate::fhe::{EncodingPlan, LeveledParameters};
-use crate::program::Program;
+use crate::fhe::LeveledParameters;
 
 /// What a served model returns. Written `scores`, `label` or `top-K` (CLI, JSON); on the
 /// binary wire, the number of labels as a `u32` (0 for scores): four bytes, as before top-K.
@@ -252,7 +251,7 @@ pub fn top_labels(scores: &[i64], top: usize) -> Vec<usize> {
 }
 
 /// Every pair `i < j` of `classes`.
-fn pairs(classes: usize) -> impl Iterator<Item = (usize, usize)> {
+pub(crate) fn pairs(classes: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..classes).flat_map(move |i| (i + 1..classes).map(move |j| (i, j)))
 }
 
@@ -396,63 +395,6 @@ impl LabelHead {
         })
     }
 
-    /// The head of a compiled program: compared values from its exact output bounds, their
-    /// leveled error from the plan (linear programs) or their Gaussian noise (bootstrapped
-    /// ones).
-    ///
-    /// # Errors
-    /// As [`LabelHead::new`], and those of [`EncodingPlan::noise`] for bootstrapped programs.
-    pub fn for_program(plan: &EncodingPlan, program: &Program) -> Result<Self> {
-        let bounds = program.output_bounds();
-        let pairwise = bounds.len() > 1;
-        let classes = if pairwise { bounds.len() } else { 2 };
-        let max_abs = compared_max_abs(&bounds);
-        let delta = 2f64.powi(plan.output_delta_log2 as i32);
-        let (bounded_error, sigma) = match program.as_linear() {
-            Some(layer) => {
-                let per_unit = plan.leveled_error_per_weight() as f64;
-                let l1 = if !pairwise {
-                    layer.max_row_l1()
-                } else {
-                    pairs(classes)
-                        .map(|(i, j)| {
-                            layer
-                                .row(i)
-                                .iter()
-                                .zip(layer.row(j))
-                                .map(|(a, b)| (a - b).unsigned_abs())
-                                .sum::<u64>()
-                        })
-                        .max()
-                        .unwrap_or(0)
-                };
-                (l1 as f64 * per_unit / delta, 0.0)
-            }
-            None => {
-                let sigma = plan.noise(program)?.score_sigma;
-                (
-                    0.0,
-                    if !pairwise {
-                        sigma
-                    } else {
-                        sigma * 2f64.sqrt()
-                    },
-                )
-            }
-        };
-        Self::new(
-            &plan.params,
-            classes,
-            pairwise,
-            plan.output_delta_log2,
-            CompareRange {
-                max_abs,
-                bounded_error,
-                sigma,
-            },
-        )
-    }
-
     /// Returns the `top` best labels instead of the argmax (multiclass only).
     ///
     /// # Errors
@@ -467,21 +409,6 @@ impl LabelHead {
         }
         self.top = top;
         Ok(self)
-    }
-
-    /// The head a model serves in `output` mode (`None` for scores).
-    ///
-    /// # Errors
-    /// As [`LabelHead::for_program`] and [`LabelHead::with_top`].
-    pub fn for_output(
-        plan: &EncodingPlan,
-        program: &Program,
-        output: OutputMode,
-    ) -> Result<Option<Self>> {
-        output
-            .labels()
-            .map(|top| Self::for_program(plan, program)?.with_top(top))
-            .transpose()
     }
 
     /// Compared values per inference: one score, or every pair of classes.

@@ -22,7 +22,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fhe::label::{compared_max_abs, OutputMode};
+use crate::fhe::label::{compared_max_abs, pairs, CompareRange, LabelHead, OutputMode};
 use crate::fhe::stats::two_sided_tail;
 use crate::fhe::LeveledParameters;
 use crate::program::{LinearLayer, LookupLayer, Program, Step};
@@ -96,15 +96,25 @@ fn ceil_log2(x: u64) -> u32 {
 }
 
 impl EncodingPlan {
-    /// Plans any program: one linear step is leveled; linear, lookup, linear, ... bootstraps.
-    /// In label mode the scores' range covers the differences the argmax compares.
+    /// Plans a program for the output it returns ([`Program::output`]): see
+    /// [`EncodingPlan::for_output`].
+    ///
+    /// # Errors
+    /// As [`EncodingPlan::for_output`].
+    pub fn for_program(params: LeveledParameters, program: &Program) -> Result<Self> {
+        Self::for_output(params, program, program.output())
+    }
+
+    /// Plans a program's scores (its label head, if any, is ignored) for `output`: one linear
+    /// step is leveled; linear, lookup, linear, ... bootstraps. In label and top-K modes the
+    /// scores' range covers the differences the argmax compares.
     ///
     /// # Errors
     /// `Error::Compile` when the scores need more than 40 bits, the first layer's weights
     /// are too large for the noise, the features do not fit, or a bootstrapped program's
     /// shape or lookup scales do not fit the set; `Error::Wire` for an unknown parameter set
     /// or, for a bootstrapped program, one without bootstrap parameters.
-    pub fn for_program(
+    pub fn for_output(
         params: LeveledParameters,
         program: &Program,
         output: OutputMode,
@@ -163,12 +173,13 @@ impl EncodingPlan {
         program: &Program,
         output_delta_log2: u32,
     ) -> Result<Vec<LookupEncoding>> {
-        let steps = &program.steps;
+        let steps = program.score_steps();
         let shape_ok = steps.len() >= 3
             && steps.len() % 2 == 1
             && steps.iter().enumerate().all(|(i, s)| match s {
                 Step::Linear(_) => i % 2 == 0,
                 Step::Lookup(_) => i % 2 == 1,
+                Step::Label(_) => false,
             });
         if !shape_ok {
             return Err(Error::Compile(
@@ -176,13 +187,7 @@ impl EncodingPlan {
             ));
         }
         let position_log2 = params.position_log2();
-        let lookups: Vec<&LookupLayer> = steps
-            .iter()
-            .filter_map(|s| match s {
-                Step::Lookup(l) => Some(l),
-                Step::Linear(_) => None,
-            })
-            .collect();
+        let lookups: Vec<&LookupLayer> = program.lookup_layers().collect();
         let input_delta = |l: &LookupLayer| -> Result<u64> {
             if l.positions != params.positions() || l.scale_shift >= position_log2 {
                 return Err(Error::Compile(format!(
@@ -254,6 +259,67 @@ impl EncodingPlan {
             output_delta_log2,
             output_bits,
         })
+    }
+
+    /// The label head returning the `top` best labels of `program`'s scores under this plan
+    /// (planned for label or top-K output): compared values from the scores' exact bounds,
+    /// their leveled error from the plan (linear programs) or their Gaussian noise
+    /// (bootstrapped ones). A program's `Step::Label` must be exactly this.
+    ///
+    /// # Errors
+    /// As [`LabelHead::new`] and [`LabelHead::with_top`], and those of
+    /// [`EncodingPlan::noise`] for bootstrapped programs.
+    pub fn label_head(&self, program: &Program, top: usize) -> Result<LabelHead> {
+        let plan = self;
+        let bounds = program.output_bounds();
+        let pairwise = bounds.len() > 1;
+        let classes = if pairwise { bounds.len() } else { 2 };
+        let max_abs = compared_max_abs(&bounds);
+        let delta = 2f64.powi(plan.output_delta_log2 as i32);
+        let (bounded_error, sigma) = match program.as_linear() {
+            Some(layer) => {
+                let per_unit = plan.leveled_error_per_weight() as f64;
+                let l1 = if !pairwise {
+                    layer.max_row_l1()
+                } else {
+                    pairs(classes)
+                        .map(|(i, j)| {
+                            layer
+                                .row(i)
+                                .iter()
+                                .zip(layer.row(j))
+                                .map(|(a, b)| (a - b).unsigned_abs())
+                                .sum::<u64>()
+                        })
+                        .max()
+                        .unwrap_or(0)
+                };
+                (l1 as f64 * per_unit / delta, 0.0)
+            }
+            None => {
+                let sigma = plan.noise(program)?.score_sigma;
+                (
+                    0.0,
+                    if !pairwise {
+                        sigma
+                    } else {
+                        sigma * 2f64.sqrt()
+                    },
+                )
+            }
+        };
+        LabelHead::new(
+            &plan.params,
+            classes,
+            pairwise,
+            plan.output_delta_log2,
+            CompareRange {
+                max_abs,
+                bounded_error,
+                sigma,
+            },
+        )
+        .and_then(|head| head.with_top(top))
     }
 
     /// Bound on the leveled error of an output per unit of its weight row's L1 norm, before

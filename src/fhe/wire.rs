@@ -24,13 +24,13 @@ const DIGEST: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Kind {
-    /// A model's public part for clients ([`crate::client::ClientSpec`]).
+    /// A model's public part for clients ([`crate::protocol::ClientSpec`]).
     ClientSpec = 1,
-    /// A model's part for the server ([`crate::server::ServerModel`]).
+    /// A model's part for the server ([`crate::protocol::ServerModel`]).
     ServerModel = 2,
-    /// One encrypted row ([`crate::server::EncryptedInput`]).
+    /// One encrypted row ([`crate::protocol::EncryptedInput`]).
     EncryptedInput = 3,
-    /// One encrypted result ([`crate::server::EncryptedOutput`]).
+    /// One encrypted result ([`crate::protocol::EncryptedOutput`]).
     EncryptedOutput = 4,
     /// A client's secret key, saved for its own later use: refused wherever else it shows up.
     SecretKey = 5,

@@ -1,12 +1,24 @@
-//! The integer model program every supported model compiles to, its clear interpreter
-//! (`simulate`), and the client-side post-processing (dequantize, sigmoid or softmax, argmax).
+//! The integer program every model compiles to (leveled linear layers, table lookups by
+//! programmable bootstrapping, and in label and top-K modes the label head), and its three
+//! interpreters side by side, held equal by tests on whole test sets:
+//! - [`clear`]: `Program::simulate`, the exact integers decryption yields (Concrete ML's
+//!   "disable");
+//! - [`noisy`]: the clear twin with the noise tfhe's formulas give each bootstrap ("simulate");
+//! - [`encrypted`]: the same steps on ciphertexts, what the server runs ("execute").
 //!
-//! `simulate` computes exactly the integers the encrypted interpreter (`fhe::leveled`) decrypts
-//! to; the tests hold the two equal on whole test sets.
+//! [`decode`] turns a program's outputs into a prediction on the client.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::fhe::label::{LabelHead, OutputMode};
+
+pub mod clear;
+pub mod decode;
+pub mod encrypted;
+pub mod noisy;
+
+pub use decode::{Decoder, OutputKind, Prediction};
 
 /// A leveled linear map `y = W x + b` on integers: `W` is `n_outputs × n_inputs`, row-major.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,17 +280,23 @@ impl LookupLayer {
     }
 }
 
-/// One step of the program: leveled linear maps, and table lookups through bootstrapping.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One step of the program: leveled linear maps, table lookups through bootstrapping, and the
+/// label head that may end it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Step {
     /// A leveled linear map (no bootstrap).
     Linear(LinearLayer),
     /// A programmable-bootstrap table lookup, one per value.
     Lookup(LookupLayer),
+    /// Label and top-K modes, last step only: the scores' argmax (or sign), or their `top`
+    /// best classes, computed exactly by bootstrapped comparisons and re-randomized
+    /// ([`crate::fhe::label`]). Its design derives from the encoding plan
+    /// ([`crate::fhe::EncodingPlan::label_head`]), which every reader checks.
+    Label(LabelHead),
 }
 
 /// An integer model: unsigned inputs of `input_bits` bits through a sequence of steps.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Program {
     /// Number of quantized input features.
     pub n_inputs: usize,
@@ -303,8 +321,9 @@ impl Program {
     ///
     /// `Error::Compile` if there are no inputs, `input_bits` is outside `1..=MAX_INPUT_BITS`,
     /// a layer's shape does not chain with the previous step, a weight or bias exceeds
-    /// [`MAX_WEIGHT`] or [`MAX_BIAS`], or a lookup layer has the wrong number of tables, a bad
-    /// circle size, scale or mirror constant, or an invalid table.
+    /// [`MAX_WEIGHT`] or [`MAX_BIAS`], a lookup layer has the wrong number of tables, a bad
+    /// circle size, scale or mirror constant, or an invalid table, or a label head is not the
+    /// last step or does not take the scores' count.
     pub fn validate(&self) -> Result<()> {
         if self.n_inputs == 0 || !(1..=MAX_INPUT_BITS).contains(&self.input_bits) {
             return Err(Error::Compile(format!(
@@ -342,29 +361,79 @@ impl Program {
                     l.validate(k, width)?;
                     width = l.n_outputs();
                 }
+                Step::Label(head) => {
+                    let scores = if head.pairwise { head.classes } else { 1 };
+                    if k + 1 != self.steps.len() || width != scores {
+                        return Err(Error::Compile(format!(
+                            "step {k}: a label head over {scores} scores, after {width} values, must be the last step"
+                        )));
+                    }
+                }
             }
         }
         Ok(())
     }
 
-    /// Number of integers the program outputs: the last linear layer's `n_outputs`, or
-    /// `n_inputs` if there is none.
+    /// The steps that compute the scores: every step but the label head.
+    pub fn score_steps(&self) -> &[Step] {
+        match self.steps.split_last() {
+            Some((Step::Label(_), scores)) => scores,
+            _ => &self.steps,
+        }
+    }
+
+    /// The label head ending the program, in label and top-K modes.
+    pub fn head(&self) -> Option<&LabelHead> {
+        match self.steps.last() {
+            Some(Step::Label(head)) => Some(head),
+            _ => None,
+        }
+    }
+
+    /// What the program returns: scores, or (with a label head) labels.
+    pub fn output(&self) -> OutputMode {
+        match self.head().map(|h| h.top) {
+            None => OutputMode::Scores,
+            Some(1) => OutputMode::Label,
+            Some(k) => OutputMode::TopK(k),
+        }
+    }
+
+    /// The same program with its label head removed: the scores program.
+    pub fn without_head(&self) -> Program {
+        Program {
+            n_inputs: self.n_inputs,
+            input_bits: self.input_bits,
+            steps: self.score_steps().to_vec(),
+        }
+    }
+
+    /// Whether the encrypted interpreter needs the client's evaluation key: the program
+    /// bootstraps (a lookup, or a label head).
+    pub fn needs_evaluation_key(&self) -> bool {
+        self.bootstraps() > 0
+    }
+
+    /// Number of scores the program computes (before any label head): the last linear
+    /// layer's `n_outputs`, or `n_inputs` if there is none.
     pub fn n_outputs(&self) -> usize {
-        self.steps
+        self.score_steps()
             .iter()
             .fold(self.n_inputs, |width, step| match step {
                 Step::Linear(l) => l.n_outputs,
-                Step::Lookup(_) => width,
+                Step::Lookup(_) | Step::Label(_) => width,
             })
     }
 
-    /// Programmable bootstraps one inference costs (one per looked-up value).
+    /// Programmable bootstraps one inference costs: one per looked-up value, and the label
+    /// head's ([`LabelHead::bootstraps`]). The one count every report quotes.
     pub fn bootstraps(&self) -> usize {
         self.steps
             .iter()
             .map(|s| match s {
                 Step::Lookup(l) => l.neurons.len(),
                 Step::Linear(_) => 0,
+                Step::Label(head) => head.bootstraps(),
             })
             .sum()
     }
@@ -373,31 +442,22 @@ impl Program {
     pub fn linear_layers(&self) -> impl Iterator<Item = &LinearLayer> {
         self.steps.iter().filter_map(|s| match s {
             Step::Linear(l) => Some(l),
-            Step::Lookup(_) => None,
+            _ => None,
         })
     }
 
-    /// The clear interpreter up to (not including) step `end`: the values each step sees.
-    /// `x` holds `n_inputs` quantized levels; an `end` past the last step runs them all.
-    ///
-    /// # Errors
-    ///
-    /// `Error::Input` if `x` does not have `n_inputs` values or one exceeds `2^input_bits - 1`.
-    pub fn simulate_until(&self, x: &[u64], end: usize) -> Result<Vec<i64>> {
-        self.check_input(x)?;
-        let mut values: Vec<i64> = x.iter().map(|&v| v as i64).collect();
-        for step in &self.steps[..end.min(self.steps.len())] {
-            values = match step {
-                Step::Linear(layer) => layer.apply(&values),
-                Step::Lookup(layer) => layer.apply(&values),
-            };
-        }
-        Ok(values)
+    /// The lookup layers, in order.
+    pub fn lookup_layers(&self) -> impl Iterator<Item = &LookupLayer> {
+        self.steps.iter().filter_map(|s| match s {
+            Step::Lookup(l) => Some(l),
+            _ => None,
+        })
     }
 
-    /// The single linear step of a leveled (linear) program, if that is what it is.
+    /// The single linear step of a leveled (linear) scores program, if that is what it is
+    /// (a label head may follow it).
     pub fn as_linear(&self) -> Option<&LinearLayer> {
-        match self.steps.as_slice() {
+        match self.score_steps() {
             [Step::Linear(l)] => Some(l),
             _ => None,
         }
@@ -426,177 +486,18 @@ impl Program {
         Ok(())
     }
 
-    /// The clear interpreter: the exact integers the encrypted path decrypts to. `x` holds
-    /// `n_inputs` quantized levels; the result has [`Program::n_outputs`] integers.
-    ///
-    /// # Errors
-    ///
-    /// `Error::Input` if `x` does not have `n_inputs` values or one exceeds `2^input_bits - 1`.
-    pub fn simulate(&self, x: &[u64]) -> Result<Vec<i64>> {
-        self.simulate_until(x, self.steps.len())
-    }
-
-    /// Exact interval of every output over all valid inputs.
+    /// Exact interval of every score over all valid inputs.
     pub fn output_bounds(&self) -> Vec<(i64, i64)> {
         let max = ((1u64 << self.input_bits) - 1) as i64;
         let mut bounds = vec![(0, max); self.n_inputs];
-        for step in &self.steps {
+        for step in self.score_steps() {
             bounds = match step {
                 Step::Linear(layer) => layer.bounds(&bounds),
                 Step::Lookup(layer) => vec![layer.output_bounds(); layer.n_outputs()],
+                Step::Label(_) => bounds,
             };
         }
         bounds
-    }
-}
-
-/// What the model's outputs mean, and how the client turns decrypted integers into an answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum OutputKind {
-    /// One logit: `score >= 0` means `classes[1]`.
-    Binary {
-        /// The two labels in label order: `classes[0]` for a negative score.
-        classes: [i64; 2],
-    },
-    /// One logit per class: the largest wins.
-    Multiclass {
-        /// The labels in label order, one per logit (`n_classes`).
-        classes: Vec<i64>,
-    },
-    /// One real value.
-    Regression,
-}
-
-/// Client-side post-processing: `real = integer * scale`, then sigmoid/softmax/argmax.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Decoder {
-    /// What the outputs mean (binary, multiclass or regression).
-    pub kind: OutputKind,
-    /// Real value of one integer score unit.
-    pub scale: f64,
-    /// Added to a regression's dequantized score on the client: the model's constant term
-    /// stays out of the encrypted computation, so a large target offset (1e9 + small
-    /// variations) costs no plaintext bits. 0 for classifiers.
-    #[serde(default)]
-    pub offset: f64,
-}
-
-/// A decoded prediction.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Prediction {
-    /// A classifier's answer.
-    Class {
-        /// Index into the model's classes (0-based, in label order).
-        index: usize,
-        /// The label as it appeared in the training data.
-        label: i64,
-        /// Class probabilities (sigmoid or softmax of the dequantized logits).
-        probabilities: Vec<f64>,
-    },
-    /// A regressor's answer, in the target's units.
-    Value(f64),
-}
-
-impl Prediction {
-    /// The class index, or `None` for a regression value.
-    pub fn class_index(&self) -> Option<usize> {
-        match self {
-            Prediction::Class { index, .. } => Some(*index),
-            Prediction::Value(_) => None,
-        }
-    }
-
-    /// The regression value, or `None` for a class.
-    pub fn value(&self) -> Option<f64> {
-        match self {
-            Prediction::Value(v) => Some(*v),
-            Prediction::Class { .. } => None,
-        }
-    }
-}
-
-impl Decoder {
-    /// Number of scores the decoder expects: 1 for binary and regression, one per class
-    /// otherwise.
-    pub fn n_outputs(&self) -> usize {
-        match &self.kind {
-            OutputKind::Binary { .. } | OutputKind::Regression => 1,
-            OutputKind::Multiclass { classes } => classes.len(),
-        }
-    }
-
-    /// A prediction from a class index alone (label mode): no probabilities.
-    ///
-    /// # Errors
-    ///
-    /// `Error::Input` if `index` is not a class of the model, or the model is a regressor.
-    pub fn decode_label(&self, index: usize) -> Result<Prediction> {
-        let label = match &self.kind {
-            OutputKind::Binary { classes } => classes.get(index).copied(),
-            OutputKind::Multiclass { classes } => classes.get(index).copied(),
-            OutputKind::Regression => None,
-        }
-        .ok_or_else(|| Error::Input(format!("class index {index} out of range")))?;
-        Ok(Prediction::Class {
-            index,
-            label,
-            probabilities: Vec::new(),
-        })
-    }
-
-    /// A prediction from real-valued scores (a float model's logits, or a regression's value
-    /// including its constant): sigmoid or softmax, argmax; first maximum on ties.
-    ///
-    /// # Errors
-    ///
-    /// `Error::Shape` when the number of scores is not [`Decoder::n_outputs`].
-    pub fn decode_real(&self, real: &[f64]) -> Result<Prediction> {
-        if real.len() != self.n_outputs() {
-            return Err(Error::shape("scores", self.n_outputs(), real.len()));
-        }
-        Ok(match &self.kind {
-            OutputKind::Binary { classes } => {
-                let p = 1.0 / (1.0 + (-real[0]).exp());
-                let index = usize::from(real[0] >= 0.0);
-                Prediction::Class {
-                    index,
-                    label: classes[index],
-                    probabilities: vec![1.0 - p, p],
-                }
-            }
-            OutputKind::Multiclass { classes } => {
-                let index = (0..real.len()).fold(0, |b, i| if real[i] > real[b] { i } else { b });
-                let top = real[index];
-                let exp: Vec<f64> = real.iter().map(|r| (r - top).exp()).collect();
-                let total: f64 = exp.iter().sum();
-                Prediction::Class {
-                    index,
-                    label: classes[index],
-                    probabilities: exp.iter().map(|e| e / total).collect(),
-                }
-            }
-            OutputKind::Regression => Prediction::Value(real[0]),
-        })
-    }
-
-    /// A prediction from decrypted integer scores ([`Decoder::n_outputs`] of them):
-    /// dequantizes by `scale` (adding `offset` for a regression), then sigmoid or softmax and
-    /// argmax on the integers; first maximum on ties.
-    ///
-    /// # Errors
-    ///
-    /// `Error::Shape` when the number of scores is not [`Decoder::n_outputs`].
-    pub fn decode(&self, scores: &[i64]) -> Result<Prediction> {
-        if scores.len() != self.n_outputs() {
-            return Err(Error::shape("scores", self.n_outputs(), scores.len()));
-        }
-        // A positive scale keeps the integers' order and ties (scores stay below 2^53), so
-        // the label is the integer argmax; the probabilities come from the real scores.
-        let real: Vec<f64> = scores.iter().map(|&s| s as f64 * self.scale).collect();
-        Ok(match self.decode_real(&real)? {
-            Prediction::Value(v) => Prediction::Value(v + self.offset),
-            class => class,
-        })
     }
 }
 
@@ -653,54 +554,5 @@ mod tests {
         // Inputs beyond input_bits, or of the wrong count, are refused.
         assert!(program.simulate(&[8, 0]).is_err());
         assert!(program.simulate(&[1]).is_err());
-    }
-
-    #[test]
-    fn decoders_turn_scores_into_predictions() {
-        let binary = Decoder {
-            kind: OutputKind::Binary { classes: [3, 7] },
-            scale: 0.5,
-            offset: 0.0,
-        };
-        let Prediction::Class {
-            index,
-            label,
-            probabilities,
-        } = binary.decode(&[2]).unwrap()
-        else {
-            panic!("a class")
-        };
-        assert_eq!((index, label), (1, 7));
-        assert!((probabilities[1] - 1.0 / (1.0 + (-1.0f64).exp())).abs() < 1e-12);
-        let regression = Decoder {
-            kind: OutputKind::Regression,
-            scale: 0.25,
-            offset: 1e9,
-        };
-        assert_eq!(
-            regression.decode(&[4]).unwrap(),
-            Prediction::Value(1e9 + 1.0)
-        );
-        assert!(matches!(
-            regression.decode(&[1, 2]),
-            Err(Error::Shape {
-                expected: 1,
-                found: 2,
-                ..
-            })
-        ));
-        let multi = Decoder {
-            kind: OutputKind::Multiclass {
-                classes: vec![0, 1, 2],
-            },
-            scale: 1.0,
-            offset: 0.0,
-        };
-        // First maximum on ties, as linfa's argmax.
-        assert_eq!(multi.decode(&[1, 5, 5]).unwrap().class_index(), Some(1));
-        assert_eq!(
-            multi.decode_real(&[0.1, 0.0, -1.0]).unwrap().class_index(),
-            Some(0)
-        );
     }
 }
