@@ -20,11 +20,12 @@ modules = {module_of(p): p for p in files}
 alias = {}
 for mod, path in modules.items():
     text = open(path).read()
-    for m in re.finditer(r"pub use (?:self::)?(?:crate::)?([\w:]+)::\{?([\w,\s]+)\}?;", text):
-        target, names = m.group(1), m.group(2)
-        target_mod = target if target.startswith("crate") else f"{mod}::{target}" if mod != "crate" else f"crate::{target}"
-        if not target_mod.startswith("crate"):
-            target_mod = "crate::" + target_mod
+    for m in re.finditer(r"pub use (self::|crate::)?([\w:]+)::\{?([\w,\s]+)\}?;", text):
+        root, target, names = m.group(1), m.group(2), m.group(3)
+        if root == "crate::":
+            target_mod = "crate::" + target
+        else:
+            target_mod = f"{mod}::{target}" if mod != "crate" else f"crate::{target}"
         for name in re.split(r"[,\s]+", names.strip()):
             if name:
                 alias[f"{mod}::{name}"] = target_mod
@@ -46,7 +47,7 @@ for mod, path in modules.items():
         s = line.strip()
         if s.startswith("pub use") or s.startswith("pub mod") or s.startswith("mod ") or s.startswith("//"):
             continue
-        for m in re.finditer(r"crate::([\w:]+)(::\{([^}]*)\})?", s):
+        for m in re.finditer(r"crate::((?:\w+::)*\w+)(::\{([^}]*)\})?", s):
             base = "crate::" + m.group(1).rstrip(":")
             targets = [base]
             if m.group(3):

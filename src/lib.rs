@@ -57,10 +57,11 @@
 //! encrypted label, computed exactly and re-randomized ([`fhe::label`]);
 //! `OutputMode::TopK(3)` serves the three best classes, best first (`client.decrypt_labels`).
 //!
-//! Modules follow the pipeline: [`data`] → [`train`] → [`quant`] / [`model`] (compile) →
-//! [`program`] (integer model, `simulate`) → [`client`] / [`server`] over [`fhe`] →
-//! [`eval`] → [`report`] and [`plots`]; [`service`] serves models over HTTP and [`remote`] is
-//! its client.
+//! Modules follow the pipeline: [`data`] → [`train`] → [`compiler`] (one file per family,
+//! [`quant`]) → [`model`] → [`program`] (the integer program and its clear, noisy and
+//! encrypted interpreters) → [`client`] / [`server`] (the two roles) over [`fhe`], exchanging
+//! the wire types of [`protocol`] → [`eval`] → [`report`] and [`plots`]; [`service`] serves
+//! models over HTTP and [`remote`] is its client.
 
 #![deny(missing_docs)]
 

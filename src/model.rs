@@ -38,6 +38,17 @@ pub struct CompiledModel {
     keys: KeyCache,
 }
 
+/// A float linear model on scaled features: `z = W x_scaled + b`, `W` is `n_outputs × n_features`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FloatLinearModel {
+    /// Coefficients `W`, `n_outputs × n_features` (one row per logit, or one for a regression).
+    pub weights: Array2<f64>,
+    /// Intercepts `b`, one per output (`n_outputs`).
+    pub bias: Vec<f64>,
+    /// What the outputs mean: binary or multiclass logits, or a regression value.
+    pub kind: OutputKind,
+}
+
 /// The fitted float model behind a compiled one: what [`Mode::Float`] runs.
 #[derive(Debug, Clone, Default)]
 pub enum FloatTwin {
@@ -47,7 +58,7 @@ pub enum FloatTwin {
     /// Logistic or linear regression on features scaled by `scaler`.
     Linear {
         /// The float coefficients, on scaled features.
-        model: crate::compiler::FloatLinearModel,
+        model: FloatLinearModel,
         /// The standard scaler fitted on the training rows.
         scaler: crate::data::Scaler,
     },

@@ -26,7 +26,7 @@ pub struct ClientSpec {
     pub output: OutputMode,
     /// Name of the dataset the model was trained on.
     pub name: String,
-    /// The raw columns rows name ([`Client::encrypt_record`], `fhe-ml predict`): matched by
+    /// The raw columns rows name ([`crate::client::Client::encrypt_record`], `fhe-ml predict`): matched by
     /// name, categorical ones one-hot encoded.
     pub schema: Schema,
     /// `n_features` feature names after encoding.

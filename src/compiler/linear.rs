@@ -3,24 +3,12 @@
 //! quantization, calibrated on the training rows.
 
 use linfa_logistic::{FittedLogisticRegression, MultiFittedLogisticRegression};
-use ndarray::Array2;
 
 use crate::data::Split;
 use crate::error::{Error, Result};
-use crate::model::CompiledModel;
+use crate::model::{CompiledModel, FloatLinearModel};
 use crate::program::{Decoder, LinearLayer, OutputKind, Prediction, Program, Step};
 use crate::quant::{InputQuantizer, Quantization};
-
-/// A float linear model on scaled features: `z = W x_scaled + b`, `W` is `n_outputs × n_features`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FloatLinearModel {
-    /// Coefficients `W`, `n_outputs × n_features` (one row per logit, or one for a regression).
-    pub weights: Array2<f64>,
-    /// Intercepts `b`, one per output (`n_outputs`).
-    pub bias: Vec<f64>,
-    /// What the outputs mean: binary or multiclass logits, or a regression value.
-    pub kind: OutputKind,
-}
 
 /// Fitted linfa models that are linear in their (scaled) inputs.
 pub trait LinearModel {

@@ -11,8 +11,9 @@ pub mod forest;
 pub mod linear;
 pub mod mlp;
 
+pub use crate::model::FloatLinearModel;
 pub use forest::compile_forest;
-pub use linear::{compile_linear, FloatLinearModel, LinearModel, CALIBRATION_TAILS};
+pub use linear::{compile_linear, LinearModel, CALIBRATION_TAILS};
 pub use mlp::compile_mlp;
 
 use crate::data::Split;

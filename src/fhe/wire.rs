@@ -13,9 +13,10 @@ use crate::error::{Error, Result};
 
 /// The 4 bytes every blob starts with: `FHEM`.
 pub const MAGIC: [u8; 4] = *b"FHEM";
-/// Version 2: client specs carry the column schema, quantizers their bin edges, decoders an
-/// offset (a version-1 model file is refused with its version, not misread).
-pub const FORMAT_VERSION: u16 = 2;
+/// Version 3: a server model's program ends in its label head in label and top-K modes (no
+/// separate output field). Version 2: client specs carry the column schema, quantizers their
+/// bin edges, decoders an offset. Older files are refused with their version, not misread.
+pub const FORMAT_VERSION: u16 = 3;
 const HEADER: usize = 4 + 2 + 1 + 4;
 const DIGEST: usize = 16;
 
