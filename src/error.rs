@@ -90,6 +90,21 @@ pub enum Error {
     /// The inference service answered with an error, or could not be reached.
     #[error("inference service: {0}")]
     Remote(String),
+    /// No API token, or one the service does not know (the service answers 401).
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// A valid token asking for what belongs to another tenant (403).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// A tenant over its request rate or its query budget for a model (429, with
+    /// `Retry-After`).
+    #[error("{what}: try again in {retry_after_s} s")]
+    RateLimited {
+        /// Which quota (`request rate 600/min`, `query budget 10000/day for model iris`).
+        what: String,
+        /// Seconds until the quota allows the request.
+        retry_after_s: u64,
+    },
     /// The service is shutting down or cannot take the request now.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -99,9 +114,10 @@ pub enum Error {
 }
 
 impl Error {
-    /// The HTTP status the inference service answers with: 400 for malformed input, 404 for an
-    /// unknown model, 409 for a ciphertext or key that does not match the service's state,
-    /// 413 for an oversized request, 422 for well-formed data the model cannot use, 500 for an
+    /// The HTTP status the inference service answers with: 400 for malformed input, 401
+    /// without a valid token, 403 for another tenant's resource, 404 for an unknown model, 409
+    /// for a ciphertext or key that does not match the service's state, 413 for an oversized
+    /// request, 422 for well-formed data the model cannot use, 429 over a quota, 500 for an
     /// internal failure, 502 for a failing upstream service, 503 while shutting down.
     ///
     /// ```
@@ -116,10 +132,13 @@ impl Error {
             | Error::WrongKind { .. }
             | Error::Wire(_)
             | Error::ModelFile(_) => 400,
+            Error::Unauthorized(_) => 401,
+            Error::Forbidden(_) => 403,
             Error::UnknownModel { .. } => 404,
             Error::UnknownKey { .. } | Error::ModelMismatch(_) => 409,
             Error::TooLarge { .. } => 413,
             Error::Data(_) | Error::Training(_) | Error::Compile(_) => 422,
+            Error::RateLimited { .. } => 429,
             Error::Io { .. } | Error::Other(_) => 500,
             Error::Remote(_) => 502,
             Error::Unavailable(_) => 503,
@@ -145,6 +164,9 @@ impl Error {
             Error::ModelFile(_) => "ModelFile",
             Error::Remote(_) => "Remote",
             Error::Unavailable(_) => "Unavailable",
+            Error::Unauthorized(_) => "Unauthorized",
+            Error::Forbidden(_) => "Forbidden",
+            Error::RateLimited { .. } => "RateLimited",
             Error::Other(_) => "Other",
         }
     }

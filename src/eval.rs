@@ -98,6 +98,8 @@ pub struct EvalConfig {
     /// model trained here must be the one it serves as `{dataset}-{model}` (`-label` appended
     /// in label mode).
     pub server: Option<String>,
+    /// The service's API token and CA certificate (with `server`).
+    pub remote: crate::remote::RemoteOptions,
     /// Scores (default), or the sanitized label (or top-k labels) only.
     pub output: OutputMode,
 }
@@ -123,6 +125,7 @@ impl EvalConfig {
                 ForestConfig::default()
             },
             server: None,
+            remote: Default::default(),
             output: OutputMode::Scores,
         }
     }
@@ -412,7 +415,7 @@ fn encrypted_run<T>(
     let mut evaluation_key_bytes = 0;
     let remote = match &config.server {
         Some(url) => {
-            let service = RemoteServer::new(url)?;
+            let service = RemoteServer::connect(url, &config.remote)?;
             let name = service_name(&split.name, config.model, config.output);
             let served = service.client_spec(&name)?;
             if served.model_id != model.model_id() {

@@ -65,12 +65,14 @@
 
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod client;
 pub mod compiler;
 pub mod data;
 pub mod error;
 pub mod eval;
 pub mod fhe;
+pub mod metrics;
 pub mod model;
 pub mod plots;
 pub mod program;

@@ -1,7 +1,7 @@
 //! The `fhe-ml` command line: `demo` (the main job on the shipped breast-cancer data), `eval`
 //! (the same pipeline on any CSV, optionally as JSON, locally or through a service), `serve`
-//! (the inference service), `export` (a model for the service) and `predict` (a client of the
-//! service).
+//! (the inference service), `export` (a model for the service), `predict` (a client of the
+//! service) and `token new` (a tenant's API token for `serve --auth`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,7 +15,7 @@ use fhe_ml::eval::{self, EvalConfig, ModelKind, Source};
 use fhe_ml::fhe::OutputMode;
 use fhe_ml::program::Prediction;
 use fhe_ml::quant::Quantization;
-use fhe_ml::remote::RemoteServer;
+use fhe_ml::remote::{RemoteOptions, RemoteServer};
 use fhe_ml::service::{self, ModelBundle, ServiceConfig};
 use fhe_ml::train::mlp::MlpConfig;
 use fhe_ml::train::trees::ForestConfig;
@@ -114,6 +114,61 @@ impl ModelArgs {
     }
 }
 
+/// How a client reaches a service that asks for a token or serves HTTPS.
+#[derive(Args)]
+struct RemoteArgs {
+    /// The tenant's API token (`fhe-ml token new`); read from FHE_ML_TOKEN when not given.
+    #[arg(long, env = "FHE_ML_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// PEM file of the CA that signed an HTTPS service's certificate (default: webpki roots).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+}
+
+impl RemoteArgs {
+    fn options(self) -> Result<RemoteOptions> {
+        let ca_pem = match self.ca {
+            Some(path) => Some(std::fs::read(&path).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?),
+            None => None,
+        };
+        Ok(RemoteOptions {
+            token: self.token,
+            ca_pem,
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Add a tenant with a new token to a tenants file (created if missing); the token is
+    /// printed once, alone on the last line. The file keeps only its hash.
+    New {
+        #[arg(long)]
+        tenant: String,
+        /// The tenants file `serve --auth` reads.
+        #[arg(long)]
+        auth: PathBuf,
+        /// Requests allowed per window: `N/s`, `N/min` or `N/hour` (default: unlimited).
+        #[arg(long, value_parser = parse_rate)]
+        rate: Option<fhe_ml::auth::Quota>,
+        /// Rows the tenant may score per model per window: `N/hour` or `N/day` (default:
+        /// unlimited).
+        #[arg(long, value_parser = parse_budget)]
+        budget: Option<fhe_ml::auth::Quota>,
+    },
+}
+
+fn parse_rate(s: &str) -> std::result::Result<fhe_ml::auth::Quota, String> {
+    fhe_ml::auth::parse_rate(s).map_err(|e| e.to_string())
+}
+
+fn parse_budget(s: &str) -> std::result::Result<fhe_ml::auth::Quota, String> {
+    fhe_ml::auth::parse_budget(s).map_err(|e| e.to_string())
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Train, quantize, encrypt, infer and decrypt on the shipped breast-cancer data; print a
@@ -143,6 +198,8 @@ enum Command {
         /// `{dataset}-{model}`.
         #[arg(long)]
         server: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Serve models over HTTP: trained at start-up from the shipped data, or read from a
     /// folder of `fhe-ml export` files.
@@ -155,7 +212,20 @@ enum Command {
         /// Evaluation keys kept in memory (about 120 MiB each expanded).
         #[arg(long, default_value_t = ServiceConfig::default().max_keys)]
         max_keys: usize,
+        /// Tenants file (`fhe-ml token new`): every route but health then needs a token, and
+        /// the tenants' quotas apply.
+        #[arg(long)]
+        auth: Option<PathBuf>,
+        /// Serve HTTPS with this certificate chain (PEM); needs `--tls-key`.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
+    /// API tokens for `serve --auth`.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Train and compile a model and write it for `serve --models DIR`.
     Export {
         #[command(flatten)]
@@ -197,6 +267,8 @@ enum Command {
         /// The CSV's delimiter (one character, or `tab`); detected by default.
         #[arg(long, value_parser = parse_delimiter)]
         delimiter: Option<u8>,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
 }
 
@@ -242,7 +314,44 @@ fn load_models(dir: &Path) -> Result<Vec<ModelBundle>> {
     Ok(models)
 }
 
-fn serve(addr: String, models: Option<PathBuf>, max_keys: usize) -> Result<()> {
+/// What `serve` was asked for.
+struct ServeArgs {
+    addr: String,
+    models: Option<PathBuf>,
+    max_keys: usize,
+    auth: Option<PathBuf>,
+    tls: Option<(PathBuf, PathBuf)>,
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let ServeArgs {
+        addr,
+        models,
+        max_keys,
+        auth,
+        tls,
+    } = args;
+    // Logs: one line per request with its id, route, status, latency and tenant (RUST_LOG
+    // overrides the level); never a token or a ciphertext.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    let tenants = match &auth {
+        Some(path) => Some(std::sync::Arc::new(fhe_ml::auth::Tenants::load(path)?)),
+        None => None,
+    };
+    let tls = match tls {
+        Some((cert, key)) => {
+            let pem = service::TlsPem::load(&cert, &key)?;
+            pem.server_config()?;
+            Some(pem)
+        }
+        None => None,
+    };
     let models = match models {
         Some(dir) => load_models(&dir)?,
         None => {
@@ -251,8 +360,14 @@ fn serve(addr: String, models: Option<PathBuf>, max_keys: usize) -> Result<()> {
         }
     };
     let names: Vec<String> = models.iter().map(|m| m.name.clone()).collect();
+    if let Some(tenants) = &tenants {
+        eprintln!("authentication on: {} tenant(s)", tenants.len());
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let config = ServiceConfig {
         max_keys,
+        tenants,
+        tls: tls.clone(),
         ..ServiceConfig::default()
     };
     let router = service::router(models, config)?;
@@ -263,13 +378,13 @@ fn serve(addr: String, models: Option<PathBuf>, max_keys: usize) -> Result<()> {
             .await
             .map_err(|e| Error::Other(format!("cannot listen on {addr}: {e}")))?;
         eprintln!(
-            "serving {} on http://{} (Ctrl-C stops)",
+            "serving {} on {scheme}://{} (Ctrl-C stops)",
             names.join(", "),
             listener
                 .local_addr()
                 .map_err(|e| Error::Other(e.to_string()))?
         );
-        service::serve(listener, router, service::shutdown_signal()).await
+        service::serve(listener, router, tls, service::shutdown_signal()).await
     })
 }
 
@@ -277,8 +392,14 @@ fn parse_delimiter(s: &str) -> std::result::Result<u8, String> {
     fhe_ml::data::parse_delimiter(s).map_err(|e| e.to_string())
 }
 
-fn predict(server: String, model: String, input: PathBuf, delimiter: Option<u8>) -> Result<()> {
-    let service = RemoteServer::new(&server)?;
+fn predict(
+    server: String,
+    model: String,
+    input: PathBuf,
+    delimiter: Option<u8>,
+    remote: RemoteOptions,
+) -> Result<()> {
+    let service = RemoteServer::connect(&server, &remote)?;
     let spec = service.client_spec(&model)?;
     let read = fhe_ml::data::load_feature_rows(&input, &spec.schema, CsvOptions { delimiter })?;
     if !read.ignored.is_empty() {
@@ -352,10 +473,12 @@ fn run(cli: Cli) -> Result<()> {
             json,
             charts,
             server,
+            remote,
         } => {
             let mut config = model.config();
             config.limit = limit;
             config.server = server;
+            config.remote = remote.options()?;
             let bar = progress();
             let report = eval::run_with_progress(&config, &bar)?;
             bar.finish_and_clear();
@@ -376,7 +499,29 @@ fn run(cli: Cli) -> Result<()> {
             addr,
             models,
             max_keys,
-        } => serve(addr, models, max_keys)?,
+            auth,
+            tls_cert,
+            tls_key,
+        } => serve(ServeArgs {
+            addr,
+            models,
+            max_keys,
+            auth,
+            tls: tls_cert.zip(tls_key),
+        })?,
+        Command::Token(TokenCommand::New {
+            tenant,
+            auth,
+            rate,
+            budget,
+        }) => {
+            let token = fhe_ml::auth::add_tenant(&auth, &tenant, rate, budget)?;
+            eprintln!(
+                "tenant {tenant} added to {}; its token follows (shown once, keep it secret):",
+                auth.display()
+            );
+            println!("{token}");
+        }
         Command::Export { model, out, name } => {
             let config = model.config();
             let Source::File(path) = &config.source else {
@@ -407,7 +552,8 @@ fn run(cli: Cli) -> Result<()> {
             model,
             input,
             delimiter,
-        } => predict(server, model, input, delimiter)?,
+            remote,
+        } => predict(server, model, input, delimiter, remote.options()?)?,
         Command::Split {
             data,
             seed,

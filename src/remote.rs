@@ -1,8 +1,10 @@
 //! The client of the inference service (`fhe-ml serve`): fetches a model's client spec,
 //! uploads the client's evaluation key, and sends ciphertexts for inference. Quantization,
 //! encryption, decryption and the secret key stay in the local `Client`; this type only moves
-//! blobs. Blocking (ureq), plain HTTP: put TLS in a reverse proxy in front of the service.
+//! blobs. Blocking (ureq), over HTTP or HTTPS (rustls; webpki roots, or the CA given in
+//! [`RemoteOptions`]), with the tenant's API token when the service asks for one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -17,11 +19,34 @@ use crate::protocol::{Health, KeyReceipt, ModelInfo};
 /// Largest response read (an output batch of a thousand ten-class rows).
 const RESPONSE_LIMIT: u64 = 300 << 20;
 
+/// How to reach a service: the tenant's API token, and the CA certificate (PEM) that signed an
+/// HTTPS service's certificate when it is not a public one. `Debug` hides the token.
+#[derive(Clone, Default)]
+pub struct RemoteOptions {
+    /// Sent as `Authorization: Bearer TOKEN` on every request.
+    pub token: Option<String>,
+    /// Trusted instead of the webpki roots, PEM.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for RemoteOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteOptions")
+            .field("token", &self.token.as_ref().map(|_| "(hidden)"))
+            .field(
+                "ca_pem",
+                &self.ca_pem.as_ref().map(|p| format!("{} bytes", p.len())),
+            )
+            .finish()
+    }
+}
+
 /// A remote inference service.
 #[derive(Debug, Clone)]
 pub struct RemoteServer {
     base: String,
     agent: ureq::Agent,
+    authorization: Option<String>,
 }
 
 fn remote<E: std::fmt::Display>(url: &str) -> impl Fn(E) -> Error + '_ {
@@ -35,18 +60,50 @@ impl RemoteServer {
     /// # Errors
     /// `Error::Input` when `url` does not start with `http://` or `https://`.
     pub fn new(url: &str) -> Result<Self> {
+        Self::connect(url, &RemoteOptions::default())
+    }
+
+    /// A client for the service at `url` with a token and, for HTTPS with a private CA, that
+    /// CA's certificate; requests time out after 600 s.
+    ///
+    /// # Errors
+    /// `Error::Input` when `url` does not start with `http://` or `https://`, or the CA PEM
+    /// holds no certificate.
+    pub fn connect(url: &str, options: &RemoteOptions) -> Result<Self> {
         let base = url.trim_end_matches('/').to_string();
         if !base.starts_with("http://") && !base.starts_with("https://") {
             return Err(Error::Input(format!(
-                "server URL {url:?} must start with http://"
+                "server URL {url:?} must start with http:// or https://"
             )));
+        }
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(pem) = &options.ca_pem {
+            let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c.to_owned())),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| Error::Input(format!("CA certificate: {e}")))?;
+            if certs.is_empty() {
+                return Err(Error::Input(
+                    "CA certificate: no certificate in the PEM".into(),
+                ));
+            }
+            tls = tls.root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)));
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(600)))
+            .tls_config(tls.build())
             .build()
             .into();
-        Ok(Self { base, agent })
+        Ok(Self {
+            base,
+            agent,
+            authorization: options.token.as_ref().map(|t| format!("Bearer {t}")),
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -85,17 +142,24 @@ impl RemoteServer {
 
     fn get(&self, path: &str) -> Result<Vec<u8>> {
         let url = self.url(path);
-        let response = self.agent.get(&url).call();
+        let mut request = self.agent.get(&url);
+        if let Some(auth) = &self.authorization {
+            request = request.header("authorization", auth);
+        }
+        let response = request.call();
         self.finish(&url, response)
     }
 
     fn post(&self, path: &str, body: &[u8]) -> Result<Vec<u8>> {
         let url = self.url(path);
-        let response = self
+        let mut request = self
             .agent
             .post(&url)
-            .header("content-type", "application/octet-stream")
-            .send(body);
+            .header("content-type", "application/octet-stream");
+        if let Some(auth) = &self.authorization {
+            request = request.header("authorization", auth);
+        }
+        let response = request.send(body);
         self.finish(&url, response)
     }
 

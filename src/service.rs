@@ -11,32 +11,47 @@
 //! - `POST /v1/models/{name}/predict`: an `EncryptedInput` blob in, an `EncryptedOutput` out
 //! - `POST /v1/models/{name}/predict-batch`: an input batch blob in, an output batch out
 //!
-//! Every failure a client can cause is a 4xx with `{"error": "..."}`; the service keeps
-//! serving. Request bodies are size-limited per endpoint, requests time out, heavy work runs on
-//! a bounded number of blocking threads, expanded keys are bounded (least recently used go
-//! first), and the server shuts down gracefully on Ctrl-C or SIGTERM.
+//! - `GET  /metrics`: Prometheus metrics (OpenMetrics text, [`crate::metrics`])
+//!
+//! Every failure a client can cause is a 4xx with `{"error": "...", "variant": "..."}`; the
+//! service keeps serving. Request bodies are size-limited per endpoint, requests time out, heavy
+//! work runs on a bounded number of blocking threads, expanded keys are bounded (least recently
+//! used go first), and the server shuts down gracefully on Ctrl-C or SIGTERM.
+//!
+//! Security ([`ServiceConfig::tenants`], [`ServiceConfig::tls`]): with tenants, every route but
+//! health needs `Authorization: Bearer TOKEN` (401 without a known one); evaluation keys are
+//! held per tenant, and a ciphertext naming another tenant's key gets 403; each tenant's request
+//! rate and per-model query budget answer 429 with `Retry-After` when spent. With TLS the
+//! service speaks only HTTPS (rustls). Logs carry a request id, the route pattern, the status and
+//! the tenant's name: never a token, a key or a ciphertext.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
+use axum::body::{Bytes, HttpBody};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
+use governor::clock::{Clock, DefaultClock};
+use governor::DefaultDirectRateLimiter;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
+use crate::auth::{Quota, Tenants};
 use crate::error::{Error, Result};
 use crate::fhe::bootstrap::{Bootstrapper, KeyId};
 use crate::fhe::wire::{self, Kind};
 use crate::fhe::{EvaluationKey, OutputMode};
+use crate::metrics::Metrics;
 use crate::model::CompiledModel;
 use crate::program::OutputKind;
 use crate::protocol::ClientSpec;
@@ -54,6 +69,76 @@ pub struct ServiceConfig {
     pub workers: usize,
     /// Whole-request time limit.
     pub request_timeout: Duration,
+    /// Tenants, their tokens and quotas (`fhe-ml serve --auth FILE`); `None`: no
+    /// authentication, for loopback and trusted networks only.
+    pub tenants: Option<Arc<Tenants>>,
+    /// Certificate chain and private key, PEM (`--tls-cert`, `--tls-key`); `None`: plain HTTP.
+    pub tls: Option<TlsPem>,
+}
+
+/// A TLS certificate chain and its private key, PEM. Its `Debug` hides the key.
+#[derive(Clone)]
+pub struct TlsPem {
+    /// The certificate chain, leaf first.
+    pub cert: Vec<u8>,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsPem")
+            .field("cert", &format!("{} bytes", self.cert.len()))
+            .field("key", &"(hidden)")
+            .finish()
+    }
+}
+
+impl TlsPem {
+    /// Reads a certificate chain and key from PEM files.
+    ///
+    /// # Errors
+    /// `Error::Io` when a file cannot be read.
+    pub fn load(cert: &std::path::Path, key: &std::path::Path) -> Result<Self> {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        Ok(Self {
+            cert: read(cert)?,
+            key: read(key)?,
+        })
+    }
+
+    /// The rustls server configuration (ring provider, TLS 1.2 and 1.3, HTTP/1.1).
+    ///
+    /// # Errors
+    /// `Error::Input` for PEM without a certificate or a key, or a key that does not match.
+    pub fn server_config(&self) -> Result<rustls::ServerConfig> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let bad = |what: &str, e: String| Error::Input(format!("TLS {what}: {e}"));
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&self.cert)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| bad("certificate", e.to_string()))?;
+        if certs.is_empty() {
+            return Err(bad("certificate", "no certificate in the PEM".into()));
+        }
+        let key =
+            PrivateKeyDer::from_pem_slice(&self.key).map_err(|e| bad("key", e.to_string()))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("configuration", e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| bad("certificate and key", e.to_string()))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
+    }
 }
 
 impl Default for ServiceConfig {
@@ -63,6 +148,8 @@ impl Default for ServiceConfig {
             max_batch: 1024,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             request_timeout: Duration::from_secs(300),
+            tenants: None,
+            tls: None,
         }
     }
 }
@@ -197,12 +284,26 @@ struct Served {
     leveled: Option<Arc<Server>>,
 }
 
-/// Expanded keys (least recently used first) and the per-(model, key) servers built on them.
+/// The tenant that uploaded a key (`None` without authentication).
+type Owner = Option<Arc<str>>;
+
+/// Expanded keys per tenant (least recently used first) and the per-(model, tenant, key)
+/// servers built on them.
 #[derive(Default)]
 struct Keys {
-    order: VecDeque<KeyId>,
-    expanded: HashMap<KeyId, Arc<Bootstrapper>>,
-    servers: HashMap<(String, KeyId), Arc<Server>>,
+    order: VecDeque<(Owner, KeyId)>,
+    expanded: HashMap<(Owner, KeyId), Arc<Bootstrapper>>,
+    servers: HashMap<(String, Owner, KeyId), Arc<Server>>,
+}
+
+/// Per (tenant, model): when the budget window started, and rows scored since.
+type Budgets = HashMap<(Arc<str>, String), (Instant, u64)>;
+
+/// Who is calling: the authenticated tenant and its budget (nobody without authentication).
+#[derive(Clone, Default)]
+struct Caller {
+    tenant: Owner,
+    budget: Option<Quota>,
 }
 
 struct AppState {
@@ -210,34 +311,56 @@ struct AppState {
     keys: Mutex<Keys>,
     workers: Semaphore,
     config: ServiceConfig,
+    /// Per tenant: its request-rate limiter.
+    limiters: HashMap<String, (Quota, DefaultDirectRateLimiter)>,
+    budgets: Mutex<Budgets>,
+    metrics: Metrics,
 }
 
 /// An error response: the status of the error's variant ([`Error::http_status`]) and
 /// `{"error": message, "variant": "UnknownModel"}`.
+/// A 429 also carries `Retry-After` (seconds), a 401 `WWW-Authenticate: Bearer`.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     variant: &'static str,
     message: String,
+    retry_after_s: Option<u64>,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(serde_json::json!({ "error": self.message, "variant": self.variant })),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after_s {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
+        let retry_after_s = match &e {
+            Error::RateLimited { retry_after_s, .. } => Some(*retry_after_s),
+            _ => None,
+        };
         ApiError {
             status: StatusCode::from_u16(e.http_status())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             variant: e.variant(),
             message: e.to_string(),
+            retry_after_s,
         }
     }
 }
@@ -254,6 +377,7 @@ fn body(bytes: std::result::Result<Bytes, BytesRejection>) -> std::result::Resul
             status,
             variant,
             message: format!("unreadable request body: {}", r.body_text()),
+            retry_after_s: None,
         }
     })
 }
@@ -272,11 +396,12 @@ impl AppState {
         })
     }
 
-    /// The server for a model and the key an input names.
+    /// The server for a model and the key an input names, among the caller's keys.
     fn server_for(
         &self,
         served: &Served,
         key_id: Option<KeyId>,
+        caller: &Caller,
     ) -> std::result::Result<Arc<Server>, ApiError> {
         if let Some(server) = &served.leveled {
             return Ok(server.clone());
@@ -286,17 +411,24 @@ impl AppState {
                 "this model bootstraps: the ciphertext must come from a client that sent its evaluation key".into(),
             )
         })?;
+        let owned = (caller.tenant.clone(), key_id);
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        let expanded = keys
-            .expanded
-            .get(&key_id)
-            .cloned()
-            .ok_or_else(|| Error::UnknownKey {
+        let Some(expanded) = keys.expanded.get(&owned).cloned() else {
+            if keys.expanded.keys().any(|(_, k)| *k == key_id) {
+                return Err(Error::Forbidden(format!(
+                    "evaluation key {} belongs to another tenant",
+                    hex(&key_id)
+                ))
+                .into());
+            }
+            return Err(Error::UnknownKey {
                 key_id: hex(&key_id),
-            })?;
-        keys.order.retain(|k| *k != key_id);
-        keys.order.push_back(key_id);
-        let entry = (served.bundle.name.clone(), key_id);
+            }
+            .into());
+        };
+        keys.order.retain(|k| *k != owned);
+        keys.order.push_back(owned);
+        let entry = (served.bundle.name.clone(), caller.tenant.clone(), key_id);
         if let Some(server) = keys.servers.get(&entry) {
             return Ok(server.clone());
         }
@@ -306,6 +438,35 @@ impl AppState {
         )?);
         keys.servers.insert(entry, server.clone());
         Ok(server)
+    }
+
+    /// Spends `rows` of the caller's query budget for `model`: 429 when the window's budget
+    /// would be exceeded (fixed windows from the first query; nothing is spent then).
+    fn spend(&self, caller: &Caller, model: &str, rows: u64) -> std::result::Result<(), ApiError> {
+        let (Some(tenant), Some(budget)) = (&caller.tenant, caller.budget) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let mut budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
+        let (start, used) = budgets
+            .entry((tenant.clone(), model.to_string()))
+            .or_insert((now, 0));
+        if now.duration_since(*start) >= budget.window {
+            (*start, *used) = (now, 0);
+        }
+        if *used + rows > budget.count {
+            let left = budget.window.saturating_sub(now.duration_since(*start));
+            return Err(Error::RateLimited {
+                what: format!(
+                    "query budget {budget} rows for model {model} ({} used, {rows} asked)",
+                    *used
+                ),
+                retry_after_s: left.as_secs().max(1),
+            }
+            .into());
+        }
+        *used += rows;
+        Ok(())
     }
 
     /// Runs blocking work on a bounded number of threads.
@@ -385,6 +546,7 @@ async fn get_client_spec(
 
 async fn post_key(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     bytes: std::result::Result<Bytes, BytesRejection>,
 ) -> std::result::Result<Json<KeyReceipt>, ApiError> {
     let bytes = body(bytes)?;
@@ -397,16 +559,23 @@ async fn post_key(
         })
         .await?;
     let id = expanded.id;
+    let owned = (caller.tenant.clone(), id);
     let mut keys = state.keys.lock().unwrap_or_else(|p| p.into_inner());
-    if keys.expanded.insert(id, Arc::new(expanded)).is_none() {
-        keys.order.push_back(id);
+    if keys
+        .expanded
+        .insert(owned.clone(), Arc::new(expanded))
+        .is_none()
+    {
+        keys.order.push_back(owned);
     }
     while keys.order.len() > state.config.max_keys.max(1) {
         if let Some(old) = keys.order.pop_front() {
             keys.expanded.remove(&old);
-            keys.servers.retain(|(_, k), _| *k != old);
+            keys.servers
+                .retain(|(_, t, k), _| (t, k) != (&old.0, &old.1));
         }
     }
+    state.metrics.keys_cached.set(keys.order.len() as i64);
     Ok(Json(KeyReceipt {
         key_id: hex(&id),
         bytes: size,
@@ -415,21 +584,26 @@ async fn post_key(
 
 async fn predict(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     bytes: std::result::Result<Bytes, BytesRejection>,
 ) -> std::result::Result<Response, ApiError> {
     let bytes = body(bytes)?;
     let served = state.model(&name)?;
     let input = EncryptedInput::from_bytes(&bytes)?;
-    let server = state.server_for(served, input.key_id)?;
+    let server = state.server_for(served, input.key_id, &caller)?;
+    state.spend(&caller, &name, 1)?;
+    let bootstraps = server.bootstraps_per_inference() as u64;
     let out = state
         .heavy(move || server.infer(&input)?.to_bytes())
         .await?;
+    state.metrics.bootstraps.inc_by(bootstraps);
     Ok(binary(out))
 }
 
 async fn predict_batch(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     bytes: std::result::Result<Bytes, BytesRejection>,
 ) -> std::result::Result<Response, ApiError> {
@@ -453,7 +627,9 @@ async fn predict_batch(
             Error::Input("every row of a batch must come from the same client".into()).into(),
         );
     }
-    let server = state.server_for(served, key_id)?;
+    let server = state.server_for(served, key_id, &caller)?;
+    state.spend(&caller, &name, inputs.len() as u64)?;
+    let bootstraps = (server.bootstraps_per_inference() * inputs.len()) as u64;
     let out = state
         .heavy(move || {
             let outputs: Vec<EncryptedOutput> = server
@@ -463,7 +639,19 @@ async fn predict_batch(
             wire::seal(Kind::OutputBatch, &outputs)
         })
         .await?;
+    state.metrics.bootstraps.inc_by(bootstraps);
     Ok(binary(out))
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -471,7 +659,102 @@ async fn not_found() -> ApiError {
         status: StatusCode::NOT_FOUND,
         variant: "NotFound",
         message: "no such endpoint (see /v1/health, /v1/models)".into(),
+        retry_after_s: None,
     }
+}
+
+/// The route pattern of a path: what metrics and logs name (never the path itself, which a
+/// client chooses).
+fn route_of(path: &str) -> &'static str {
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["", "v1", "health"] => "/v1/health",
+        ["", "v1", "keys"] => "/v1/keys",
+        ["", "v1", "models"] => "/v1/models",
+        ["", "v1", "models", _] => "/v1/models/{name}",
+        ["", "v1", "models", _, "client-spec"] => "/v1/models/{name}/client-spec",
+        ["", "v1", "models", _, "predict"] => "/v1/models/{name}/predict",
+        ["", "v1", "models", _, "predict-batch"] => "/v1/models/{name}/predict-batch",
+        ["", "metrics"] => "/metrics",
+        _ => "unmatched",
+    }
+}
+
+/// Authentication and the request rate: 401 without a known token, 429 over the tenant's
+/// rate; the caller goes to the handlers. Without tenants, everyone is the anonymous caller.
+async fn authenticate(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let caller = match &state.config.tenants {
+        None => Caller::default(),
+        Some(tenants) => {
+            let token = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            let Some(token) = token else {
+                return ApiError::from(Error::Unauthorized(
+                    "send `Authorization: Bearer TOKEN` (tokens come from `fhe-ml token new`)"
+                        .into(),
+                ))
+                .into_response();
+            };
+            let Some(tenant) = tenants.authenticate(token.trim()) else {
+                return ApiError::from(Error::Unauthorized("unknown token".into())).into_response();
+            };
+            tracing::Span::current().record("tenant", tenant.name.as_str());
+            if let Some((quota, limiter)) = state.limiters.get(&tenant.name) {
+                if let Err(not_until) = limiter.check() {
+                    let wait = not_until.wait_time_from(DefaultClock::default().now());
+                    return ApiError::from(Error::RateLimited {
+                        what: format!("request rate {quota}"),
+                        retry_after_s: wait.as_secs_f64().ceil().max(1.0) as u64,
+                    })
+                    .into_response();
+                }
+            }
+            Caller {
+                tenant: Some(Arc::from(tenant.name.as_str())),
+                budget: tenant.budget,
+            }
+        }
+    };
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+/// Counts every request in the metrics: route pattern, status, latency, body sizes.
+async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = route_of(req.uri().path());
+    let bytes_in = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0);
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let bytes_out = response.body().size_hint().exact().unwrap_or(0);
+    state.metrics.record(
+        route,
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+        bytes_in,
+        bytes_out,
+    );
+    response
+}
+
+/// A tenant's request quota as a GCRA limiter allowing a burst of the whole quota.
+fn limiter(quota: Quota) -> DefaultDirectRateLimiter {
+    let count = NonZeroU32::new(quota.count.min(u32::MAX as u64) as u32).unwrap_or(NonZeroU32::MIN);
+    let period = quota.window / count.get();
+    let gcra = governor::Quota::with_period(period)
+        .unwrap_or_else(|| governor::Quota::per_second(NonZeroU32::MAX))
+        .allow_burst(count);
+    governor::RateLimiter::direct(gcra)
 }
 
 /// The service's routes over a set of models.
@@ -505,14 +788,39 @@ pub fn router(models: Vec<ModelBundle>, config: ServiceConfig) -> Result<Router>
             return Err(Error::ModelFile(format!("two models named {name}")));
         }
     }
+    let limiters = config
+        .tenants
+        .iter()
+        .flat_map(|t| t.iter())
+        .filter_map(|t| Some((t.name.clone(), (t.rate?, limiter(t.rate?)))))
+        .collect();
     let state = Arc::new(AppState {
         models: served,
         keys: Mutex::new(Keys::default()),
         workers: Semaphore::new(config.workers.max(1)),
         config: config.clone(),
+        limiters,
+        budgets: Mutex::new(HashMap::new()),
+        metrics: Metrics::default(),
     });
+    let trace = tower_http::trace::TraceLayer::new_for_http()
+        .make_span_with(|req: &Request| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!(
+                "request",
+                method = %req.method(),
+                route = route_of(req.uri().path()),
+                request_id = %id,
+                tenant = tracing::field::Empty,
+            )
+        })
+        .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO));
     Ok(Router::new()
-        .route("/v1/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/v1/models", get(list_models))
         .route("/v1/models/{name}", get(get_model))
         .route("/v1/models/{name}/client-spec", get(get_client_spec))
@@ -528,27 +836,55 @@ pub fn router(models: Vec<ModelBundle>, config: ServiceConfig) -> Result<Router>
             "/v1/models/{name}/predict-batch",
             post(predict_batch).layer(DefaultBodyLimit::max(BATCH_LIMIT)),
         )
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .route("/v1/health", get(health))
         .fallback(not_found)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(trace)
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+            tower_http::request_id::MakeRequestUuid,
+        ))
         .with_state(state))
 }
 
-/// Serves until `shutdown` completes, then finishes the requests in flight.
+/// Serves until `shutdown` completes, then finishes the requests in flight (at most 30 s with
+/// TLS); over HTTPS only when `tls` is given.
 ///
 /// # Errors
-/// `Error::Other` when the server stops on an I/O error.
+/// `Error::Input` for an unusable certificate or key; `Error::Other` when the server stops on
+/// an I/O error.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    tls: Option<TlsPem>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+    let stopped = |e: std::io::Error| Error::Other(format!("service stopped: {e}"));
+    let Some(tls) = tls else {
+        return axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(stopped);
+    };
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls.server_config()?));
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(Duration::from_secs(30)));
+    });
+    let listener = listener.into_std().map_err(stopped)?;
+    axum_server::from_tcp_rustls(listener, config)
+        .map_err(stopped)?
+        .handle(handle)
+        .serve(router.into_make_service())
         .await
-        .map_err(|e| Error::Other(format!("service stopped: {e}")))
+        .map_err(stopped)
 }
 
 /// Completes on Ctrl-C or SIGTERM.
@@ -577,6 +913,7 @@ pub async fn shutdown_signal() {
 pub struct Background {
     /// The address it listens on (with the port picked when port 0 was asked for).
     pub addr: SocketAddr,
+    scheme: &'static str,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<()>>>,
 }
@@ -588,6 +925,11 @@ impl Background {
     /// As [`router`] for the models; `Error::Other` when the runtime cannot start or `addr`
     /// cannot be bound.
     pub fn start(models: Vec<ModelBundle>, config: ServiceConfig, addr: &str) -> Result<Self> {
+        let tls = config.tls.clone();
+        if let Some(tls) = &tls {
+            tls.server_config()?;
+        }
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let router = router(models, config)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -602,21 +944,22 @@ impl Background {
             .map_err(|e| Error::Other(e.to_string()))?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            runtime.block_on(serve(listener, router, async {
+            runtime.block_on(serve(listener, router, tls, async {
                 let _ = stopped.await;
             }))
         });
         Ok(Self {
             addr,
+            scheme,
             stop: Some(stop),
             thread: Some(thread),
         })
     }
 
-    /// The service's base URL, `http://` and the address, for
+    /// The service's base URL, `http://` (or `https://` with TLS) and the address, for
     /// [`crate::remote::RemoteServer::new`].
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Stops accepting requests, finishes those in flight, and joins the service's thread.

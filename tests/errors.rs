@@ -153,6 +153,31 @@ fn model_file_service_and_remote_errors() {
     is(closed.health().unwrap_err(), "Remote", 502);
 }
 
+/// The security variants map to 401, 403 and 429; `tests/security.rs` triggers each through a
+/// running service (no token, another tenant's key, a spent budget or rate).
+#[test]
+fn security_variants_map_to_their_statuses() {
+    is(
+        Error::Unauthorized("unknown token".into()),
+        "Unauthorized",
+        401,
+    );
+    is(
+        Error::Forbidden("another tenant's key".into()),
+        "Forbidden",
+        403,
+    );
+    let err = is(
+        Error::RateLimited {
+            what: "request rate 2/min".into(),
+            retry_after_s: 30,
+        },
+        "RateLimited",
+        429,
+    );
+    assert!(err.to_string().contains("30 s"), "{err}");
+}
+
 /// The variants no input can trigger (a failing worker thread or runtime, a service shutting
 /// down) still map to their statuses.
 #[test]
