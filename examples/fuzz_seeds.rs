@@ -40,26 +40,54 @@ fn main() -> fhe_ml::Result<()> {
     let wire = seeds.join("wire");
     write(&wire, "input", &with_pick(0, &input.to_bytes()?))?;
     write(&wire, "output", &with_pick(1, &output.to_bytes()?))?;
-    write(&wire, "server-model", &with_pick(2, &model.server_model().to_bytes()?))?;
-    write(&wire, "server-model-label", &with_pick(2, &label.server_model().to_bytes()?))?;
-    write(&wire, "client-spec", &with_pick(3, &model.client_spec().to_bytes()?))?;
-    write(&wire, "bundle", &with_pick(5, &ModelBundle::new("bc", &model).to_bytes()?))?;
+    write(
+        &wire,
+        "server-model",
+        &with_pick(2, &model.server_model().to_bytes()?),
+    )?;
+    write(
+        &wire,
+        "server-model-label",
+        &with_pick(2, &label.server_model().to_bytes()?),
+    )?;
+    write(
+        &wire,
+        "client-spec",
+        &with_pick(3, &model.client_spec().to_bytes()?),
+    )?;
+    write(
+        &wire,
+        "bundle",
+        &with_pick(5, &ModelBundle::new("bc", &model).to_bytes()?),
+    )?;
     let batch = seal(Kind::InputBatch, &vec![input.clone(); 2])?;
     write(&wire, "input-batch", &with_pick(6, &batch))?;
-    write(&wire, "output-batch", &with_pick(7, &seal(Kind::OutputBatch, &vec![output; 2])?))?;
+    write(
+        &wire,
+        "output-batch",
+        &with_pick(7, &seal(Kind::OutputBatch, &vec![output; 2])?),
+    )?;
     let service = seeds.join("service");
     write(&service, "predict", &with_pick(1, &input.to_bytes()?))?;
     write(&service, "predict-batch", &with_pick(2, &batch))?;
     write(&service, "model-name", &with_pick(4, b"bc"))?;
     let csv = seeds.join("csv");
-    let head: String = fhe_ml::data::BREAST_CANCER_CSV.lines().take(12).collect::<Vec<_>>().join("\n");
+    let head: String = fhe_ml::data::BREAST_CANCER_CSV
+        .lines()
+        .take(12)
+        .collect::<Vec<_>>()
+        .join("\n");
     write(&csv, "numbers", head.as_bytes())?;
     write(
         &csv,
         "categories-semicolon",
         b"age;city;income;target\n31;Lyon;1,5;yes\n45;\"Paris\";2,25;no\n;Nice;3;yes\n52;Lyon;NA;no\n",
     )?;
-    write(&csv, "quoted-tab", b"a\tb\ttarget\n\"1\"\t2.5\t0\n3\t\"x,y\"\t1\n")?;
+    write(
+        &csv,
+        "quoted-tab",
+        b"a\tb\ttarget\n\"1\"\t2.5\t0\n3\t\"x,y\"\t1\n",
+    )?;
     let tenants = seeds.join("tenants");
     write(
         &tenants,

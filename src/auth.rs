@@ -5,6 +5,7 @@
 //! ```text
 //! # tenant   token hash (BLAKE3 of the token)                                 quotas
 //! hospital-a blake3:5d41402abc4b2a76b9719d911017c592ae1d3a3fc45e21d2a8d6b2c0f0e5a1b2 rate=600/min budget=10000/day
+//! ops        blake3:8f14e45fceea167a5a36dedd4bea2543c8b7e0a1b2c3d4e5f60718293a4b5c6d role=admin
 //! ```
 //!
 //! The file holds only the tokens' hashes: a token is 256 bits from the operating system's
@@ -13,7 +14,8 @@
 //! `rate` bounds a tenant's requests (per second, minute or hour, every route but health);
 //! `budget` bounds the rows one tenant may score per model per window (`/hour` or `/day`): the
 //! knob a model owner turns against model extraction through label-only queries (see the
-//! README's security section).
+//! README's security section). `role=admin` lets a tenant read `/metrics`, which shows every
+//! tenant's traffic.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -74,6 +76,8 @@ pub struct Tenant {
     pub rate: Option<Quota>,
     /// Rows scored per model per window.
     pub budget: Option<Quota>,
+    /// May read `/metrics`, which shows every tenant's traffic (`role=admin`).
+    pub admin: bool,
 }
 
 impl Tenant {
@@ -84,6 +88,9 @@ impl Tenant {
         }
         if let Some(budget) = self.budget {
             line += &format!(" budget={budget}");
+        }
+        if self.admin {
+            line += " role=admin";
         }
         line
     }
@@ -141,6 +148,7 @@ impl Tenants {
                 token_hash,
                 rate: None,
                 budget: None,
+                admin: false,
             };
             for field in fields {
                 match field.split_once('=') {
@@ -154,6 +162,7 @@ impl Tenants {
                             bad(format!("budget {q:?}: expected N/hour or N/day, N > 0"))
                         })?)
                     }
+                    Some(("role", "admin")) => tenant.admin = true,
                     _ => return Err(bad(format!("unknown field {field:?}"))),
                 }
             }
@@ -213,6 +222,20 @@ pub fn add_tenant(
     rate: Option<Quota>,
     budget: Option<Quota>,
 ) -> Result<String> {
+    add_tenant_with_role(path, name, rate, budget, false)
+}
+
+/// [`add_tenant`], for an admin tenant (may read `/metrics`) when `admin` is set.
+///
+/// # Errors
+/// As [`add_tenant`].
+pub fn add_tenant_with_role(
+    path: &Path,
+    name: &str,
+    rate: Option<Quota>,
+    budget: Option<Quota>,
+    admin: bool,
+) -> Result<String> {
     check_model_name(name).map_err(|_| {
         Error::Input(format!(
             "invalid tenant name {name:?}: use 1 to 64 ASCII letters, digits, `-`, `_` and `.`"
@@ -242,6 +265,7 @@ pub fn add_tenant(
         token_hash: hash(&token),
         rate,
         budget,
+        admin,
     };
     let mut text = existing;
     if !text.is_empty() && !text.ends_with('\n') {
@@ -249,10 +273,14 @@ pub fn add_tenant(
     }
     text += &tenant.line();
     text.push('\n');
-    std::fs::write(path, text).map_err(|source| Error::Io {
+    // Written aside, then renamed over: a reader never sees half a file.
+    let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let aside = path.with_extension("tmp");
+    std::fs::write(&aside, text).map_err(io)?;
+    std::fs::rename(&aside, path).map_err(io)?;
     Ok(token)
 }
 

@@ -158,6 +158,9 @@ enum TokenCommand {
         /// unlimited).
         #[arg(long, value_parser = parse_budget)]
         budget: Option<fhe_ml::auth::Quota>,
+        /// An operator's tenant: may read `/metrics` (every tenant's traffic).
+        #[arg(long)]
+        admin: bool,
     },
 }
 
@@ -514,8 +517,9 @@ fn run(cli: Cli) -> Result<()> {
             auth,
             rate,
             budget,
+            admin,
         }) => {
-            let token = fhe_ml::auth::add_tenant(&auth, &tenant, rate, budget)?;
+            let token = fhe_ml::auth::add_tenant_with_role(&auth, &tenant, rate, budget, admin)?;
             eprintln!(
                 "tenant {tenant} added to {}; its token follows (shown once, keep it secret):",
                 auth.display()

@@ -325,7 +325,7 @@ impl CompiledModel {
     /// Whether the server needs the client's evaluation key (the program bootstraps, or the
     /// model returns labels).
     pub fn needs_evaluation_key(&self) -> bool {
-        Server::needs_evaluation_key(&self.server_model())
+        self.program.needs_evaluation_key()
     }
 
     /// What bootstrapping noise is expected to change in decrypted results (nothing for
@@ -357,7 +357,8 @@ impl CompiledModel {
     /// (Concrete ML's "simulate" with errors): each lookup reads a position moved by Gaussian
     /// noise, each score gets its Gaussian noise and is rounded. Fast, for estimating how
     /// often encrypted results differ from `simulate`'s; equals `simulate` for leveled models.
-    /// `row` is raw (`n_features` values); the result has `program.n_outputs()` integers.
+    /// `row` is raw (`n_features` values); the result is shaped as [`CompiledModel::simulate`]'s
+    /// (scores, or labels in label and top-K modes).
     ///
     /// # Errors
     ///

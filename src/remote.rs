@@ -41,12 +41,21 @@ impl std::fmt::Debug for RemoteOptions {
     }
 }
 
-/// A remote inference service.
-#[derive(Debug, Clone)]
+/// A remote inference service. `Debug` hides the token.
+#[derive(Clone)]
 pub struct RemoteServer {
     base: String,
     agent: ureq::Agent,
     authorization: Option<String>,
+}
+
+impl std::fmt::Debug for RemoteServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteServer")
+            .field("base", &self.base)
+            .field("token", &self.authorization.as_ref().map(|_| "(hidden)"))
+            .finish()
+    }
 }
 
 fn remote<E: std::fmt::Display>(url: &str) -> impl Fn(E) -> Error + '_ {

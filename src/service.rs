@@ -304,6 +304,8 @@ type Budgets = HashMap<(Arc<str>, String), (Instant, u64)>;
 struct Caller {
     tenant: Owner,
     budget: Option<Quota>,
+    /// May read `/metrics` (which shows every tenant's traffic).
+    admin: bool,
 }
 
 struct AppState {
@@ -432,11 +434,16 @@ impl AppState {
         if let Some(server) = keys.servers.get(&entry) {
             return Ok(server.clone());
         }
+        // Building the test polynomials takes a while: not under the lock every tenant needs.
+        drop(keys);
         let server = Arc::new(Server::with_expanded_key(
             served.bundle.server_model.clone(),
             expanded,
         )?);
-        keys.servers.insert(entry, server.clone());
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if keys.expanded.contains_key(&(entry.1.clone(), entry.2)) {
+            keys.servers.insert(entry, server.clone());
+        }
         Ok(server)
     }
 
@@ -454,6 +461,15 @@ impl AppState {
         if now.duration_since(*start) >= budget.window {
             (*start, *used) = (now, 0);
         }
+        if rows > budget.count {
+            // Waiting would never help: the batch is larger than the whole budget.
+            return Err(Error::TooLarge {
+                what: format!("the batch (rows) for a query budget of {budget}"),
+                limit: budget.count as usize,
+                size: rows as usize,
+            }
+            .into());
+        }
         if *used + rows > budget.count {
             let left = budget.window.saturating_sub(now.duration_since(*start));
             return Err(Error::RateLimited {
@@ -461,7 +477,7 @@ impl AppState {
                     "query budget {budget} rows for model {model} ({} used, {rows} asked)",
                     *used
                 ),
-                retry_after_s: left.as_secs().max(1),
+                retry_after_s: (left.as_secs_f64().ceil() as u64).max(1),
             }
             .into());
         }
@@ -568,8 +584,22 @@ async fn post_key(
     {
         keys.order.push_back(owned);
     }
+    // Over the bound, the tenant holding the most keys gives up its least recently used one,
+    // so no tenant can push another below its share.
     while keys.order.len() > state.config.max_keys.max(1) {
-        if let Some(old) = keys.order.pop_front() {
+        let mut held: HashMap<&Owner, usize> = HashMap::new();
+        for (tenant, _) in &keys.order {
+            *held.entry(tenant).or_default() += 1;
+        }
+        let most = held.values().copied().max().unwrap_or(0);
+        let Some(at) = keys
+            .order
+            .iter()
+            .position(|(tenant, _)| held.get(tenant) == Some(&most))
+        else {
+            break;
+        };
+        if let Some(old) = keys.order.remove(at) {
             keys.expanded.remove(&old);
             keys.servers
                 .retain(|(_, t, k), _| (t, k) != (&old.0, &old.1));
@@ -643,15 +673,24 @@ async fn predict_batch(
     Ok(binary(out))
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    (
+async fn metrics(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> std::result::Result<Response, ApiError> {
+    if state.config.tenants.is_some() && !caller.admin {
+        return Err(Error::Forbidden(
+            "metrics show every tenant's traffic: they need an admin tenant's token (`token new --admin`)".into(),
+        )
+        .into());
+    }
+    Ok((
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         state.metrics.encode(),
     )
-        .into_response()
+        .into_response())
 }
 
 async fn not_found() -> ApiError {
@@ -690,11 +729,14 @@ async fn authenticate(
     let caller = match &state.config.tenants {
         None => Caller::default(),
         Some(tenants) => {
+            // The scheme is case-insensitive (RFC 9110, 11.1).
             let token = req
                 .headers()
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token);
             let Some(token) = token else {
                 return ApiError::from(Error::Unauthorized(
                     "send `Authorization: Bearer TOKEN` (tokens come from `fhe-ml token new`)"
@@ -719,6 +761,7 @@ async fn authenticate(
             Caller {
                 tenant: Some(Arc::from(tenant.name.as_str())),
                 budget: tenant.budget,
+                admin: tenant.admin,
             }
         }
     };
@@ -729,11 +772,19 @@ async fn authenticate(
 /// Counts every request in the metrics: route pattern, status, latency, body sizes.
 async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let route = route_of(req.uri().path());
+    // Bodies only of routes that read them; hyper holds a body to its declared length.
+    let limit = match route {
+        "/v1/keys" => KEY_LIMIT,
+        "/v1/models/{name}/predict" => INPUT_LIMIT,
+        "/v1/models/{name}/predict-batch" => BATCH_LIMIT,
+        _ => 0,
+    } as u64;
     let bytes_in = req
         .headers()
         .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok())
-        .unwrap_or(0);
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(0)
+        .min(limit);
     let start = Instant::now();
     let response = next.run(req).await;
     let bytes_out = response.body().size_hint().exact().unwrap_or(0);
@@ -767,6 +818,8 @@ pub fn router(models: Vec<ModelBundle>, config: ServiceConfig) -> Result<Router>
     let mut served = BTreeMap::new();
     for bundle in models {
         check_model_name(&bundle.name)?;
+        // Every model is checked now, not at its first query.
+        crate::program::encrypted::EncryptedProgram::check(&bundle.server_model)?;
         let leveled = if bundle.client_spec.needs_evaluation_key {
             None
         } else {
@@ -814,7 +867,7 @@ pub fn router(models: Vec<ModelBundle>, config: ServiceConfig) -> Result<Router>
                 "request",
                 method = %req.method(),
                 route = route_of(req.uri().path()),
-                request_id = %id,
+                request_id = ?id,
                 tenant = tracing::field::Empty,
             )
         })

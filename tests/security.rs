@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use fhe_ml::auth::{add_tenant, parse_budget, parse_rate, Tenants};
+use fhe_ml::auth::{add_tenant, add_tenant_with_role, parse_budget, parse_rate, Tenants};
 use fhe_ml::client::Client;
 use fhe_ml::data::load_csv;
 use fhe_ml::eval::{compile_model, service_name, EvalConfig, ModelKind, Source};
@@ -37,17 +37,18 @@ fn logistic(output: OutputMode) -> (String, CompiledModel, Vec<Vec<f64>>) {
     )
 }
 
-/// Tenants `alice` (no quotas), `bob` (no quotas), `carol` (budget 3 rows/hour per model) and
-/// `dave` (2 requests/min); their tokens.
-fn tenants(dir: &std::path::Path) -> (Arc<Tenants>, [String; 4]) {
+/// Tenants `alice` (no quotas), `bob` (no quotas), `carol` (budget 3 rows/hour per model),
+/// `dave` (2 requests/min) and `ops` (admin: reads the metrics); their tokens.
+fn tenants(dir: &std::path::Path) -> (Arc<Tenants>, [String; 5]) {
     let file = dir.join("tenants");
     let alice = add_tenant(&file, "alice", None, None).unwrap();
     let bob = add_tenant(&file, "bob", None, None).unwrap();
     let carol = add_tenant(&file, "carol", None, Some(parse_budget("3/hour").unwrap())).unwrap();
     let dave = add_tenant(&file, "dave", Some(parse_rate("2/min").unwrap()), None).unwrap();
+    let ops = add_tenant_with_role(&file, "ops", None, None, true).unwrap();
     (
         Arc::new(Tenants::load(&file).unwrap()),
-        [alice, bob, carol, dave],
+        [alice, bob, carol, dave, ops],
     )
 }
 
@@ -133,8 +134,18 @@ fn tokens_gate_every_route_but_health() {
         .unwrap();
     assert_eq!(raw.status(), 401);
     assert_eq!(raw.headers()["www-authenticate"], "Bearer");
+    // The scheme is case-insensitive.
+    let raw = ureq::get(&format!("{}/v1/models", service.url()))
+        .header("authorization", &format!("bearer {alice}"))
+        .call()
+        .unwrap();
+    assert_eq!(raw.status(), 200);
     let remote = as_tenant(&service.url(), &alice);
     assert_eq!(remote.models().unwrap().len(), 1);
+    assert!(
+        !format!("{remote:?}").contains(&alice),
+        "Debug hides the token"
+    );
     let out = remote.predict(&name, &ct).unwrap();
     assert_eq!(
         client.decrypt_scores(&out).unwrap(),
@@ -191,10 +202,51 @@ fn evaluation_keys_belong_to_their_tenant() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Over the service's key bound, the tenant holding the most keys gives up its least recently
+/// used one: Alice's uploads cannot evict Bob's key.
+#[test]
+fn a_tenant_cannot_evict_another_tenants_key() {
+    let dir = temp_dir("evict");
+    let (tenants, [alice, bob, ..]) = tenants(&dir);
+    let (name, model, rows) = logistic(OutputMode::Label);
+    let service = start(
+        &[(name.clone(), model.clone())],
+        ServiceConfig {
+            tenants: Some(tenants),
+            max_keys: 2,
+            ..ServiceConfig::default()
+        },
+    );
+    let (a, b) = (
+        as_tenant(&service.url(), &alice),
+        as_tenant(&service.url(), &bob),
+    );
+    let client_b = Client::new_seeded(model.client_spec(), 10).unwrap();
+    b.upload_key(&client_b.evaluation_key().unwrap()).unwrap();
+    let clients_a: Vec<Client> = (11..14)
+        .map(|seed| Client::new_seeded(model.client_spec(), seed).unwrap())
+        .collect();
+    for client in &clients_a {
+        a.upload_key(&client.evaluation_key().unwrap()).unwrap();
+    }
+    let row = &rows[0];
+    b.predict(&name, &client_b.encrypt(row).unwrap())
+        .expect("Bob's key survives Alice's uploads");
+    a.predict(&name, &clients_a[2].encrypt(row).unwrap())
+        .expect("Alice's newest key is held");
+    refused(
+        a.predict(&name, &clients_a[0].encrypt(row).unwrap()),
+        409,
+        "UnknownKey",
+    );
+    service.stop().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn quotas_answer_429_with_retry_after() {
     let dir = temp_dir("quotas");
-    let (tenants, [alice, _, carol, dave]) = tenants(&dir);
+    let (tenants, [alice, _, carol, dave, _]) = tenants(&dir);
     let (name, model, rows) = logistic(OutputMode::Scores);
     let service = start(
         &[(name.clone(), model.clone())],
@@ -218,6 +270,12 @@ fn quotas_answer_429_with_retry_after() {
         carol_remote.predict_batch(&name, &cts[..2]),
         429,
         "RateLimited",
+    );
+    // A batch larger than the whole budget could never pass: 413, not 429.
+    refused(
+        carol_remote.predict_batch(&name, &cts[..4]),
+        413,
+        "TooLarge",
     );
     // The budget is per tenant: Alice is not limited.
     let alice_remote = as_tenant(&service.url(), &alice);
@@ -298,7 +356,7 @@ fn tls_round_trip_equals_the_clear_twin_and_plain_http_is_refused() {
 #[test]
 fn metrics_count_requests_statuses_and_bootstraps() {
     let dir = temp_dir("metrics");
-    let (tenants, [alice, ..]) = tenants(&dir);
+    let (tenants, [alice, .., ops]) = tenants(&dir);
     let (name, model, rows) = logistic(OutputMode::Label);
     let service = start(
         &[(name.clone(), model.clone())],
@@ -335,7 +393,8 @@ fn metrics_count_requests_statuses_and_bootstraps() {
         )
     };
     assert_eq!(metrics(None).0, 401, "metrics need a token too");
-    let (status, text) = metrics(Some(&alice));
+    assert_eq!(metrics(Some(&alice)).0, 403, "and an admin tenant's");
+    let (status, text) = metrics(Some(&ops));
     assert_eq!(status, 200);
     let line = |prefix: &str| -> f64 {
         text.lines()
@@ -360,7 +419,10 @@ fn metrics_count_requests_statuses_and_bootstraps() {
     assert_eq!(line("fhe_ml_evaluation_keys_cached"), 1.0);
     assert!(line("fhe_ml_request_bytes_total") > 1e6, "the key's bytes");
     assert!(text.contains("fhe_ml_http_request_duration_seconds_bucket"));
-    assert!(!text.contains(&alice), "no token in the metrics");
+    assert!(
+        !text.contains(&alice) && !text.contains(&ops),
+        "no token in the metrics"
+    );
     service.stop().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -267,7 +267,7 @@ fn calibration_loss<T>(
     let mut loss = 0.0;
     for (row, want) in split.train_raw.rows().into_iter().zip(reference) {
         let q = quantizer.quantize(&row.to_vec()).values;
-        loss += match (decoder.decode(&program.simulate(&q)?)?, want) {
+        loss += match (decoder.decode(&program.simulate_scores(&q)?)?, want) {
             (Prediction::Value(v), Prediction::Value(w)) => (v - w).powi(2),
             (got, want) => f64::from(u8::from(got.class_index() != want.class_index())),
         };

@@ -414,7 +414,7 @@ impl LabelHead {
     /// Compared values per inference: one score, or every pair of classes.
     pub fn comparisons(&self) -> usize {
         if self.pairwise {
-            self.classes * (self.classes - 1) / 2
+            self.classes.saturating_mul(self.classes.saturating_sub(1)) / 2
         } else {
             1
         }
@@ -423,25 +423,46 @@ impl LabelHead {
     /// Bootstraps per inference: levels and combine per comparison, one-hot per class and
     /// rank (multiclass), and the sanitizing rounds per returned label bit.
     pub fn bootstraps(&self) -> usize {
+        // Saturating: a head read from untrusted bytes is counted before it is checked.
         let onehot = if self.pairwise {
-            self.classes * self.top
+            self.classes.saturating_mul(self.top)
         } else {
             0
         };
-        self.comparisons() * (self.levels.len() + 1)
-            + onehot
-            + SANITIZE_ROUNDS * self.output_ciphertexts()
+        self.comparisons()
+            .saturating_mul(self.levels.len().saturating_add(1))
+            .saturating_add(onehot)
+            .saturating_add(SANITIZE_ROUNDS.saturating_mul(self.output_ciphertexts()))
     }
 
     /// Ciphertexts returned: the label bits of each of the `top` labels, best first.
     pub fn output_ciphertexts(&self) -> usize {
-        self.label_bits as usize * self.top
+        (self.label_bits as usize).saturating_mul(self.top)
     }
 
     /// Bootstraps one after another (the rest run in parallel).
     pub fn sequential_bootstraps(&self) -> usize {
         let onehot = usize::from(self.pairwise);
         2 + onehot + SANITIZE_ROUNDS
+    }
+
+    /// Whether `other` is the same design: equal integers, and floats (margin, noise) equal to
+    /// 1e-9 relative, since tfhe's noise formulas may round their last bits differently on
+    /// another platform's maths library.
+    pub fn same_design(&self, other: &Self) -> bool {
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-300);
+        self.classes == other.classes
+            && self.pairwise == other.pairwise
+            && self.delta_log2 == other.delta_log2
+            && self.levels == other.levels
+            && self.combine_unit == other.combine_unit
+            && self.win_unit == other.win_unit
+            && self.label_bits == other.label_bits
+            && self.top == other.top
+            && self.polynomial_size == other.polynomial_size
+            && self.position_log2 == other.position_log2
+            && close(self.margin, other.margin)
+            && close(self.lookup_sigma, other.lookup_sigma)
     }
 
     /// Probability that some lookup of one inference reads beyond its margin (union bound).

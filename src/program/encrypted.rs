@@ -102,22 +102,8 @@ impl EncryptedProgram {
     /// another parameter set; `Error::Wire` for an unknown parameter set or one without
     /// bootstrap parameters.
     pub fn new(model: ServerModel, key: Option<Arc<Bootstrapper>>) -> Result<Self> {
-        let program = &model.program;
-        program.validate()?;
-        let plan = &model.plan;
-        plan.params.check_features(program.n_inputs)?;
-        if EncodingPlan::for_program(plan.params.clone(), program)? != *plan {
-            return Err(Error::Compile(
-                "the model's encoding plan does not match its program".into(),
-            ));
-        }
-        if let Some(head) = program.head() {
-            if plan.label_head(program, head.top)? != *head {
-                return Err(Error::Compile(
-                    "the model's label head does not match its plan".into(),
-                ));
-            }
-        }
+        Self::check(&model)?;
+        let (program, plan) = (&model.program, &model.plan);
         if !program.needs_evaluation_key() {
             return Ok(Self {
                 model,
@@ -160,6 +146,31 @@ impl EncryptedProgram {
                 label,
             }),
         })
+    }
+
+    /// Checks a server model without preparing it: a valid program, and the plan and label
+    /// head this build derives from it (what a service checks of every model it loads).
+    ///
+    /// # Errors
+    /// `Error::Compile` when the program is invalid or its plan or label head is not the one
+    /// this build derives; `Error::Wire` for an unknown parameter set.
+    pub fn check(model: &ServerModel) -> Result<()> {
+        let (program, plan) = (&model.program, &model.plan);
+        program.validate()?;
+        plan.params.check_features(program.n_inputs)?;
+        if EncodingPlan::for_program(plan.params.clone(), program)? != *plan {
+            return Err(Error::Compile(
+                "the model's encoding plan does not match its program".into(),
+            ));
+        }
+        if let Some(head) = program.head() {
+            if !plan.label_head(program, head.top)?.same_design(head) {
+                return Err(Error::Compile(
+                    "the model's label head does not match its plan".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The model this program was prepared from.

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fhe::label::{LabelHead, OutputMode};
+use crate::fhe::label::{label_bits, LabelHead, OutputMode, MAX_LABEL_CLASSES, MAX_LEVELS};
 
 pub mod clear;
 pub mod decode;
@@ -363,6 +363,19 @@ impl Program {
                 }
                 Step::Label(head) => {
                     let scores = if head.pairwise { head.classes } else { 1 };
+                    let sane = (2..=MAX_LABEL_CLASSES).contains(&head.classes)
+                        && (1..=head.classes).contains(&head.top)
+                        && (head.pairwise || head.top == 1)
+                        && (1..=MAX_LEVELS).contains(&head.levels.len())
+                        && head.label_bits == label_bits(head.classes);
+                    if !sane {
+                        return Err(Error::Compile(format!(
+                            "step {k}: a label head over {} classes returning {} labels with {} scales",
+                            head.classes,
+                            head.top,
+                            head.levels.len()
+                        )));
+                    }
                     if k + 1 != self.steps.len() || width != scores {
                         return Err(Error::Compile(format!(
                             "step {k}: a label head over {scores} scores, after {width} values, must be the last step"
@@ -414,14 +427,15 @@ impl Program {
         self.bootstraps() > 0
     }
 
-    /// Number of scores the program computes (before any label head): the last linear
-    /// layer's `n_outputs`, or `n_inputs` if there is none.
+    /// Number of scores the program computes (before any label head): the width after its
+    /// last score step.
     pub fn n_outputs(&self) -> usize {
         self.score_steps()
             .iter()
             .fold(self.n_inputs, |width, step| match step {
                 Step::Linear(l) => l.n_outputs,
-                Step::Lookup(_) | Step::Label(_) => width,
+                Step::Lookup(l) => l.n_outputs(),
+                Step::Label(_) => width,
             })
     }
 
