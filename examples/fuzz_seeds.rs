@@ -19,6 +19,12 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> fhe_ml::Result<()> {
     std::fs::write(&path, bytes).map_err(|source| fhe_ml::Error::Io { path, source })
 }
 
+/// The payload of a sealed blob (between the 11-byte header and the 16-byte digest): what the
+/// targets seal again when their pick byte asks for it.
+fn payload(blob: &[u8]) -> &[u8] {
+    &blob[11..blob.len() - 16]
+}
+
 fn with_pick(pick: u8, bytes: &[u8]) -> Vec<u8> {
     let mut out = vec![pick];
     out.extend_from_slice(bytes);
@@ -37,40 +43,54 @@ fn main() -> fhe_ml::Result<()> {
     let (_, server) = model.keygen()?;
     let input = client.encrypt(&split.test_rows()[0])?;
     let output = server.infer(&input)?;
-    let wire = seeds.join("wire");
-    write(&wire, "input", &with_pick(0, &input.to_bytes()?))?;
-    write(&wire, "output", &with_pick(1, &output.to_bytes()?))?;
-    write(
-        &wire,
-        "server-model",
-        &with_pick(2, &model.server_model().to_bytes()?),
-    )?;
-    write(
-        &wire,
-        "server-model-label",
-        &with_pick(2, &label.server_model().to_bytes()?),
-    )?;
-    write(
-        &wire,
-        "client-spec",
-        &with_pick(3, &model.client_spec().to_bytes()?),
-    )?;
-    write(
-        &wire,
-        "bundle",
-        &with_pick(5, &ModelBundle::new("bc", &model).to_bytes()?),
-    )?;
+    // wire: pick % 8 is the kind; with bit 7 the target seals the payload itself.
     let batch = seal(Kind::InputBatch, &vec![input.clone(); 2])?;
-    write(&wire, "input-batch", &with_pick(6, &batch))?;
-    write(
-        &wire,
-        "output-batch",
-        &with_pick(7, &seal(Kind::OutputBatch, &vec![output; 2])?),
-    )?;
+    let blobs = [
+        ("input", 0, input.to_bytes()?),
+        ("output", 1, output.to_bytes()?),
+        ("server-model", 2, model.server_model().to_bytes()?),
+        ("server-model-label", 2, label.server_model().to_bytes()?),
+        ("client-spec", 3, model.client_spec().to_bytes()?),
+        ("bundle", 5, ModelBundle::new("bc", &model).to_bytes()?),
+        ("input-batch", 6, batch.clone()),
+        (
+            "output-batch",
+            7,
+            seal(Kind::OutputBatch, &vec![output; 2])?,
+        ),
+    ];
+    let wire = seeds.join("wire");
+    for (name, pick, blob) in &blobs {
+        write(&wire, name, &with_pick(*pick, blob))?;
+        write(
+            &wire,
+            &format!("{name}-payload"),
+            &with_pick(pick | 0x80, payload(blob)),
+        )?;
+    }
+    // service: pick % 6 is the route; bit 6 seals the payload, bit 7 uses the router with
+    // tenants, bit 5 adds the fuzz tenant's token.
     let service = seeds.join("service");
-    write(&service, "predict", &with_pick(1, &input.to_bytes()?))?;
-    write(&service, "predict-batch", &with_pick(2, &batch))?;
-    write(&service, "model-name", &with_pick(4, b"bc"))?;
+    let label_client = Client::new_seeded(label.client_spec(), 8)?;
+    let label_input = label_client.encrypt(&split.test_rows()[0])?.to_bytes()?;
+    for (name, pick, blob) in [
+        ("predict", 1u8, input.to_bytes()?),
+        ("predict-batch", 2, batch),
+        ("predict-label", 3, label_input),
+    ] {
+        write(&service, name, &with_pick(pick, &blob))?;
+        write(
+            &service,
+            &format!("{name}-payload"),
+            &with_pick(pick | 0x40, payload(&blob)),
+        )?;
+        write(
+            &service,
+            &format!("{name}-tenant"),
+            &with_pick(pick | 0x40 | 0x80 | 0x20, payload(&blob)),
+        )?;
+    }
+    write(&service, "model-name", &with_pick(5, b"bc"))?;
     let csv = seeds.join("csv");
     let head: String = fhe_ml::data::BREAST_CANCER_CSV
         .lines()

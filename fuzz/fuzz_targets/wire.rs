@@ -1,41 +1,64 @@
-//! Every binary blob a server or client reads from the network or a file: the envelope, then
-//! each kind's decoder, and what is built from a decoded model (a server, a client spec's
-//! checks). The first byte picks the reader; none may panic.
+//! Every binary blob a server or client reads from the network or a file. The first byte
+//! picks the reader and whether the rest is a whole blob (the envelope's checks: magic,
+//! version, kind, length, digest) or a payload sealed here in a valid envelope, so the fuzzer
+//! reaches each kind's decoder and what is built on it (a server, a client spec's checks)
+//! instead of stopping at the digest. None may panic.
 #![no_main]
 
-use fhe_ml::fhe::wire::{self, Kind};
+use fhe_ml::fhe::wire::{self, seal_payload, Kind};
 use fhe_ml::fhe::EvaluationKey;
 use fhe_ml::protocol::{ClientSpec, EncryptedInput, EncryptedOutput, ServerModel};
 use fhe_ml::server::Server;
 use fhe_ml::service::ModelBundle;
 use libfuzzer_sys::fuzz_target;
 
+const KINDS: [Kind; 8] = [
+    Kind::EncryptedInput,
+    Kind::EncryptedOutput,
+    Kind::ServerModel,
+    Kind::ClientSpec,
+    Kind::EvaluationKey,
+    Kind::ModelBundle,
+    Kind::InputBatch,
+    Kind::OutputBatch,
+];
+
 fuzz_target!(|data: &[u8]| {
-    let Some((&pick, bytes)) = data.split_first() else {
+    let Some((&pick, rest)) = data.split_first() else {
         return;
     };
-    match pick % 8 {
-        0 => {
+    let kind = KINDS[(pick % 8) as usize];
+    let sealed;
+    let bytes = if pick & 0x80 != 0 {
+        sealed = seal_payload(kind, rest);
+        &sealed[..]
+    } else {
+        rest
+    };
+    match kind {
+        Kind::EncryptedInput => {
             let _ = EncryptedInput::from_bytes(bytes);
         }
-        1 => {
+        Kind::EncryptedOutput => {
             let _ = EncryptedOutput::from_bytes(bytes);
         }
-        2 => {
+        Kind::ServerModel => {
             if let Ok(model) = ServerModel::from_bytes(bytes) {
                 let _ = Server::new(model);
             }
         }
-        3 => {
+        Kind::ClientSpec => {
             let _ = ClientSpec::from_bytes(bytes);
         }
-        4 => {
+        Kind::EvaluationKey => {
             let _ = EvaluationKey::from_bytes(bytes);
         }
-        5 => {
-            let _ = ModelBundle::from_bytes(bytes);
+        Kind::ModelBundle => {
+            if let Ok(bundle) = ModelBundle::from_bytes(bytes) {
+                let _ = fhe_ml::service::router(vec![bundle], Default::default());
+            }
         }
-        6 => {
+        Kind::InputBatch => {
             let _: fhe_ml::Result<Vec<EncryptedInput>> = wire::open(Kind::InputBatch, bytes);
         }
         _ => {
