@@ -2,6 +2,8 @@
 //! with Retry-After), TLS round trips against the local twin, plain HTTP refused by a TLS port,
 //! metrics, tokens kept out of logs, and the load test through TLS and authentication.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -469,30 +471,22 @@ fn cli_eval_over_tls_with_a_token_equals_local_eval() {
         .output()
         .unwrap();
     assert!(export.status.success());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
     let log = dir.join("serve.log");
-    let mut serve = Command::new(bin)
-        .args(["serve", "--addr", &addr, "--models"])
-        .arg(&models)
-        .arg("--auth")
-        .arg(&auth)
-        .arg("--tls-cert")
-        .arg(dir.join("cert.pem"))
-        .arg("--tls-key")
-        .arg(dir.join("key.pem"))
-        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-        .spawn()
-        .unwrap();
-    let up = (0..150).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        std::net::TcpStream::connect(&addr).is_ok()
-    });
-    assert!(up, "the service did not start");
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let serve = common::Serve::start_with(
+        &[
+            "--models",
+            &path(&models),
+            "--auth",
+            &path(&auth),
+            "--tls-cert",
+            &path(&dir.join("cert.pem")),
+            "--tls-key",
+            &path(&dir.join("key.pem")),
+        ],
+        Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
+    let port = serve.port;
     let eval = |server: Option<&str>| {
         let mut cmd = Command::new(bin);
         cmd.args([
@@ -541,8 +535,7 @@ fn cli_eval_over_tls_with_a_token_equals_local_eval() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
-    let _ = serve.kill();
-    let _ = serve.wait();
+    drop(serve);
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains("tenant=\"clinic\""), "{log}");
     assert!(
@@ -556,8 +549,21 @@ fn cli_eval_over_tls_with_a_token_equals_local_eval() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The load test of `tests/service.rs` through TLS and authentication, beside the plain one:
-/// 8 clients × 500 breast-cancer logistic requests each, 0 errors; prints p50 and p99.
+/// Resident memory of this process, KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The load test over loopback, plain and through TLS and authentication: 8 clients × 500
+/// breast-cancer logistic requests each, every answer checked against the clear twin, 0
+/// errors, bounded memory; prints requests/s, p50 and p99.
 #[test]
 fn load_test_through_tls_and_auth() {
     let dir = temp_dir("load");
@@ -587,6 +593,7 @@ fn load_test_through_tls_and_auth() {
             RemoteOptions::default()
         };
         let errors = Arc::new(AtomicUsize::new(0));
+        let before = rss_kib();
         let start_time = Instant::now();
         let threads: Vec<_> = (0..8)
             .map(|c| {
@@ -628,6 +635,8 @@ fn load_test_through_tls_and_auth() {
         let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
         assert_eq!(errors.load(Ordering::Relaxed), 0, "failed or wrong answers");
         assert_eq!(latencies.len(), 4000);
+        let grown_mib = rss_kib().saturating_sub(before) as f64 / 1024.0;
+        assert!(grown_mib < 256.0, "memory grew by {grown_mib:.0} MiB");
         figures.push((
             if secure { "TLS + token" } else { "plain HTTP" },
             latencies.len() as f64 / seconds,

@@ -1,10 +1,7 @@
 //! The inference service over loopback: remote predictions against local ones on whole test
 //! splits, models that need evaluation keys, the bad-request suite (every answer a 4xx with a
-//! JSON error, the service still healthy afterwards), key eviction, and a bounded load test.
-
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+//! JSON error, the service still healthy afterwards) and key eviction. The load test is in
+//! `tests/security.rs`, plain and through TLS and authentication.
 
 use fhe_ml::client::Client;
 use fhe_ml::data::load_csv;
@@ -318,75 +315,4 @@ fn bad_requests_get_a_4xx_with_a_json_error_and_the_service_keeps_serving() {
         client.decrypt_scores(&out).unwrap(),
         bc_model.simulate(&bc_rows[1]).unwrap()
     );
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-#[test]
-fn load_test_eight_clients_five_hundred_requests_each() {
-    let (name, local, rows) = model("data/breast_cancer.csv", ModelKind::Logistic);
-    let service = start(&[(name.clone(), local.clone())], ServiceConfig::default());
-    let url = service.url();
-    let errors = Arc::new(AtomicUsize::new(0));
-    let rows = Arc::new(rows);
-    let local = Arc::new(local);
-    let before = rss_kib();
-    let start_time = Instant::now();
-    let threads: Vec<_> = (0..8)
-        .map(|c| {
-            let (url, name, rows, local, errors) = (
-                url.clone(),
-                name.clone(),
-                rows.clone(),
-                local.clone(),
-                errors.clone(),
-            );
-            std::thread::spawn(move || {
-                let remote = RemoteServer::new(&url).unwrap();
-                let client = Client::new(local.client_spec()).unwrap();
-                let mut latencies = Vec::with_capacity(500);
-                for i in 0..500 {
-                    let row = &rows[(c * 500 + i) % rows.len()];
-                    let ct = client.encrypt(row).unwrap();
-                    let t = Instant::now();
-                    let answer = remote.predict(&name, &ct);
-                    latencies.push(t.elapsed().as_secs_f64() * 1e3);
-                    match answer.and_then(|out| client.decrypt_scores(&out)) {
-                        Ok(scores) if scores == local.simulate(row).unwrap() => {}
-                        _ => {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut latencies: Vec<f64> = threads
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect();
-    let seconds = start_time.elapsed().as_secs_f64();
-    latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
-    let grown_mib = rss_kib().saturating_sub(before) as f64 / 1024.0;
-    eprintln!(
-        "load test: 4000 requests from 8 clients in {seconds:.2} s: {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, memory +{grown_mib:.1} MiB",
-        latencies.len() as f64 / seconds,
-        pct(0.5),
-        pct(0.99)
-    );
-    assert_eq!(errors.load(Ordering::Relaxed), 0, "failed or wrong answers");
-    assert_eq!(latencies.len(), 4000);
-    assert!(grown_mib < 256.0, "memory grew by {grown_mib:.0} MiB");
-    service.stop().unwrap();
 }

@@ -1,4 +1,6 @@
 //! Helpers shared by the CLI tests: `fhe-ml serve` started on a free loopback port.
+// Each test crate that includes this module uses part of it.
+#![allow(dead_code)]
 
 use std::process::{Child, Command, Stdio};
 
@@ -7,11 +9,19 @@ pub struct Serve {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// The port it listens on.
+    pub port: u16,
 }
 
 impl Serve {
     /// Starts the service on `models` and waits (at most 15 s) until it accepts connections.
     pub fn start(models: &str) -> Self {
+        Self::start_with(&["--models", models], Stdio::null())
+    }
+
+    /// Starts `fhe-ml serve` with `args` after its address, its log going to `stderr`, and
+    /// waits (at most 15 s) until it accepts connections.
+    pub fn start_with(args: &[&str], stderr: Stdio) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -19,8 +29,9 @@ impl Serve {
             .port();
         let addr = format!("127.0.0.1:{port}");
         let child = Command::new(env!("CARGO_BIN_EXE_fhe-ml"))
-            .args(["serve", "--addr", &addr, "--models", models])
-            .stderr(Stdio::null())
+            .args(["serve", "--addr", &addr])
+            .args(args)
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let up = (0..150).any(|_| {
@@ -31,6 +42,7 @@ impl Serve {
         Self {
             child,
             url: format!("http://{addr}"),
+            port,
         }
     }
 }
