@@ -62,6 +62,17 @@ fn start(models: &[(String, CompiledModel)], config: ServiceConfig) -> Backgroun
     Background::start(bundles, config, "127.0.0.1:0").unwrap()
 }
 
+/// A service for one model, with tenants and otherwise default settings.
+fn guarded(name: &str, model: &CompiledModel, tenants: Arc<Tenants>) -> Background {
+    start(
+        &[(name.to_string(), model.clone())],
+        ServiceConfig {
+            tenants: Some(tenants),
+            ..ServiceConfig::default()
+        },
+    )
+}
+
 fn as_tenant(url: &str, token: &str) -> RemoteServer {
     RemoteServer::connect(
         url,
@@ -111,13 +122,7 @@ fn tokens_gate_every_route_but_health() {
     let dir = temp_dir("tokens");
     let (tenants, [alice, ..]) = tenants(&dir);
     let (name, model, rows) = logistic(OutputMode::Scores);
-    let service = start(
-        &[(name.clone(), model.clone())],
-        ServiceConfig {
-            tenants: Some(tenants),
-            ..ServiceConfig::default()
-        },
-    );
+    let service = guarded(&name, &model, tenants);
     let anonymous = RemoteServer::new(&service.url()).unwrap();
     assert_eq!(anonymous.health().unwrap().status, "ok");
     refused(anonymous.models(), 401, "Unauthorized");
@@ -162,13 +167,7 @@ fn evaluation_keys_belong_to_their_tenant() {
     let dir = temp_dir("keys");
     let (tenants, [alice, bob, ..]) = tenants(&dir);
     let (name, model, rows) = logistic(OutputMode::Label);
-    let service = start(
-        &[(name.clone(), model.clone())],
-        ServiceConfig {
-            tenants: Some(tenants),
-            ..ServiceConfig::default()
-        },
-    );
+    let service = guarded(&name, &model, tenants);
     let (a, b) = (
         as_tenant(&service.url(), &alice),
         as_tenant(&service.url(), &bob),
@@ -250,13 +249,7 @@ fn quotas_answer_429_with_retry_after() {
     let dir = temp_dir("quotas");
     let (tenants, [alice, _, carol, dave, _]) = tenants(&dir);
     let (name, model, rows) = logistic(OutputMode::Scores);
-    let service = start(
-        &[(name.clone(), model.clone())],
-        ServiceConfig {
-            tenants: Some(tenants),
-            ..ServiceConfig::default()
-        },
-    );
+    let service = guarded(&name, &model, tenants);
     let client = Client::new(model.client_spec()).unwrap();
     let cts: Vec<_> = rows[..4]
         .iter()
@@ -360,13 +353,7 @@ fn metrics_count_requests_statuses_and_bootstraps() {
     let dir = temp_dir("metrics");
     let (tenants, [alice, .., ops]) = tenants(&dir);
     let (name, model, rows) = logistic(OutputMode::Label);
-    let service = start(
-        &[(name.clone(), model.clone())],
-        ServiceConfig {
-            tenants: Some(tenants),
-            ..ServiceConfig::default()
-        },
-    );
+    let service = guarded(&name, &model, tenants);
     let remote = as_tenant(&service.url(), &alice);
     let client = Client::new_seeded(model.client_spec(), 3).unwrap();
     remote
