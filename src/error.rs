@@ -87,6 +87,16 @@ pub enum Error {
     /// A model file or model name that `serve` cannot use (not a ciphertext or key problem).
     #[error("invalid model file: {0}")]
     ModelFile(String),
+    /// An ONNX node whose operator, attribute or shape fhe-ml cannot import exactly.
+    #[error("ONNX node {node:?} ({op}): {message}")]
+    Onnx {
+        /// The node's name (`#i` for the i-th node when it has none).
+        node: String,
+        /// Its operator (`op_type`).
+        op: String,
+        /// What is not supported, and what is.
+        message: String,
+    },
     /// The inference service answered with an error, or could not be reached.
     #[error("inference service: {0}")]
     Remote(String),
@@ -137,7 +147,7 @@ impl Error {
             Error::UnknownModel { .. } => 404,
             Error::UnknownKey { .. } | Error::ModelMismatch(_) => 409,
             Error::TooLarge { .. } => 413,
-            Error::Data(_) | Error::Training(_) | Error::Compile(_) => 422,
+            Error::Data(_) | Error::Training(_) | Error::Compile(_) | Error::Onnx { .. } => 422,
             Error::RateLimited { .. } => 429,
             Error::Io { .. } | Error::Other(_) => 500,
             Error::Remote(_) => 502,
@@ -162,6 +172,7 @@ impl Error {
             Error::Wire(_) => "Wire",
             Error::TooLarge { .. } => "TooLarge",
             Error::ModelFile(_) => "ModelFile",
+            Error::Onnx { .. } => "Onnx",
             Error::Remote(_) => "Remote",
             Error::Unavailable(_) => "Unavailable",
             Error::Unauthorized(_) => "Unauthorized",

@@ -72,6 +72,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod fhe;
+pub mod import;
 pub mod metrics;
 pub mod model;
 pub mod plots;

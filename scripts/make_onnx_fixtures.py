@@ -1,0 +1,222 @@
+"""Writes the ONNX fixtures of `fhe_ml::import` into tests/fixtures/onnx/ (run through
+scripts/make-onnx-fixtures, which pins the exporters in their own venv).
+
+Every model is trained on the train rows of `fhe-ml split` (seed 42, 20% test), so fhe-ml's
+`eval --onnx` calibrates on the rows the framework trained on and is scored on the rows the
+framework never saw. For each model NAME it writes:
+  NAME.onnx       the file the real exporter wrote (skl2onnx, onnxmltools, torch.onnx.export);
+  NAME.json       the framework's own predictions on the test rows: `labels` (classifiers),
+                  `scores` (predict_proba, or the regression's predict), in float64, plus the
+                  exporter versions.
+Data: data/breast_cancer.csv, data/digits.csv, data/diabetes.csv (written here from
+scikit-learn's bundled copy when missing).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxmltools
+import skl2onnx
+import sklearn
+import torch
+import xgboost
+from onnxmltools.convert.common.data_types import FloatTensorType as MlFloat
+from skl2onnx import to_onnx
+from sklearn.datasets import load_diabetes
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+from sklearn.svm import LinearSVC
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+from xgboost import XGBClassifier, XGBRegressor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "tests", "fixtures", "onnx")
+FHE_ML = os.environ.get("FHE_ML_BIN", os.path.join(ROOT, "target", "release", "fhe-ml"))
+VERSIONS = {
+    "scikit-learn": sklearn.__version__,
+    "skl2onnx": skl2onnx.__version__,
+    "xgboost": xgboost.__version__,
+    "onnxmltools": onnxmltools.__version__,
+    "torch": torch.__version__.split("+")[0],
+    "onnx": onnx.__version__,
+}
+# skl2onnx's default opset for ai.onnx.ml 3 and ai.onnx 15 keep the files readable by the
+# ONNX runtimes people deploy; fixed so the committed files do not move with a new exporter.
+OPSET = {"": 15, "ai.onnx.ml": 3}
+
+
+def diabetes_csv():
+    path = os.path.join(ROOT, "data", "diabetes.csv")
+    if not os.path.exists(path):
+        d = load_diabetes(scaled=False)
+        names = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
+        with open(path, "w") as f:
+            f.write(",".join(names + ["target"]) + "\n")
+            for row, y in zip(d.data, d.target):
+                f.write(",".join(f"{v:g}" for v in row) + f",{y:g}\n")
+    return path
+
+
+def load(name, regression=False):
+    path = diabetes_csv() if name == "diabetes" else os.path.join(ROOT, "data", f"{name}.csv")
+    data = np.genfromtxt(path, delimiter=",", skip_header=1)
+    args = [FHE_ML, "split", "--data", path, "--seed", "42", "--test-fraction", "0.2"]
+    if regression:
+        args.append("--regression")
+    split = json.loads(subprocess.check_output(args))
+    train, test = split["train"], split["test"]
+    x, y = data[:, :-1], data[:, -1]
+    if not regression:
+        y = y.astype(np.int64)
+    return x[train], y[train], x[test], y[test], test
+
+
+def write(name, onnx_model, dataset, test_rows, labels, scores, exporter):
+    onnx_model.producer_version = onnx_model.producer_version  # as the exporter wrote it
+    with open(os.path.join(OUT, f"{name}.onnx"), "wb") as f:
+        f.write(onnx_model.SerializeToString())
+    record = {
+        "model": name,
+        "dataset": dataset,
+        "exporter": exporter,
+        "versions": VERSIONS,
+        "test_rows": [int(i) for i in test_rows],
+        "labels": None if labels is None else [int(v) for v in labels],
+        "scores": [[float(v) for v in np.atleast_1d(r)] for r in scores],
+    }
+    with open(os.path.join(OUT, f"{name}.json"), "w") as f:
+        json.dump(record, f, indent=None, separators=(",", ":"))
+        f.write("\n")
+    print(f"  {name}.onnx ({os.path.getsize(os.path.join(OUT, name + '.onnx'))} bytes)")
+
+
+def sklearn_model(name, model, dataset, regression=False):
+    xtr, ytr, xte, yte, rows = load(dataset, regression)
+    model.fit(xtr, ytr)
+    # skl2onnx 1.20 gives a classifier pipeline's last step a `zipmap` option that LinearSVC's
+    # converter refuses; naming the step's own (empty) options avoids it.
+    last = model.steps[-1][1] if hasattr(model, "steps") else model
+    options = {id(last): {}} if isinstance(last, LinearSVC) else None
+    onx = to_onnx(model, xtr[:1].astype(np.float32), target_opset=OPSET, options=options)
+    if regression:
+        labels, scores = None, model.predict(xte)
+    else:
+        labels = model.predict(xte)
+        scores = (
+            model.predict_proba(xte)
+            if hasattr(model, "predict_proba")
+            else model.decision_function(xte)
+        )
+    write(name, onx, dataset, rows, labels, scores, "skl2onnx")
+
+
+def xgb_model(name, model, dataset, regression=False):
+    xtr, ytr, xte, yte, rows = load(dataset, regression)
+    model.fit(xtr, ytr)
+    onx = onnxmltools.convert_xgboost(
+        model, initial_types=[("input", MlFloat([None, xtr.shape[1]]))], target_opset=15
+    )
+    if regression:
+        labels, scores = None, model.predict(xte)
+    else:
+        labels, scores = model.predict(xte), model.predict_proba(xte)
+    write(name, onx, dataset, rows, labels, scores, "onnxmltools")
+
+
+class Mlp(torch.nn.Module):
+    """A PyTorch MLP as people write one: Flatten, Linear, ReLU, Linear."""
+
+    def __init__(self, d, hidden, classes):
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.Flatten(),
+            torch.nn.Linear(d, hidden),
+            torch.nn.ReLU(),
+            torch.nn.Linear(hidden, classes),
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def torch_model(name, dataset, hidden, dynamo):
+    xtr, ytr, xte, yte, rows = load(dataset)
+    torch.manual_seed(0)
+    mu, sd = xtr.mean(0), xtr.std(0) + 1e-9
+    # The scaler lives in the client's data pipeline for a PyTorch user; here it is folded
+    # into the exported network's first layer so the file reads raw features.
+    model = Mlp(xtr.shape[1], hidden, int(ytr.max()) + 1)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    xs = torch.tensor((xtr - mu) / sd, dtype=torch.float32)
+    ys = torch.tensor(ytr)
+    for _ in range(300):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(xs), ys)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        first = model.net[1]
+        w = first.weight / torch.tensor(sd, dtype=torch.float32)
+        first.bias -= (w * torch.tensor(mu, dtype=torch.float32)).sum(1)
+        first.weight.copy_(w)
+        logits = model(torch.tensor(xte, dtype=torch.float32)).double().numpy()
+    path = os.path.join(OUT, f"{name}.onnx")
+    example = (torch.tensor(xtr[:1], dtype=torch.float32),)
+    kwargs = dict(input_names=["input"], output_names=["logits"])
+    if dynamo:
+        program = torch.onnx.export(model, example, dynamo=True, **kwargs)
+        onx = program.model_proto
+    else:
+        torch.onnx.export(
+            model, example, path, dynamo=False, opset_version=15,
+            dynamic_axes={"input": {0: "batch"}}, **kwargs,
+        )
+        onx = onnx.load(path)
+    write(name, onx, dataset, rows, logits.argmax(1), logits, "torch.onnx.export"
+          + (" (dynamo)" if dynamo else " (TorchScript)"))
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    print(f"writing {OUT} with {VERSIONS}")
+    sklearn_model("bc-logistic", make_pipeline(StandardScaler(), LogisticRegression()),
+                  "breast_cancer")
+    sklearn_model("digits-logistic",
+                  make_pipeline(MinMaxScaler(), LogisticRegression(max_iter=2000)), "digits")
+    sklearn_model("bc-linear-svc", make_pipeline(StandardScaler(), LinearSVC()),
+                  "breast_cancer")
+    sklearn_model("diabetes-linear", LinearRegression(), "diabetes", regression=True)
+    sklearn_model("diabetes-ridge", make_pipeline(StandardScaler(), Ridge(alpha=1.0)),
+                  "diabetes", regression=True)
+    sklearn_model("bc-mlp", make_pipeline(
+        StandardScaler(), MLPClassifier(hidden_layer_sizes=(16,), max_iter=1000, random_state=0)), "breast_cancer")
+    sklearn_model("diabetes-mlp", make_pipeline(
+        StandardScaler(), MLPRegressor(hidden_layer_sizes=(16,), max_iter=3000, random_state=0)),
+        "diabetes", regression=True)
+    sklearn_model("bc-tree", DecisionTreeClassifier(max_depth=4, random_state=0),
+                  "breast_cancer")
+    sklearn_model("bc-forest", RandomForestClassifier(10, max_depth=4, random_state=0),
+                  "breast_cancer")
+    sklearn_model("digits-forest", RandomForestClassifier(10, max_depth=5, random_state=0),
+                  "digits")
+    sklearn_model("diabetes-tree", DecisionTreeRegressor(max_depth=4, random_state=0),
+                  "diabetes", regression=True)
+    sklearn_model("diabetes-forest", RandomForestRegressor(10, max_depth=4, random_state=0),
+                  "diabetes", regression=True)
+    xgb_model("bc-xgboost", XGBClassifier(n_estimators=20, max_depth=3, random_state=0),
+              "breast_cancer")
+    xgb_model("diabetes-xgboost", XGBRegressor(n_estimators=20, max_depth=3, random_state=0),
+              "diabetes", regression=True)
+    torch_model("digits-torch-mlp", "digits", 32, dynamo=False)
+    torch_model("digits-torch-mlp-dynamo", "digits", 32, dynamo=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
