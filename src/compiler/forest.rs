@@ -1,12 +1,14 @@
-//! The tree and forest compiler: a quantized forest (`train::trees`) becomes two bootstrapped
-//! lookup layers (comparisons, then leaves) and a sum of votes per class.
+//! The tree and forest compiler: trees on integer input levels become two bootstrapped lookup
+//! layers (comparisons, then leaves) and a leveled readout of the summed leaf values. Trained
+//! forests (`train::trees`: leaves vote for a class) and imported ensembles
+//! (`compiler::imported`: leaves hold quantized weights) share this one compiler.
 
 use crate::data::Split;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fhe::LeveledParameters;
 use crate::model::CompiledModel;
 use crate::program::{Decoder, LinearLayer, LookupLayer, OutputKind, Program, Step, TableFunction};
-use crate::quant::Quantization;
+use crate::quant::{InputQuantizer, Quantization};
 use crate::train::trees::{Node, TrainedForest};
 
 /// A tree condition after quantization: constant, or one read of the comparison lookup.
@@ -17,48 +19,162 @@ enum Condition {
     Bit(usize),
 }
 
+/// A node of a tree on integer levels.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum LevelNode {
+    /// Rows with `level[feature] > t` go `right`, the others `left`.
+    Split {
+        feature: usize,
+        t: i64,
+        left: usize,
+        right: usize,
+    },
+    /// Integer values added to the leaf outputs (`n_leaf_outputs`).
+    Leaf { values: Vec<i64> },
+}
+
+/// Trees on integer levels and how their summed leaf values `s` become scores: `M s + bias`.
+#[derive(Debug, Clone)]
+pub(crate) struct LevelForest {
+    /// Each tree's nodes, root first.
+    pub trees: Vec<Vec<LevelNode>>,
+    /// Values per leaf.
+    pub n_leaf_outputs: usize,
+    /// `M`, `n_scores × n_leaf_outputs`.
+    pub readout: Vec<Vec<i64>>,
+    /// Added to the scores (`n_scores`).
+    pub bias: Vec<i64>,
+    /// Bits per input level (2..=5).
+    pub bits: u32,
+    /// The client's quantizer.
+    pub quantizer: InputQuantizer,
+    /// How the client reads the scores.
+    pub decoder: Decoder,
+    /// `"depth-4 decision tree"`, `"10-tree depth-4 forest"`: the description's start.
+    pub kind: String,
+}
+
 /// Compiles the quantized forest of a training run (`train::trees`) to a program of two
-/// bootstrapped lookups:
-/// 1. comparisons: one bootstrap per feature the forest splits on; its table is a sign at the
-///    half circle and each threshold `t` is one read, `reads` apart by whole levels, so
-///    `[x > t]` for every threshold of the feature costs one blind rotation. Features sit
-///    `2N / 2^(b+1)` positions apart (128 at 4 bits: a noise margin of 64 positions, 13 sigma,
-///    tfhe's published failure rate);
-/// 2. leaves: one bootstrap per split with a leaf child (per class beyond two): its input is
-///    `u = 2 s + c`, where `s` counts the conditions met on the path to the split and `c` is
-///    the split's own comparison, so the table returns the leaf's vote exactly when the path
-///    is taken (`s` = depth); 16 boxes of 128 positions, depth up to 7;
-/// 3. the votes summed per class (constant votes fold into the biases).
+/// bootstrapped lookups (see [`compile_level_forest`]); each leaf votes for its class, and the
+/// scores are the votes per class.
 ///
 /// # Errors
 ///
 /// `Error::Compile` if the program is invalid or does not fit the parameter set.
 pub fn compile_forest(trained: &TrainedForest, split: &Split<usize>) -> Result<CompiledModel> {
-    use std::collections::BTreeMap;
-
     let cfg = &trained.config;
     let forest = &trained.quantized;
-    let bits = cfg.input_bits;
+    let n_classes = forest.n_classes;
+    let n_trees = forest.trees.len() as i64;
+    // Binary: one leaf output, the votes for class 1; class 0 has the others.
+    let (n_leaf_outputs, readout, bias) = if n_classes == 2 {
+        (1, vec![vec![-1], vec![1]], vec![n_trees, 0])
+    } else {
+        let identity = (0..n_classes)
+            .map(|k| (0..n_classes).map(|j| i64::from(j == k)).collect())
+            .collect();
+        (n_classes, identity, vec![0; n_classes])
+    };
+    let trees = forest
+        .trees
+        .iter()
+        .map(|tree| {
+            tree.nodes
+                .iter()
+                .map(|node| match *node {
+                    // linfa's rule `x >= threshold` on integer levels is `x > ceil(threshold) - 1`.
+                    Node::Split {
+                        feature,
+                        threshold,
+                        left,
+                        right,
+                    } => LevelNode::Split {
+                        feature,
+                        t: threshold.ceil() as i64 - 1,
+                        left,
+                        right,
+                    },
+                    Node::Leaf { class } => LevelNode::Leaf {
+                        values: if n_classes == 2 {
+                            vec![i64::from(class == 1)]
+                        } else {
+                            (0..n_classes).map(|k| i64::from(k == class)).collect()
+                        },
+                    },
+                })
+                .collect()
+        })
+        .collect();
+    let kind = if forest.trees.len() == 1 {
+        format!("depth-{} decision tree", cfg.depth)
+    } else {
+        format!("{}-tree depth-{} forest", forest.trees.len(), cfg.depth)
+    };
+    compile_level_forest(
+        &LevelForest {
+            trees,
+            n_leaf_outputs,
+            readout,
+            bias,
+            bits: cfg.input_bits,
+            quantizer: trained.quantizer.clone(),
+            decoder: Decoder {
+                kind: OutputKind::Multiclass {
+                    classes: split.classes.clone(),
+                },
+                scale: 1.0,
+                offset: 0.0,
+            },
+            kind,
+        },
+        split,
+    )
+}
+
+/// Compiles trees on integer levels to a program of two bootstrapped lookups:
+/// 1. comparisons: one bootstrap per feature the trees split on; its table is a sign at the
+///    half circle and each threshold `t` is one read, `reads` apart by whole levels, so
+///    `[x > t]` for every threshold of the feature costs one blind rotation. Features sit
+///    `2N / 2^(b+1)` positions apart (128 at 4 bits: a noise margin of 64 positions, 13 sigma,
+///    tfhe's published failure rate);
+/// 2. leaves: one bootstrap per split with a leaf child and per leaf output that either child
+///    leaf sets: its input is `u = 2 s + c`, where `s` counts the conditions met on the path to
+///    the split and `c` is the split's own comparison, so the table returns the leaf's value
+///    exactly when the path is taken (`s` = depth); 16 boxes of 128 positions, depth up to 7;
+/// 3. the readout: leaf values summed per output, then `M s + bias` (constant leaves fold into
+///    the bias).
+///
+/// # Errors
+///
+/// `Error::Compile` if a tree is deeper than 7, or the program is invalid or does not fit the
+/// parameter set.
+pub(crate) fn compile_level_forest<T>(
+    forest: &LevelForest,
+    split: &Split<T>,
+) -> Result<CompiledModel> {
+    use std::collections::BTreeMap;
+
+    let bits = forest.bits;
     let max_level = (1i64 << bits) - 1;
     let params = LeveledParameters::default();
     let positions = params.positions();
     let spacing = positions as i64 >> (bits + 1);
     let d = split.n_features();
-    let n_classes = forest.n_classes;
+    let n_out = forest.n_leaf_outputs;
+    let n_scores = forest.readout.len();
+    let splits = forest
+        .trees
+        .iter()
+        .flatten()
+        .filter(|n| matches!(n, LevelNode::Split { .. }))
+        .count();
 
-    // Conditions of every split: right when x > t, t = ceil(threshold) - 1 on integer levels.
+    // Conditions of every split: right when level > t.
     let mut thresholds: BTreeMap<usize, Vec<i64>> = BTreeMap::new();
-    let raw_t = |threshold: f64| threshold.ceil() as i64 - 1;
-    for tree in &forest.trees {
-        for node in &tree.nodes {
-            if let Node::Split {
-                feature, threshold, ..
-            } = *node
-            {
-                let t = raw_t(threshold);
-                if (0..max_level).contains(&t) {
-                    thresholds.entry(feature).or_default().push(t);
-                }
+    for node in forest.trees.iter().flatten() {
+        if let LevelNode::Split { feature, t, .. } = *node {
+            if (0..max_level).contains(&t) {
+                thresholds.entry(feature).or_default().push(t);
             }
         }
     }
@@ -73,8 +189,7 @@ pub fn compile_forest(trained: &TrainedForest, split: &Split<usize>) -> Result<C
             bit_index.insert((f, t), next);
         }
     }
-    let condition = |feature: usize, threshold: f64| {
-        let t = raw_t(threshold);
+    let condition = |feature: usize, t: i64| {
         if t < 0 {
             Condition::Constant(true)
         } else if t >= max_level {
@@ -83,8 +198,8 @@ pub fn compile_forest(trained: &TrainedForest, split: &Split<usize>) -> Result<C
             Condition::Bit(bit_index[&(feature, t)])
         }
     };
-    // A forest that never splits on a varying feature (every feature constant, say) still
-    // compiles: its votes are constants, the program one leveled layer (below).
+    // Trees that never split on a varying feature (every feature constant, say) still
+    // compile: their values are constants, the program one leveled layer (below).
 
     // Step 0: z = 2x + 1 for every feature used; step 1: its comparisons.
     let used: Vec<usize> = thresholds.keys().copied().collect();
@@ -110,41 +225,43 @@ pub fn compile_forest(trained: &TrainedForest, split: &Split<usize>) -> Result<C
             .collect(),
     };
 
-    // Step 2: one row per (split with a leaf child, class), z = 2u + 1 = 4s + 2c + 1.
+    // Step 2: one row per (split with a leaf child, leaf output it sets), z = 2u + 1 = 4s + 2c + 1.
     let n_bits = bit_index.len();
-    let voted: Vec<usize> = if n_classes == 2 {
-        vec![1]
-    } else {
-        (0..n_classes).collect()
-    };
     let mut rows: Vec<(Vec<i64>, i64)> = Vec::new();
     let mut tables: Vec<TableFunction> = Vec::new();
-    let mut row_class: Vec<usize> = Vec::new();
-    let mut constant_votes = vec![0i64; n_classes];
+    let mut row_output: Vec<usize> = Vec::new();
+    let mut constant = vec![0i64; n_out];
     let box_size = positions as i64 / 32;
-    for tree in &forest.trees {
+    for nodes in &forest.trees {
         // (node, path of (condition, went right))
         let mut stack: Vec<(usize, Vec<(Condition, bool)>)> = vec![(0, Vec::new())];
         while let Some((i, path)) = stack.pop() {
-            let (feature, threshold, left, right) = match tree.nodes[i] {
-                Node::Leaf { class } => {
+            let (feature, t, left, right) = match &nodes[i] {
+                LevelNode::Leaf { values } => {
                     // Only a tree that is a single leaf reaches here.
-                    constant_votes[class] += 1;
+                    for (c, v) in constant.iter_mut().zip(values) {
+                        *c += v;
+                    }
                     continue;
                 }
-                Node::Split {
+                LevelNode::Split {
                     feature,
-                    threshold,
+                    t,
                     left,
                     right,
-                } => (feature, threshold, left, right),
+                } => (*feature, *t, *left, *right),
             };
-            let own = condition(feature, threshold);
-            let leaf_class = |child: usize| match tree.nodes[child] {
-                Node::Leaf { class } => Some(class),
-                Node::Split { .. } => None,
+            if path.len() >= 7 {
+                return Err(Error::Compile(
+                    "a tree deeper than 7: the leaf lookup has 16 boxes (depth up to 7)".into(),
+                ));
+            }
+            let own = condition(feature, t);
+            let leaf_values = |child: usize| match &nodes[child] {
+                LevelNode::Leaf { values } => Some(values.clone()),
+                LevelNode::Split { .. } => None,
             };
-            let (left_leaf, right_leaf) = (leaf_class(left), leaf_class(right));
+            let (left_leaf, right_leaf) = (leaf_values(left), leaf_values(right));
             if left_leaf.is_some() || right_leaf.is_some() {
                 let depth = path.len() as i64;
                 let mut weights = vec![0i64; n_bits];
@@ -171,10 +288,13 @@ pub fn compile_forest(trained: &TrainedForest, split: &Split<usize>) -> Result<C
                         variable = true;
                     }
                 }
+                let value = |leaf: &Option<Vec<i64>>, k: usize| leaf.as_ref().map_or(0, |v| v[k]);
                 if variable {
-                    for &k in &voted {
-                        let vote = |leaf: Option<usize>| i64::from(leaf == Some(k));
-                        let (v0, v1) = (vote(left_leaf), vote(right_leaf));
+                    for k in 0..n_out {
+                        let (v0, v1) = (value(&left_leaf, k), value(&right_leaf, k));
+                        if v0 == 0 && v1 == 0 {
+                            continue;
+                        }
                         let at = |u: i64| u * box_size;
                         let steps: Vec<(i64, i64)> = [
                             (at(2 * depth), v0),
@@ -190,20 +310,21 @@ pub fn compile_forest(trained: &TrainedForest, split: &Split<usize>) -> Result<C
                             steps,
                             reads: vec![0],
                         });
-                        row_class.push(k);
+                        row_output.push(k);
                     }
                 } else {
                     // Every condition on the way is constant (and met: unreachable subtrees are
-                    // never visited), so the vote is known.
+                    // never visited), so the value is known.
                     let goes_right = matches!(own, Condition::Constant(true));
-                    if let Some(class) = if goes_right { right_leaf } else { left_leaf } {
-                        constant_votes[class] += 1;
+                    let leaf = if goes_right { &right_leaf } else { &left_leaf };
+                    for (k, c) in constant.iter_mut().enumerate() {
+                        *c += value(leaf, k);
                     }
                 }
             }
             for (child, went_right) in [(left, false), (right, true)] {
                 let reachable = !matches!(own, Condition::Constant(v) if v != went_right);
-                if reachable && leaf_class(child).is_none() {
+                if reachable && leaf_values(child).is_none() {
                     let mut p = path.clone();
                     p.push((own, went_right));
                     stack.push((child, p));
@@ -211,45 +332,38 @@ pub fn compile_forest(trained: &TrainedForest, split: &Split<usize>) -> Result<C
             }
         }
     }
+    // The readout's bias with the constant leaves folded in.
+    let bias: Vec<i64> = forest
+        .readout
+        .iter()
+        .zip(&forest.bias)
+        .map(|(m, b)| b + m.iter().zip(&constant).map(|(m, c)| m * c).sum::<i64>())
+        .collect();
+    let quantization = Quantization {
+        input_bits: bits,
+        weight_bits: bits,
+    };
     if rows.is_empty() {
-        // The votes do not depend on the input: one leveled layer of constant scores.
-        let mut votes = constant_votes.clone();
-        if n_classes == 2 {
-            votes[0] = forest.trees.len() as i64 - constant_votes[1];
-        }
+        // The values do not depend on the input: one leveled layer of constant scores.
         let program = Program {
             n_inputs: d,
             input_bits: bits,
             steps: vec![Step::Linear(LinearLayer::new(
                 d,
-                n_classes,
-                vec![0; d * n_classes],
-                votes,
+                n_scores,
+                vec![0; d * n_scores],
+                bias,
             )?)],
-        };
-        let decoder = Decoder {
-            kind: OutputKind::Multiclass {
-                classes: split.classes.clone(),
-            },
-            scale: 1.0,
-            offset: 0.0,
         };
         return CompiledModel::new(
             split,
-            Quantization {
-                input_bits: bits,
-                weight_bits: bits,
-            },
-            trained.quantizer.clone(),
+            quantization,
+            forest.quantizer.clone(),
             program,
-            decoder,
+            forest.decoder.clone(),
             format!(
-                "{} of constant votes: no split depends on a varying feature",
-                if forest.trees.len() == 1 {
-                    "decision tree".to_string()
-                } else {
-                    format!("{}-tree forest", forest.trees.len())
-                }
+                "{} of constant values: no split depends on a varying feature",
+                forest.kind
             ),
         );
     }
@@ -261,17 +375,13 @@ pub fn compile_forest(trained: &TrainedForest, split: &Split<usize>) -> Result<C
         neurons: tables,
     };
 
-    // Step 4: votes per class. Binary: score 1 = its votes, score 0 = trees - score 1.
+    // Step 4: the readout over the leaf rows.
     let g = rows.len();
-    let trees = forest.trees.len() as i64;
-    let mut w4 = vec![0i64; n_classes * g];
-    let mut b4 = constant_votes.clone();
-    for (j, &k) in row_class.iter().enumerate() {
-        w4[k * g + j] = 1;
-    }
-    if n_classes == 2 {
-        w4[..g].fill(-1);
-        b4[0] = trees - constant_votes[1];
+    let mut w4 = vec![0i64; n_scores * g];
+    for (k, m) in forest.readout.iter().enumerate() {
+        for (j, &o) in row_output.iter().enumerate() {
+            w4[k * g + j] = m[o];
+        }
     }
     let steps = vec![
         Step::Linear(LinearLayer::new(d, used.len(), w0, vec![1; used.len()])?),
@@ -283,44 +393,25 @@ pub fn compile_forest(trained: &TrainedForest, split: &Split<usize>) -> Result<C
             rows.iter().map(|r| r.1).collect(),
         )?),
         Step::Lookup(leaves),
-        Step::Linear(LinearLayer::new(g, n_classes, w4, b4)?),
+        Step::Linear(LinearLayer::new(g, n_scores, w4, bias)?),
     ];
     let program = Program {
         n_inputs: d,
         input_bits: bits,
         steps,
     };
-    let decoder = Decoder {
-        kind: OutputKind::Multiclass {
-            classes: split.classes.clone(),
-        },
-        scale: 1.0,
-        offset: 0.0,
-    };
-    let kind = if forest.trees.len() == 1 {
-        format!("depth-{} decision tree", cfg.depth)
-    } else {
-        format!("{}-tree depth-{} forest", forest.trees.len(), cfg.depth)
-    };
     let description = format!(
-        "{kind}: {} splits, {} comparisons on {} features ({}-bit) in {} bootstraps, {} leaf lookups",
-        forest.splits(),
-        n_bits,
+        "{}: {splits} splits, {n_bits} comparisons on {} features ({bits}-bit) in {} bootstraps, {g} leaf lookups",
+        forest.kind,
         used.len(),
-        bits,
         used.len(),
-        g
     );
-    let quantization = Quantization {
-        input_bits: bits,
-        weight_bits: bits,
-    };
     CompiledModel::new(
         split,
         quantization,
-        trained.quantizer.clone(),
+        forest.quantizer.clone(),
         program,
-        decoder,
+        forest.decoder.clone(),
         description,
     )
 }
