@@ -66,6 +66,8 @@ pub enum FloatTwin {
     Mlp(Box<Mlp>),
     /// The forest fitted on raw features.
     Forest(Box<crate::train::trees::Forest>),
+    /// A model imported from ONNX ([`crate::import`]), as its framework computes it.
+    Imported(Box<crate::import::OnnxModel>),
 }
 
 /// Equality of compiled models is equality of what runs: the float twin does not take part.
@@ -543,6 +545,41 @@ impl CompiledModel {
                 let logits = mlp.predict_logits(&[row.to_vec()])?;
                 self.decoder.decode_real(&logits[0])
             }
+            FloatTwin::Imported(model) => match model.predict(row)? {
+                Prediction::Class {
+                    label,
+                    probabilities,
+                    ..
+                } => {
+                    // The model's class order to the data's (the decoder's).
+                    let mut prediction = self.decoder.decode_label(
+                        self.decoder
+                            .kind
+                            .classes()
+                            .iter()
+                            .position(|&c| c == label)
+                            .ok_or_else(|| Error::Other(format!("class {label} unknown")))?,
+                    )?;
+                    if let Prediction::Class { probabilities: p, .. } = &mut prediction {
+                        let model_classes = model.classes().unwrap_or(&[]);
+                        *p = self
+                            .decoder
+                            .kind
+                            .classes()
+                            .iter()
+                            .map(|c| {
+                                model_classes
+                                    .iter()
+                                    .position(|m| m == c)
+                                    .and_then(|i| probabilities.get(i).copied())
+                                    .unwrap_or(0.0)
+                            })
+                            .collect();
+                    }
+                    Ok(prediction)
+                }
+                value => Ok(value),
+            },
             FloatTwin::Forest(forest) => {
                 let votes = forest.votes(row);
                 let index = forest.predict(row);

@@ -36,6 +36,22 @@ fn clipped_relu(per_unit: f64, levels: u32, half: i64) -> TableFunction {
 /// `Error::Compile` if the MLP's layers and activation ranges disagree, or the program is
 /// invalid or does not fit the parameter set.
 pub fn compile_mlp(mlp: &Mlp, split: &Split<usize>) -> Result<CompiledModel> {
+    compile_mlp_as(
+        mlp,
+        split,
+        OutputKind::Multiclass {
+            classes: split.classes.clone(),
+        },
+    )
+}
+
+/// [`compile_mlp`] with the scores read as `kind` (one output read as a regression value, for
+/// an imported network regression).
+pub(crate) fn compile_mlp_as<T>(
+    mlp: &Mlp,
+    split: &Split<T>,
+    kind: OutputKind,
+) -> Result<CompiledModel> {
     let cfg = &mlp.config;
     let levels = cfg.levels();
     let params = LeveledParameters::default();
@@ -135,9 +151,7 @@ pub fn compile_mlp(mlp: &Mlp, split: &Split<usize>) -> Result<CompiledModel> {
         steps,
     };
     let decoder = Decoder {
-        kind: OutputKind::Multiclass {
-            classes: split.classes.clone(),
-        },
+        kind,
         scale: decoder_scale,
         offset: 0.0,
     };

@@ -8,6 +8,7 @@
 //! lower-level entries the trait calls.
 
 pub mod forest;
+pub mod imported;
 pub mod linear;
 pub mod mlp;
 

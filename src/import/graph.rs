@@ -389,7 +389,7 @@ impl Walk<'_> {
                     "Sub" => elementwise(&output, |x| x, &v, |a, c| a - c),
                     "Mul" => scale_rows(&output, &v),
                     _ => {
-                        if v.iter().any(|&c| c == 0.0) {
+                        if v.contains(&0.0) {
                             return Err(refuse(name, op, "division by zero"));
                         }
                         scale_rows(&output, &v.iter().map(|c| 1.0 / c).collect::<Vec<_>>())
@@ -547,7 +547,7 @@ impl Walk<'_> {
             .iter()
             .map(|&v| f64::from(v))
             .collect();
-        if coefficients.is_empty() || coefficients.len() % width != 0 {
+        if coefficients.is_empty() || !coefficients.len().is_multiple_of(width) {
             return Err(refuse(
                 name,
                 op,

@@ -49,6 +49,16 @@ impl From<&str> for OnnxSource<'_> {
         OnnxSource::Path(path.into())
     }
 }
+impl From<String> for OnnxSource<'_> {
+    fn from(path: String) -> Self {
+        OnnxSource::Path(path.into())
+    }
+}
+impl From<&String> for OnnxSource<'_> {
+    fn from(path: &String) -> Self {
+        OnnxSource::Path(path.into())
+    }
+}
 impl From<&Path> for OnnxSource<'_> {
     fn from(path: &Path) -> Self {
         OnnxSource::Path(path.into())

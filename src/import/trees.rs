@@ -187,7 +187,7 @@ impl TreeEnsemble {
             "base_values_as_tensor",
             &format!("{prefix}_weights_as_tensor"),
         ] {
-            if a.has(&tensor_form) {
+            if a.has(tensor_form) {
                 return Err(refuse(format!(
                     "attribute {tensor_form} (double-precision trees) is not supported; export with float thresholds"
                 )));

@@ -22,6 +22,17 @@ pub enum OutputKind {
     Regression,
 }
 
+impl OutputKind {
+    /// The class labels in label order (`n_classes`); empty for a regression.
+    pub fn classes(&self) -> &[i64] {
+        match self {
+            OutputKind::Binary { classes } => classes,
+            OutputKind::Multiclass { classes } => classes,
+            OutputKind::Regression => &[],
+        }
+    }
+}
+
 /// Client-side post-processing: `real = integer * scale`, then sigmoid/softmax/argmax.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decoder {

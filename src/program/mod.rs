@@ -222,20 +222,30 @@ impl LookupLayer {
 
     /// Every value a table of this layer can return (both halves of the circle).
     pub fn output_bounds(&self) -> (i64, i64) {
-        let mut lo = i64::MAX;
-        let mut hi = i64::MIN;
-        for neuron in &self.neurons {
-            let mut value = 0i64;
-            let (mut t_lo, mut t_hi) = (0i64, 0i64);
-            for &(_, inc) in &neuron.steps {
-                value += inc;
-                t_lo = t_lo.min(value);
-                t_hi = t_hi.max(value);
-            }
-            lo = lo.min(t_lo).min(self.mirror - t_hi);
-            hi = hi.max(t_hi).max(self.mirror - t_lo);
-        }
-        (lo, hi)
+        self.neuron_bounds()
+            .into_iter()
+            .fold((i64::MAX, i64::MIN), |(lo, hi), (a, b)| {
+                (lo.min(a), hi.max(b))
+            })
+    }
+
+    /// Each neuron's `(min, max)` output over the whole circle (its table and the mirrored
+    /// half), one per neuron: a tree's leaf tables differ in range, so the scores they add up
+    /// to are bounded by their own ranges, not the widest table's.
+    pub fn neuron_bounds(&self) -> Vec<(i64, i64)> {
+        self.neurons
+            .iter()
+            .map(|neuron| {
+                let mut value = 0i64;
+                let (mut t_lo, mut t_hi) = (0i64, 0i64);
+                for &(_, inc) in &neuron.steps {
+                    value += inc;
+                    t_lo = t_lo.min(value);
+                    t_hi = t_hi.max(value);
+                }
+                (t_lo.min(self.mirror - t_hi), t_hi.max(self.mirror - t_lo))
+            })
+            .collect()
     }
 
     fn validate(&self, k: usize, width: usize) -> Result<()> {
@@ -507,7 +517,7 @@ impl Program {
         for step in self.score_steps() {
             bounds = match step {
                 Step::Linear(layer) => layer.bounds(&bounds),
-                Step::Lookup(layer) => vec![layer.output_bounds(); layer.n_outputs()],
+                Step::Lookup(layer) => layer.neuron_bounds(),
                 Step::Label(_) => bounds,
             };
         }

@@ -383,6 +383,25 @@ impl Mlp {
             .collect())
     }
 
+    /// Measures [`Mlp::ranges`] on raw rows (`n_rows × n_features`) with the quantized network,
+    /// as training does at its end: what a network quantized after training (an imported one)
+    /// needs before `compile_mlp`.
+    ///
+    /// # Errors
+    /// `Error::Training` when a candle tensor operation fails (rows of the wrong width).
+    pub fn calibrate_ranges(&mut self, raw: &ndarray::Array2<f64>) -> Result<()> {
+        let device = Device::Cpu;
+        let net = self.network(&device)?;
+        let rows: Vec<Vec<f32>> = raw
+            .rows()
+            .into_iter()
+            .map(|r| self.normalize_quantized(&r.to_vec()))
+            .collect();
+        let x = to_tensor(&rows, &device).map_err(ce)?;
+        self.ranges = Self::measure_ranges(&net, &x, &self.config)?;
+        Ok(())
+    }
+
     /// Per hidden layer, per neuron (min, max) pre-activation over `rows` (normalized,
     /// quantized network, no noise).
     fn measure_ranges(
