@@ -37,7 +37,8 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from xgboost import XGBClassifier, XGBRegressor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "tests", "fixtures", "onnx")
+COMMITTED = os.path.join(ROOT, "tests", "fixtures", "onnx")
+OUT = os.environ.get("ONNX_FIXTURES_OUT", COMMITTED)
 FHE_ML = os.environ.get("FHE_ML_BIN", os.path.join(ROOT, "target", "release", "fhe-ml"))
 VERSIONS = {
     "scikit-learn": sklearn.__version__,
@@ -79,7 +80,10 @@ def load(name, regression=False):
 
 
 def write(name, onnx_model, dataset, test_rows, labels, scores, exporter):
-    onnx_model.producer_version = onnx_model.producer_version  # as the exporter wrote it
+    # As the exporter wrote it, less the stack traces torch's dynamo exporter attaches to each
+    # node (paths of this machine; no effect on the graph).
+    for node in onnx_model.graph.node:
+        del node.metadata_props[:]
     with open(os.path.join(OUT, f"{name}.onnx"), "wb") as f:
         f.write(onnx_model.SerializeToString())
     record = {
@@ -183,6 +187,24 @@ def torch_model(name, dataset, hidden, dynamo):
           + (" (dynamo)" if dynamo else " (TorchScript)"))
 
 
+def unsupported():
+    """Two graphs the importer must refuse with one line naming the node: a hidden Sigmoid and
+    a convolution (random weights: only their structure matters)."""
+    torch.manual_seed(0)
+    for name, model, example in [
+        ("unsupported-sigmoid-mlp",
+         torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.Sigmoid(), torch.nn.Linear(16, 10)),
+         torch.zeros(1, 64)),
+        ("unsupported-conv",
+         torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(72, 10)),
+         torch.zeros(1, 1, 8, 8)),
+    ]:
+        path = os.path.join(OUT, f"{name}.onnx")
+        torch.onnx.export(model, (example,), path, dynamo=False, opset_version=15,
+                          input_names=["input"], output_names=["logits"])
+        print(f"  {name}.onnx ({os.path.getsize(path)} bytes, refused by design)")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     print(f"writing {OUT} with {VERSIONS}")
@@ -216,7 +238,49 @@ def main():
               "diabetes", regression=True)
     torch_model("digits-torch-mlp", "digits", 32, dynamo=False)
     torch_model("digits-torch-mlp-dynamo", "digits", 32, dynamo=True)
+    unsupported()
+
+
+def canonical(path):
+    """A model's bytes up to what exporters vary from run to run: the graph's name
+    (onnxmltools draws a random one) and the order of the opset imports (skl2onnx)."""
+    m = onnx.load(path)
+    m.graph.name = ""
+    opsets = sorted((o.domain, o.version) for o in m.opset_import)
+    del m.opset_import[:]
+    for domain, version in opsets:
+        m.opset_import.add(domain=domain, version=version)
+    return m.SerializeToString()
+
+
+def same_model(a_path, b_path):
+    return canonical(a_path) == canonical(b_path)
+
+
+def check(fresh):
+    """Compares the files just written into `fresh` with the committed ones."""
+    bad = []
+    for name in sorted(os.listdir(fresh)):
+        new, old = os.path.join(fresh, name), os.path.join(COMMITTED, name)
+        if not os.path.exists(old):
+            bad.append(f"{name}: not committed")
+        elif name.endswith(".onnx") and not same_model(new, old):
+            bad.append(f"{name}: the exporter now writes another model")
+        elif name.endswith(".json"):
+            a, b = json.load(open(new)), json.load(open(old))
+            if a["labels"] != b["labels"] or any(
+                abs(x - y) > 1e-9 * max(1.0, abs(y))
+                for ra, rb in zip(a["scores"], b["scores"]) for x, y in zip(ra, rb)
+            ) or len(a["scores"]) != len(b["scores"]):
+                bad.append(f"{name}: the framework's predictions changed")
+    for name in bad:
+        print(f"MISMATCH {name}")
+    print(f"checked {len(os.listdir(fresh))} files: {len(bad)} mismatch(es)")
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if "--check" in sys.argv:
+        code = check(OUT)
+    sys.exit(code)

@@ -44,6 +44,8 @@ pub enum ModelKind {
     Tree,
     /// A random forest (`EvalConfig::forest` sets depth and number of trees).
     Forest,
+    /// A model imported from the ONNX file `EvalConfig::onnx` (no training).
+    Onnx,
 }
 
 impl ModelKind {
@@ -56,6 +58,7 @@ impl ModelKind {
             ModelKind::Mlp => "mlp",
             ModelKind::Tree => "tree",
             ModelKind::Forest => "forest",
+            ModelKind::Onnx => "onnx",
         }
     }
 }
@@ -102,6 +105,8 @@ pub struct EvalConfig {
     pub remote: crate::remote::RemoteOptions,
     /// Scores (default), or the sanitized label (or top-k labels) only.
     pub output: OutputMode,
+    /// The ONNX file `ModelKind::Onnx` imports; the data's training rows calibrate it.
+    pub onnx: Option<PathBuf>,
 }
 
 impl EvalConfig {
@@ -127,6 +132,7 @@ impl EvalConfig {
             server: None,
             remote: Default::default(),
             output: OutputMode::Scores,
+            onnx: None,
         }
     }
 }
@@ -257,6 +263,9 @@ pub fn run_with_progress(config: &EvalConfig, progress: &ProgressBar) -> Result<
     };
     match config.model {
         ModelKind::Linear => run_linear(config, &table, progress),
+        ModelKind::Onnx if !import_onnx(config)?.0.is_classifier() => {
+            run_linear(config, &table, progress)
+        }
         _ => {
             let split = table.split(config.test_fraction, config.seed)?;
             let built = build_classifier(config, &split)?;
@@ -316,8 +325,47 @@ fn build_classifier(config: &EvalConfig, split: &Split<usize>) -> Result<BuiltCl
                 train_ms,
             })
         }
+        ModelKind::Onnx => {
+            let (imported, import_ms) = import_onnx(config)?;
+            let model = compile(&imported, split, options(imported_bits(config)))?;
+            // The float model's labels, as indices into the split's classes.
+            let plain = rows
+                .iter()
+                .map(|r| {
+                    let label = imported.label(r)?;
+                    Ok(split
+                        .classes
+                        .iter()
+                        .position(|&c| Some(c) == label)
+                        .unwrap_or(usize::MAX))
+                })
+                .collect::<Result<_>>()?;
+            Ok(BuiltClassifier {
+                model,
+                plain,
+                train_ms: import_ms,
+            })
+        }
         ModelKind::Linear => Err(Error::Input("linear regression is not a classifier".into())),
     }
+}
+
+/// Reads `config.onnx`, timing it (ms).
+fn import_onnx(config: &EvalConfig) -> Result<(crate::import::OnnxModel, f64)> {
+    let path = config
+        .onnx
+        .as_ref()
+        .ok_or_else(|| Error::Input("ModelKind::Onnx needs EvalConfig::onnx".into()))?;
+    let t = Instant::now();
+    let model = crate::import::onnx(path)?;
+    Ok((model, ms(t)))
+}
+
+/// The bits an imported model is compiled at: `quantization` for linear models and networks;
+/// tree ensembles take the fewest bits that keep their comparisons exact unless `quantization`
+/// asks for 2 to 5 (see `compiler::imported`).
+fn imported_bits(config: &EvalConfig) -> Option<Quantization> {
+    Some(config.quantization)
 }
 
 /// The compiled model `eval` would run for this configuration and data.
@@ -328,6 +376,14 @@ fn build_classifier(config: &EvalConfig, split: &Split<usize>) -> Result<BuiltCl
 /// `Error::Compile` if the model does not compile or the output mode does not apply to it.
 pub fn compile_model(config: &EvalConfig, table: &Table) -> Result<CompiledModel> {
     match config.model {
+        ModelKind::Onnx if !import_onnx(config)?.0.is_classifier() => {
+            let split = table.split_regression(config.test_fraction, config.seed)?;
+            let options = Options {
+                quantization: imported_bits(config),
+                output: config.output,
+            };
+            compile(&import_onnx(config)?.0, &split, options)
+        }
         ModelKind::Linear => {
             let split = table.split_regression(config.test_fraction, config.seed)?;
             let options = Options {
@@ -345,10 +401,16 @@ pub fn compile_model(config: &EvalConfig, table: &Table) -> Result<CompiledModel
 /// [`crate::protocol::sanitize_model_name`] (`patient data` → `patient-data`), so `serve` loads
 /// whatever `export` wrote.
 pub fn service_name(dataset: &str, model: ModelKind, output: OutputMode) -> String {
+    family_service_name(dataset, model.name(), output)
+}
+
+/// [`service_name`] for any family name (an imported model's file stem, say).
+pub fn family_service_name(dataset: &str, family: &str, output: OutputMode) -> String {
+    let family = crate::protocol::sanitize_model_name(family);
     let suffix = match output {
-        OutputMode::Scores => format!("-{}", model.name()),
-        OutputMode::Label => format!("-{}-label", model.name()),
-        OutputMode::TopK(k) => format!("-{}-top{k}", model.name()),
+        OutputMode::Scores => format!("-{family}"),
+        OutputMode::Label => format!("-{family}-label"),
+        OutputMode::TopK(k) => format!("-{family}-top{k}"),
     };
     let dataset: String = crate::protocol::sanitize_model_name(dataset)
         .chars()
@@ -713,16 +775,34 @@ fn run_linear(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> Res
     let split = table.split_regression(config.test_fraction, config.seed)?;
     let n_test = n_test_rows(config.limit, split.test_raw.nrows())?;
     let t = Instant::now();
-    let fitted = LinearParams.fit(&split)?;
-    let train_ms = ms(t);
-    let model = compile(&fitted, &split, config.quantization)?;
+    let (model, plain, train_ms, solver) = if config.model == ModelKind::Onnx {
+        // An imported regression: its float model gives the plain predictions.
+        let (imported, import_ms) = import_onnx(config)?;
+        let options = Options {
+            quantization: imported_bits(config),
+            output: config.output,
+        };
+        let model = compile(&imported, &split, options)?;
+        let plain = split
+            .test_raw
+            .axis_iter(Axis(0))
+            .take(n_test)
+            .map(|r| Ok(imported.raw_scores(&r.to_vec())?[0]))
+            .collect::<Result<Vec<f64>>>()?;
+        (model, plain, import_ms, None)
+    } else {
+        let fitted = LinearParams.fit(&split)?;
+        let train_ms = ms(t);
+        let model = compile(&fitted, &split, config.quantization)?;
+        let plain: Vec<f64> = fitted
+            .predict(&split.test.records().to_owned())
+            .iter()
+            .take(n_test)
+            .copied()
+            .collect();
+        (model, plain, train_ms, Some(fitted.solver))
+    };
     let truth: Vec<f64> = split.test.targets().iter().take(n_test).copied().collect();
-    let plain: Vec<f64> = fitted
-        .predict(&split.test.records().to_owned())
-        .iter()
-        .take(n_test)
-        .copied()
-        .collect();
     let quantized: Vec<f64> = split
         .test_raw
         .axis_iter(Axis(0))
@@ -749,7 +829,7 @@ fn run_linear(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> Res
         quantized: r2(&truth, &quantized),
         encrypted: r2(&truth, &encrypted),
     });
-    if let train::LinearSolver::Ridge { alpha } = fitted.solver {
+    if let Some(train::LinearSolver::Ridge { alpha }) = solver {
         report.warnings.push(format!(
             "least squares has no unique solution here (collinear features, or fewer rows than features): fitted ridge with alpha {alpha}"
         ));

@@ -53,8 +53,14 @@ struct ModelArgs {
     /// The CSV's delimiter (one character, or `tab`); detected from the header by default.
     #[arg(long, value_parser = parse_delimiter)]
     delimiter: Option<u8>,
-    #[arg(long, value_enum)]
-    model: ModelArg,
+    /// The family to train (not with `--onnx`).
+    #[arg(long, value_enum, required_unless_present = "onnx", conflicts_with = "onnx")]
+    model: Option<ModelArg>,
+    /// Import this ONNX model (scikit-learn via skl2onnx, XGBoost via onnxmltools, PyTorch via
+    /// torch.onnx.export) instead of training: the CSV's training rows calibrate its
+    /// quantization, its test rows score it.
+    #[arg(long)]
+    onnx: Option<PathBuf>,
     /// Quantization bits of the inputs (and weights, for linear models); default 8, and 4
     /// for trees (few-bit comparisons stay within tfhe's published failure rate).
     #[arg(long)]
@@ -88,13 +94,15 @@ struct ModelArgs {
 impl ModelArgs {
     fn config(self) -> EvalConfig {
         let kind = match self.model {
-            ModelArg::Logistic => ModelKind::Logistic,
-            ModelArg::Linear => ModelKind::Linear,
-            ModelArg::Mlp => ModelKind::Mlp,
-            ModelArg::Tree => ModelKind::Tree,
-            ModelArg::Forest => ModelKind::Forest,
+            _ if self.onnx.is_some() => ModelKind::Onnx,
+            Some(ModelArg::Logistic) | None => ModelKind::Logistic,
+            Some(ModelArg::Linear) => ModelKind::Linear,
+            Some(ModelArg::Mlp) => ModelKind::Mlp,
+            Some(ModelArg::Tree) => ModelKind::Tree,
+            Some(ModelArg::Forest) => ModelKind::Forest,
         };
         let mut config = EvalConfig::new(Source::File(self.data), kind);
+        config.onnx = self.onnx;
         config.csv = CsvOptions {
             delimiter: self.delimiter,
         };
@@ -238,6 +246,38 @@ enum Command {
         out: PathBuf,
         /// The model's name in the service (letters, digits, `-`, `_`, `.`; at most 64);
         /// default `{dataset}-{model}` from the file name, made valid.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Import an ONNX model (scikit-learn, XGBoost, PyTorch), calibrate and compile it on a
+    /// CSV's training rows, and write it for `serve --models DIR`: `export` for a model
+    /// trained elsewhere.
+    Import {
+        /// The ONNX file.
+        #[arg(long)]
+        onnx: PathBuf,
+        /// CSV with a header row and a `target` column: its training rows (the split `eval`
+        /// uses) calibrate the quantization.
+        #[arg(long)]
+        data: PathBuf,
+        /// The CSV's delimiter (one character, or `tab`); detected by default.
+        #[arg(long, value_parser = parse_delimiter)]
+        delimiter: Option<u8>,
+        /// Input bits: linear models and networks (default 8); tree ensembles take the fewest
+        /// that keep their comparisons exact (2 to 5) unless 2 to 5 are given.
+        #[arg(long)]
+        bits: Option<u32>,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 0.2)]
+        test_fraction: f64,
+        /// What the server returns: `scores`, `label` or `top-K` (as for `eval`).
+        #[arg(long, default_value = "scores")]
+        output: OutputMode,
+        /// Folder to write `{name}.fhem` into.
+        #[arg(long)]
+        out: PathBuf,
+        /// The model's name in the service; default `{dataset}-{file stem}`.
         #[arg(long)]
         name: Option<String>,
     },
@@ -391,6 +431,46 @@ fn serve(args: ServeArgs) -> Result<()> {
     })
 }
 
+/// Compiles what `config` describes (trained, or imported with `ModelKind::Onnx`) and writes
+/// it as `{name}.fhem` into `out` for `serve --models`.
+fn export(config: EvalConfig, out: &Path, name: Option<String>) -> Result<()> {
+    let Source::File(path) = &config.source else {
+        unreachable!("export reads a file")
+    };
+    if let Some(name) = &name {
+        service::check_model_name(name)?;
+    }
+    let table = fhe_ml::data::load_csv_with(path, config.csv)?;
+    let t = std::time::Instant::now();
+    let compiled = eval::compile_model(&config, &table)?;
+    let compile_ms = t.elapsed().as_secs_f64() * 1e3;
+    let name = name.unwrap_or_else(|| match &config.onnx {
+        Some(onnx) => eval::family_service_name(
+            &table.name,
+            &onnx.file_stem().map_or("onnx".into(), |s| s.to_string_lossy()),
+            config.output,
+        ),
+        None => eval::service_name(&table.name, config.model, config.output),
+    });
+    service::check_model_name(&name)?;
+    let bundle = ModelBundle::new(&name, &compiled);
+    std::fs::create_dir_all(out).map_err(|source| Error::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let file = out.join(format!("{name}.fhem"));
+    std::fs::write(&file, bundle.to_bytes()?).map_err(|source| Error::Io {
+        path: file.clone(),
+        source,
+    })?;
+    println!(
+        "{}: {} (compiled in {compile_ms:.0} ms)",
+        file.display(),
+        compiled.architecture()
+    );
+    Ok(())
+}
+
 fn parse_delimiter(s: &str) -> std::result::Result<u8, String> {
     fhe_ml::data::parse_delimiter(s).map_err(|e| e.to_string())
 }
@@ -526,30 +606,26 @@ fn run(cli: Cli) -> Result<()> {
             );
             println!("{token}");
         }
-        Command::Export { model, out, name } => {
-            let config = model.config();
-            let Source::File(path) = &config.source else {
-                unreachable!("export reads a file")
-            };
-            if let Some(name) = &name {
-                service::check_model_name(name)?;
-            }
-            let table = fhe_ml::data::load_csv_with(path, config.csv)?;
-            let compiled = eval::compile_model(&config, &table)?;
-            let name = name
-                .unwrap_or_else(|| eval::service_name(&table.name, config.model, config.output));
-            service::check_model_name(&name)?;
-            let bundle = ModelBundle::new(&name, &compiled);
-            std::fs::create_dir_all(&out).map_err(|source| Error::Io {
-                path: out.clone(),
-                source,
-            })?;
-            let file = out.join(format!("{name}.fhem"));
-            std::fs::write(&file, bundle.to_bytes()?).map_err(|source| Error::Io {
-                path: file.clone(),
-                source,
-            })?;
-            println!("{}: {}", file.display(), compiled.architecture());
+        Command::Export { model, out, name } => export(model.config(), &out, name)?,
+        Command::Import {
+            onnx,
+            data,
+            delimiter,
+            bits,
+            seed,
+            test_fraction,
+            output,
+            out,
+            name,
+        } => {
+            let mut config = EvalConfig::new(Source::File(data), ModelKind::Onnx);
+            config.onnx = Some(onnx);
+            config.csv = CsvOptions { delimiter };
+            config.quantization = Quantization::bits(bits.unwrap_or(Quantization::DEFAULT_BITS));
+            config.seed = seed;
+            config.test_fraction = test_fraction;
+            config.output = output;
+            export(config, &out, name)?
         }
         Command::Predict {
             server,

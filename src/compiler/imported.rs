@@ -394,9 +394,11 @@ fn compile_trees<T>(
                 split.feature_names.get(f).map_or("?", String::as_str)
             ))
         })?;
+    // More than 5 bits (the 8-bit default of linear models) means "exact": the fewest bits.
     let bits = match options.quantization {
         None => needed,
         Some(Quantization { input_bits, .. }) if (needed..=5).contains(&input_bits) => input_bits,
+        Some(Quantization { input_bits, .. }) if input_bits > 5 => needed,
         Some(Quantization { input_bits, .. }) => {
             return Err(Error::Compile(format!(
                 "{input_bits}-bit inputs asked; this ensemble's comparisons are exact at {needed} to 5 bits ({most} thresholds on one feature)"

@@ -20,6 +20,14 @@ MatMul, Gemm, Relu, Sigmoid and Softmax (last activation only), LinearClassifier
 LinearRegressor, TreeEnsembleClassifier, TreeEnsembleRegressor, and after them ZipMap, \
 Normalizer, ArgMax, ArrayFeatureExtractor, Concat, Constant";
 
+/// Every operator the walk reads (where it may appear is checked as it goes).
+const KNOWN: [&str; 24] = [
+    "Scaler", "Cast", "Identity", "Flatten", "Reshape", "Add", "Sub", "Mul", "Div", "MatMul",
+    "Gemm", "Relu", "Sigmoid", "Softmax", "LinearClassifier", "LinearRegressor",
+    "TreeEnsembleClassifier", "TreeEnsembleRegressor", "ZipMap", "Normalizer", "ArgMax",
+    "ArrayFeatureExtractor", "Concat", "Constant",
+];
+
 #[derive(Debug, Clone)]
 enum Sym {
     /// `output(relu(...relu(hidden[0] x)))`: a real vector computed from the input.
@@ -61,6 +69,17 @@ pub(super) fn reduce(proto: &ModelProto) -> Result<OnnxModel> {
         .graph
         .as_ref()
         .ok_or_else(|| Error::ModelFile("the ONNX model has no graph".into()))?;
+    // Operators first: a model with an unsupported one is refused at that node, whatever else
+    // the graph holds.
+    for (index, node) in graph.node.iter().enumerate() {
+        if !KNOWN.contains(&node.op_type.as_str()) {
+            return Err(refuse(
+                &node_name(node, index),
+                &node.op_type,
+                &format!("operator {} is not supported (supported: {SUPPORTED})", node.op_type),
+            ));
+        }
+    }
     let initializers: HashMap<&str, &onnx_protobuf::TensorProto> = graph
         .initializer
         .iter()
