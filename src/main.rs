@@ -54,7 +54,12 @@ struct ModelArgs {
     #[arg(long, value_parser = parse_delimiter)]
     delimiter: Option<u8>,
     /// The family to train (not with `--onnx`).
-    #[arg(long, value_enum, required_unless_present = "onnx", conflicts_with = "onnx")]
+    #[arg(
+        long,
+        value_enum,
+        required_unless_present = "onnx",
+        conflicts_with = "onnx"
+    )]
     model: Option<ModelArg>,
     /// Import this ONNX model (scikit-learn via skl2onnx, XGBoost via onnxmltools, PyTorch via
     /// torch.onnx.export) instead of training: the CSV's training rows calibrate its
@@ -447,7 +452,9 @@ fn export(config: EvalConfig, out: &Path, name: Option<String>) -> Result<()> {
     let name = name.unwrap_or_else(|| match &config.onnx {
         Some(onnx) => eval::family_service_name(
             &table.name,
-            &onnx.file_stem().map_or("onnx".into(), |s| s.to_string_lossy()),
+            &onnx
+                .file_stem()
+                .map_or("onnx".into(), |s| s.to_string_lossy()),
             config.output,
         ),
         None => eval::service_name(&table.name, config.model, config.output),

@@ -55,7 +55,7 @@ pub(crate) struct LevelForest {
 }
 
 /// Compiles the quantized forest of a training run (`train::trees`) to a program of two
-/// bootstrapped lookups (see [`compile_level_forest`]); each leaf votes for its class, and the
+/// bootstrapped lookups (comparisons, then leaves: see this module); each leaf votes for its class, and the
 /// scores are the votes per class.
 ///
 /// # Errors

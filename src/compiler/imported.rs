@@ -37,6 +37,7 @@ pub const IMPORTED_WEIGHT_BITS: u32 = 6;
 
 impl Compile<usize> for OnnxModel {
     fn compile_with(&self, split: &Split<usize>, options: &Options) -> Result<CompiledModel> {
+        check_width(self, split.n_features())?;
         let classes = self.classes().ok_or_else(|| {
             Error::Compile("this ONNX model is a regression; the data has class labels".into())
         })?;
@@ -59,6 +60,7 @@ impl Compile<usize> for OnnxModel {
 
 impl Compile<f64> for OnnxModel {
     fn compile_with(&self, split: &Split<f64>, options: &Options) -> Result<CompiledModel> {
+        check_width(self, split.n_features())?;
         if self.is_classifier() {
             return Err(Error::Compile(
                 "this ONNX model is a classifier; the data has a real-valued target".into(),

@@ -22,10 +22,30 @@ Normalizer, ArgMax, ArrayFeatureExtractor, Concat, Constant";
 
 /// Every operator the walk reads (where it may appear is checked as it goes).
 const KNOWN: [&str; 24] = [
-    "Scaler", "Cast", "Identity", "Flatten", "Reshape", "Add", "Sub", "Mul", "Div", "MatMul",
-    "Gemm", "Relu", "Sigmoid", "Softmax", "LinearClassifier", "LinearRegressor",
-    "TreeEnsembleClassifier", "TreeEnsembleRegressor", "ZipMap", "Normalizer", "ArgMax",
-    "ArrayFeatureExtractor", "Concat", "Constant",
+    "Scaler",
+    "Cast",
+    "Identity",
+    "Flatten",
+    "Reshape",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "MatMul",
+    "Gemm",
+    "Relu",
+    "Sigmoid",
+    "Softmax",
+    "LinearClassifier",
+    "LinearRegressor",
+    "TreeEnsembleClassifier",
+    "TreeEnsembleRegressor",
+    "ZipMap",
+    "Normalizer",
+    "ArgMax",
+    "ArrayFeatureExtractor",
+    "Concat",
+    "Constant",
 ];
 
 #[derive(Debug, Clone)]
@@ -76,7 +96,10 @@ pub(super) fn reduce(proto: &ModelProto) -> Result<OnnxModel> {
             return Err(refuse(
                 &node_name(node, index),
                 &node.op_type,
-                &format!("operator {} is not supported (supported: {SUPPORTED})", node.op_type),
+                &format!(
+                    "operator {} is not supported (supported: {SUPPORTED})",
+                    node.op_type
+                ),
             ));
         }
     }
