@@ -261,14 +261,13 @@ pub fn run_with_progress(config: &EvalConfig, progress: &ProgressBar) -> Result<
             data::parse_csv_str(data::BREAST_CANCER_CSV, "breast_cancer")?
         }
     };
-    match config.model {
-        ModelKind::Linear => run_linear(config, &table, progress),
-        ModelKind::Onnx if !import_onnx(config)?.0.is_classifier() => {
-            run_linear(config, &table, progress)
-        }
+    let imported = import_onnx(config)?;
+    match (config.model, &imported) {
+        (ModelKind::Linear, _) => run_linear(config, &table, None, progress),
+        (_, Some(i)) if !i.model.is_classifier() => run_linear(config, &table, Some(i), progress),
         _ => {
             let split = table.split(config.test_fraction, config.seed)?;
-            let built = build_classifier(config, &split)?;
+            let built = build_classifier(config, &split, imported.as_ref())?;
             classifier_report(config, &split, built, progress)
         }
     }
@@ -283,7 +282,11 @@ struct BuiltClassifier {
 
 /// Trains and compiles the configured classifier on a split: what `eval` runs, and what the
 /// service serves by default (so `eval --server` meets the same model).
-fn build_classifier(config: &EvalConfig, split: &Split<usize>) -> Result<BuiltClassifier> {
+fn build_classifier(
+    config: &EvalConfig,
+    split: &Split<usize>,
+    imported: Option<&Imported>,
+) -> Result<BuiltClassifier> {
     let t = Instant::now();
     let rows = split.test_rows();
     // Linear models take the bits at compile time; MLPs and trees were trained at theirs.
@@ -326,8 +329,12 @@ fn build_classifier(config: &EvalConfig, split: &Split<usize>) -> Result<BuiltCl
             })
         }
         ModelKind::Onnx => {
-            let (imported, import_ms) = import_onnx(config)?;
-            let model = compile(&imported, split, options(imported_bits(config)))?;
+            let Imported {
+                model: imported,
+                ms: import_ms,
+            } = imported
+                .ok_or_else(|| Error::Input("ModelKind::Onnx needs EvalConfig::onnx".into()))?;
+            let model = compile(imported, split, imported_options(config))?;
             // The float model's labels, as indices into the split's classes.
             let plain = rows
                 .iter()
@@ -343,29 +350,31 @@ fn build_classifier(config: &EvalConfig, split: &Split<usize>) -> Result<BuiltCl
             Ok(BuiltClassifier {
                 model,
                 plain,
-                train_ms: import_ms,
+                train_ms: *import_ms,
             })
         }
         ModelKind::Linear => Err(Error::Input("linear regression is not a classifier".into())),
     }
 }
 
-/// Reads `config.onnx`, timing it (ms).
-fn import_onnx(config: &EvalConfig) -> Result<(crate::import::OnnxModel, f64)> {
+/// An imported model and how long reading it took.
+struct Imported {
+    model: crate::import::OnnxModel,
+    ms: f64,
+}
+
+/// Reads `config.onnx` once for `ModelKind::Onnx` (`None` for trained families).
+fn import_onnx(config: &EvalConfig) -> Result<Option<Imported>> {
+    if config.model != ModelKind::Onnx {
+        return Ok(None);
+    }
     let path = config
         .onnx
         .as_ref()
         .ok_or_else(|| Error::Input("ModelKind::Onnx needs EvalConfig::onnx".into()))?;
     let t = Instant::now();
     let model = crate::import::onnx(path)?;
-    Ok((model, ms(t)))
-}
-
-/// The bits an imported model is compiled at: `quantization` for linear models and networks;
-/// tree ensembles take the fewest bits that keep their comparisons exact unless `quantization`
-/// asks for 2 to 5 (see `compiler::imported`).
-fn imported_bits(config: &EvalConfig) -> Option<Quantization> {
-    Some(config.quantization)
+    Ok(Some(Imported { model, ms: ms(t) }))
 }
 
 /// The compiled model `eval` would run for this configuration and data.
@@ -375,15 +384,20 @@ fn imported_bits(config: &EvalConfig) -> Option<Quantization> {
 /// `Error::Data` if the table cannot be split; `Error::Training` if training fails;
 /// `Error::Compile` if the model does not compile or the output mode does not apply to it.
 pub fn compile_model(config: &EvalConfig, table: &Table) -> Result<CompiledModel> {
+    let imported = import_onnx(config)?;
     match config.model {
-        ModelKind::Onnx if !import_onnx(config)?.0.is_classifier() => {
-            let split = table.split_regression(config.test_fraction, config.seed)?;
-            let options = Options {
-                quantization: imported_bits(config),
-                output: config.output,
-            };
-            compile(&import_onnx(config)?.0, &split, options)
-        }
+        ModelKind::Onnx => match &imported {
+            Some(i) if !i.model.is_classifier() => {
+                let split = table.split_regression(config.test_fraction, config.seed)?;
+                compile(&i.model, &split, imported_options(config))
+            }
+            _ => Ok(build_classifier(
+                config,
+                &table.split(config.test_fraction, config.seed)?,
+                imported.as_ref(),
+            )?
+            .model),
+        },
         ModelKind::Linear => {
             let split = table.split_regression(config.test_fraction, config.seed)?;
             let options = Options {
@@ -392,7 +406,12 @@ pub fn compile_model(config: &EvalConfig, table: &Table) -> Result<CompiledModel
             };
             compile(&LinearParams.fit(&split)?, &split, options)
         }
-        _ => Ok(build_classifier(config, &table.split(config.test_fraction, config.seed)?)?.model),
+        _ => Ok(build_classifier(
+            config,
+            &table.split(config.test_fraction, config.seed)?,
+            None,
+        )?
+        .model),
     }
 }
 
@@ -771,25 +790,35 @@ fn predict_classes<T>(model: &CompiledModel, split: &Split<T>, n: usize) -> Resu
         .collect()
 }
 
-fn run_linear(config: &EvalConfig, table: &Table, progress: &ProgressBar) -> Result<EvalReport> {
+/// Options of an imported model: linear models and networks at `quantization`; trees take the
+/// fewest exact bits unless 2 to 5 are asked (see `compiler::imported`).
+fn imported_options(config: &EvalConfig) -> Options {
+    Options {
+        quantization: Some(config.quantization),
+        output: config.output,
+    }
+}
+
+/// A linear regression trained here, or an imported regression (`imported`).
+fn run_linear(
+    config: &EvalConfig,
+    table: &Table,
+    imported: Option<&Imported>,
+    progress: &ProgressBar,
+) -> Result<EvalReport> {
     let split = table.split_regression(config.test_fraction, config.seed)?;
     let n_test = n_test_rows(config.limit, split.test_raw.nrows())?;
     let t = Instant::now();
-    let (model, plain, train_ms, solver) = if config.model == ModelKind::Onnx {
+    let (model, plain, train_ms, solver) = if let Some(i) = imported {
         // An imported regression: its float model gives the plain predictions.
-        let (imported, import_ms) = import_onnx(config)?;
-        let options = Options {
-            quantization: imported_bits(config),
-            output: config.output,
-        };
-        let model = compile(&imported, &split, options)?;
+        let model = compile(&i.model, &split, imported_options(config))?;
         let plain = split
             .test_raw
             .axis_iter(Axis(0))
             .take(n_test)
-            .map(|r| Ok(imported.raw_scores(&r.to_vec())?[0]))
+            .map(|r| Ok(i.model.raw_scores(&r.to_vec())?[0]))
             .collect::<Result<Vec<f64>>>()?;
-        (model, plain, import_ms, None)
+        (model, plain, i.ms, None)
     } else {
         let fitted = LinearParams.fit(&split)?;
         let train_ms = ms(t);

@@ -44,15 +44,39 @@ enum ModelArg {
     Forest,
 }
 
-/// What model to train on which data, shared by `eval` and `export`.
+/// The data and its train/test split, shared by `eval`, `export` and `import`.
 #[derive(Args)]
-struct ModelArgs {
+struct DataArgs {
     /// CSV with a header row and a `target` column; text columns are one-hot encoded.
     #[arg(long)]
     data: PathBuf,
     /// The CSV's delimiter (one character, or `tab`); detected from the header by default.
     #[arg(long, value_parser = parse_delimiter)]
     delimiter: Option<u8>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, default_value_t = 0.2)]
+    test_fraction: f64,
+}
+
+impl DataArgs {
+    /// A run of `kind` on this data and split, other settings at their defaults.
+    fn config(self, kind: ModelKind) -> EvalConfig {
+        let mut config = EvalConfig::new(Source::File(self.data), kind);
+        config.csv = CsvOptions {
+            delimiter: self.delimiter,
+        };
+        config.seed = self.seed;
+        config.test_fraction = self.test_fraction;
+        config
+    }
+}
+
+/// What model to train (or import) on which data, shared by `eval` and `export`.
+#[derive(Args)]
+struct ModelArgs {
+    #[command(flatten)]
+    input: DataArgs,
     /// The family to train (not with `--onnx`).
     #[arg(
         long,
@@ -70,10 +94,6 @@ struct ModelArgs {
     /// for trees (few-bit comparisons stay within tfhe's published failure rate).
     #[arg(long)]
     bits: Option<u32>,
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    #[arg(long, default_value_t = 0.2)]
-    test_fraction: f64,
     /// MLP hidden layer widths, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "32")]
     hidden: Vec<usize>,
@@ -106,11 +126,8 @@ impl ModelArgs {
             Some(ModelArg::Tree) => ModelKind::Tree,
             Some(ModelArg::Forest) => ModelKind::Forest,
         };
-        let mut config = EvalConfig::new(Source::File(self.data), kind);
+        let mut config = self.input.config(kind);
         config.onnx = self.onnx;
-        config.csv = CsvOptions {
-            delimiter: self.delimiter,
-        };
         let linear_bits = self.bits.unwrap_or(Quantization::DEFAULT_BITS);
         config.quantization = Quantization::bits(linear_bits);
         config.mlp.hidden = self.hidden;
@@ -120,8 +137,6 @@ impl ModelArgs {
         config.forest.depth = self.depth;
         config.forest.trees = self.trees;
         config.forest.input_bits = self.bits.unwrap_or(ForestConfig::default().input_bits);
-        config.seed = self.seed;
-        config.test_fraction = self.test_fraction;
         config.output = self.output;
         config
     }
@@ -261,21 +276,13 @@ enum Command {
         /// The ONNX file.
         #[arg(long)]
         onnx: PathBuf,
-        /// CSV with a header row and a `target` column: its training rows (the split `eval`
-        /// uses) calibrate the quantization.
-        #[arg(long)]
-        data: PathBuf,
-        /// The CSV's delimiter (one character, or `tab`); detected by default.
-        #[arg(long, value_parser = parse_delimiter)]
-        delimiter: Option<u8>,
+        /// The data: its training rows (the split `eval` uses) calibrate the quantization.
+        #[command(flatten)]
+        input: DataArgs,
         /// Input bits: linear models and networks (default 8); tree ensembles take the fewest
         /// that keep their comparisons exact (2 to 5) unless 2 to 5 are given.
         #[arg(long)]
         bits: Option<u32>,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        #[arg(long, default_value_t = 0.2)]
-        test_fraction: f64,
         /// What the server returns: `scores`, `label` or `top-K` (as for `eval`).
         #[arg(long, default_value = "scores")]
         output: OutputMode,
@@ -616,21 +623,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::Export { model, out, name } => export(model.config(), &out, name)?,
         Command::Import {
             onnx,
-            data,
-            delimiter,
+            input,
             bits,
-            seed,
-            test_fraction,
             output,
             out,
             name,
         } => {
-            let mut config = EvalConfig::new(Source::File(data), ModelKind::Onnx);
+            let mut config = input.config(ModelKind::Onnx);
             config.onnx = Some(onnx);
-            config.csv = CsvOptions { delimiter };
             config.quantization = Quantization::bits(bits.unwrap_or(Quantization::DEFAULT_BITS));
-            config.seed = seed;
-            config.test_fraction = test_fraction;
             config.output = output;
             export(config, &out, name)?
         }

@@ -3,25 +3,7 @@
 
 mod common;
 
-use std::process::Command;
-
-fn fhe_ml(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_fhe-ml"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-/// Runs the CLI and requires success (its stderr is the failure message).
-fn fhe_ml_ok(args: &[&str]) -> std::process::Output {
-    let out = fhe_ml(args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use common::{fhe_ml, fhe_ml_ok};
 
 #[test]
 fn eval_json_follows_the_contract() {

@@ -5,8 +5,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::{fhe_ml, fhe_ml_ok};
 use fhe_ml::compile;
 use fhe_ml::compiler::{compile_forest, compile_mlp};
 use fhe_ml::data::{self, CsvOptions, Record, Split};
@@ -16,23 +16,6 @@ use fhe_ml::quant::Quantization;
 use fhe_ml::train::{self, mlp::MlpConfig, trees::ForestConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
-fn fhe_ml(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fhe-ml"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn fhe_ml_ok(args: &[&str]) -> Output {
-    let out = fhe_ml(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// The one-line error of a failing CLI call.
 fn fhe_ml_err(args: &[&str]) -> String {

@@ -4,26 +4,8 @@
 
 mod common;
 
-use std::process::Command;
-
+use common::{fhe_ml, fhe_ml_ok as ok};
 use fhe_ml::prelude::*;
-
-fn fhe_ml(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_fhe-ml"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(args: &[&str]) -> std::process::Output {
-    let out = fhe_ml(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// An imported scikit-learn forest served and queried end to end: the service's labels equal
 /// the clear twin's, computed here from the same file and data.
@@ -74,17 +56,14 @@ fn import_serve_predict_a_scikit_learn_forest() {
         Options::default(),
     )
     .unwrap();
-    let expected: Vec<i64> = data
-        .lines()
-        .skip(1)
+    let expected: Vec<i64> = table
+        .features
+        .rows()
+        .into_iter()
         .take(12)
-        .map(|l| {
-            let mut v: Vec<f64> = l.split(',').map(|x| x.parse().unwrap()).collect();
-            v.pop();
-            match model.predict(&v, Mode::Clear).unwrap() {
-                Prediction::Class { label, .. } => label,
-                other => panic!("{other:?}"),
-            }
+        .map(|v| match model.predict(&v.to_vec(), Mode::Clear).unwrap() {
+            Prediction::Class { label, .. } => label,
+            other => panic!("{other:?}"),
         })
         .collect();
     assert_eq!(served, expected);

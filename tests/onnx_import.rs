@@ -60,17 +60,15 @@ fn references() -> Vec<Reference> {
     out
 }
 
-/// The dataset's rows (features only), as the CSV gives them.
+/// The dataset's rows (features only), in the CSV's order.
 fn rows(dataset: &str) -> Vec<Vec<f64>> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("data/{dataset}.csv"));
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .skip(1)
-        .map(|l| {
-            let mut v: Vec<f64> = l.split(',').map(|x| x.parse().unwrap()).collect();
-            v.pop();
-            v
-        })
+    let table = fhe_ml::data::load_csv(path).unwrap();
+    table
+        .features
+        .rows()
+        .into_iter()
+        .map(|r| r.to_vec())
         .collect()
 }
 

@@ -140,12 +140,10 @@ fn compile_imported_linear<T>(
             )
         }
         (Head::Softmax | Head::Argmax, Some(order)) => {
-            let w = Array2::from_shape_fn((order.len(), weights.ncols()), |(k, i)| {
-                weights[[order[k], i]]
-            });
+            let rows = Dense { weights, bias }.select_rows(order);
             (
-                w,
-                order.iter().map(|&o| bias[o]).collect(),
+                rows.weights,
+                rows.bias,
                 OutputKind::Multiclass {
                     classes: split.classes.clone(),
                 },
@@ -276,13 +274,7 @@ fn imported_mlp<T>(
     }
     // The output rows in the split's class order.
     let last = layers.len() - 1;
-    let out = &layers[last];
-    layers[last] = Dense {
-        weights: Array2::from_shape_fn((order.len(), out.n_inputs()), |(k, i)| {
-            out.weights[[order[k], i]]
-        }),
-        bias: order.iter().map(|&o| out.bias[o]).collect(),
-    };
+    layers[last] = layers[last].select_rows(order);
     let dense = layers
         .iter()
         .map(|l| DenseLayer {

@@ -340,35 +340,31 @@ impl Walk<'_> {
         {
             return self.formatting(node, name, &inputs, source.clone());
         }
-        let Some(Sym::Net { hidden, output }) = first.clone() else {
-            if let (Some(Sym::Const(c)), Some(Some(Sym::Net { .. }))) = (&first, inputs.get(1)) {
-                // A constant first: `c - x` and `c + x`, `c * x`.
-                if matches!(op, "Add" | "Mul" | "Sub") {
-                    let Some(Some(Sym::Net { hidden, output })) = inputs.get(1).cloned() else {
-                        unreachable!()
-                    };
-                    let v = broadcast(c, output.n_outputs(), name, op)?;
-                    let out = match op {
-                        "Sub" => elementwise(&output, |x| -x, &v, |a, c| a + c),
-                        "Add" => elementwise(&output, |x| x, &v, |a, c| a + c),
-                        _ => scale_rows(&output, &v),
-                    };
-                    self.set(
-                        node,
-                        0,
-                        Sym::Net {
-                            hidden,
-                            output: out,
-                        },
-                    );
-                    return Ok(());
-                }
+        let (hidden, output) = match (&first, inputs.get(1)) {
+            (Some(Sym::Net { hidden, output }), _) => (hidden.clone(), output.clone()),
+            // A constant first: `c - x`, `c + x`, `c * x`.
+            (Some(Sym::Const(c)), Some(Some(Sym::Net { hidden, output })))
+                if matches!(op, "Add" | "Mul" | "Sub") =>
+            {
+                let v = broadcast(c, output.n_outputs(), name, op)?;
+                let output = match op {
+                    "Sub" => elementwise(output, |x| -x, &v, |a, c| a + c),
+                    "Add" => elementwise(output, |x| x, &v, |a, c| a + c),
+                    _ => scale_rows(output, &v),
+                };
+                let hidden = hidden.clone();
+                self.set(node, 0, Sym::Net { hidden, output });
+                return Ok(());
             }
-            return Err(refuse(
-                name,
-                op,
-                &format!("its first input is not the model's features (supported: {SUPPORTED})"),
-            ));
+            _ => {
+                return Err(refuse(
+                    name,
+                    op,
+                    &format!(
+                        "its first input is not the model's features (supported: {SUPPORTED})"
+                    ),
+                ))
+            }
         };
         let width = output.n_outputs();
         let constant = |i: usize| -> Result<Tensor> {
@@ -708,7 +704,8 @@ impl Walk<'_> {
                     )))
                 }
             };
-            let mut ensemble = TreeEnsemble::parse(a, "target", 1, n_features, &refuse_here)?;
+            let mut ensemble =
+                TreeEnsemble::parse(a, "target", 1, false, n_features, &refuse_here)?;
             ensemble.average = average;
             return Ok(Terminal {
                 body: Body::Trees(ensemble),
@@ -727,33 +724,8 @@ impl Walk<'_> {
         // ONNX-ML's binary case: two labels and every weight on one class id, whose score is
         // the second class's.
         let binary = classes.len() == 2 && ids.windows(2).all(|w| w[0] == w[1]);
-        let mut ensemble = if binary {
-            // Read every weight as output 0.
-            let remapped = ids.first().copied().unwrap_or(0);
-            let mut e = TreeEnsemble::parse(
-                a,
-                "class",
-                (remapped + 1).max(1) as usize,
-                n_features,
-                &refuse_here,
-            )?;
-            for tree in &mut e.trees {
-                for n in &mut tree.nodes {
-                    if let super::TreeNode::Leaf { weights } = n {
-                        for w in weights.iter_mut() {
-                            w.0 = 0;
-                        }
-                    }
-                }
-            }
-            let base = e.base.iter().sum::<f64>();
-            e.n_outputs = 1;
-            e.base = vec![base];
-            e
-        } else {
-            TreeEnsemble::parse(a, "class", classes.len(), n_features, &refuse_here)?
-        };
-        ensemble.average = false;
+        let ensemble =
+            TreeEnsemble::parse(a, "class", classes.len(), binary, n_features, &refuse_here)?;
         let head = match (binary, post.as_str()) {
             (true, "NONE") if ensemble.weights_non_negative() => Head::Probability,
             (true, "NONE") => Head::Decision,

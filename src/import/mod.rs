@@ -172,6 +172,14 @@ impl Dense {
         self.weights.nrows()
     }
 
+    /// The outputs `rows` of this layer, in that order (a class reordering).
+    pub fn select_rows(&self, rows: &[usize]) -> Dense {
+        Dense {
+            weights: self.weights.select(ndarray::Axis(0), rows),
+            bias: rows.iter().map(|&r| self.bias[r]).collect(),
+        }
+    }
+
     /// `self` after `first`: `W (W1 x + b1) + b`.
     pub fn after(&self, first: &Dense) -> Dense {
         Dense {
@@ -309,16 +317,7 @@ impl OnnxModel {
     /// # Errors
     /// As [`OnnxModel::raw_scores`].
     pub fn scores(&self, row: &[f64]) -> Result<Vec<f64>> {
-        let z = self.raw_scores(row)?;
-        Ok(match self.head {
-            Head::Logistic => {
-                let p = sigmoid(z[0]);
-                vec![1.0 - p, p]
-            }
-            Head::Probability => vec![1.0 - z[0], z[0]],
-            Head::Softmax => softmax(&z),
-            Head::Regression | Head::Decision | Head::Argmax => z,
-        })
+        Ok(self.head.scores(self.raw_scores(row)?))
     }
 
     /// The predicted class index (into [`OnnxModel::classes`]), as the ONNX operator decides
@@ -327,13 +326,7 @@ impl OnnxModel {
     /// # Errors
     /// As [`OnnxModel::raw_scores`].
     pub fn class_index(&self, row: &[f64]) -> Result<Option<usize>> {
-        let z = self.raw_scores(row)?;
-        Ok(match self.head {
-            Head::Regression => None,
-            Head::Logistic | Head::Decision => Some(usize::from(z[0] > 0.0)),
-            Head::Probability => Some(usize::from(z[0] > 0.5)),
-            Head::Softmax | Head::Argmax => Some(argmax(&z)),
-        })
+        Ok(self.head.class_index(&self.raw_scores(row)?))
     }
 
     /// The predicted label (classifiers), as the framework's `predict` returns it.
@@ -353,22 +346,15 @@ impl OnnxModel {
     /// As [`OnnxModel::raw_scores`].
     pub fn predict(&self, row: &[f64]) -> Result<Prediction> {
         let z = self.raw_scores(row)?;
-        if self.head == Head::Regression {
+        let Some(index) = self.head.class_index(&z) else {
             return Ok(Prediction::Value(z[0]));
-        }
-        let index = self.class_index(row)?.unwrap_or(0);
-        let probabilities = match self.head {
-            Head::Decision => {
-                let p = sigmoid(z[0]);
-                vec![1.0 - p, p]
-            }
-            Head::Argmax
-                if z.iter().all(|&v| v >= 0.0) && (z.iter().sum::<f64>() - 1.0).abs() < 1e-3 =>
-            {
-                z
-            }
-            Head::Argmax => softmax(&z),
-            _ => self.scores(row)?,
+        };
+        let probabilities = match (self.head, &self.body) {
+            (Head::Decision, _) => Head::Logistic.scores(z),
+            // A forest's scores are averaged probabilities; a network's are logits.
+            (Head::Argmax, Body::Trees(_)) => z,
+            (Head::Argmax, Body::Net { .. }) => softmax(&z),
+            (head, _) => head.scores(z),
         };
         let label = self
             .classes
@@ -380,6 +366,31 @@ impl OnnxModel {
             label,
             probabilities,
         })
+    }
+}
+
+impl Head {
+    /// The framework's scores from the raw ones (see [`OnnxModel::scores`]).
+    fn scores(self, z: Vec<f64>) -> Vec<f64> {
+        match self {
+            Head::Logistic => {
+                let p = sigmoid(z[0]);
+                vec![1.0 - p, p]
+            }
+            Head::Probability => vec![1.0 - z[0], z[0]],
+            Head::Softmax => softmax(&z),
+            Head::Regression | Head::Decision | Head::Argmax => z,
+        }
+    }
+
+    /// The class index the ONNX operator picks from the raw scores; `None` for a regression.
+    fn class_index(self, z: &[f64]) -> Option<usize> {
+        match self {
+            Head::Regression => None,
+            Head::Logistic | Head::Decision => Some(usize::from(z[0] > 0.0)),
+            Head::Probability => Some(usize::from(z[0] > 0.5)),
+            Head::Softmax | Head::Argmax => Some(argmax(z)),
+        }
     }
 }
 

@@ -173,14 +173,17 @@ impl TreeEnsemble {
     }
 
     /// Reads a `TreeEnsembleClassifier` (`prefix = "class"`) or `TreeEnsembleRegressor`
-    /// (`"target"`) node. `n_outputs` is the number of scores (classes, or targets).
+    /// (`"target"`) node whose weights name `n_ids` classes or targets. `binary` is ONNX-ML's
+    /// binary case (two classes, every weight on one id): one score, the second class's.
     pub(crate) fn parse(
         a: &Attributes<'_>,
         prefix: &str,
-        n_outputs: usize,
+        n_ids: usize,
+        binary: bool,
         n_features: usize,
         refuse: &dyn Fn(String) -> Error,
     ) -> Result<Self> {
+        let n_outputs = if binary { 1 } else { n_ids };
         for tensor_form in [
             "nodes_values_as_tensor",
             "nodes_hitrates_as_tensor",
@@ -248,15 +251,13 @@ impl TreeEnsemble {
         let mut leaf_weights: std::collections::HashMap<(i64, i64), Vec<(usize, f64)>> =
             Default::default();
         for j in 0..w_tree.len() {
-            let k = usize::try_from(w_id[j])
+            let id = usize::try_from(w_id[j])
                 .ok()
-                .filter(|&k| k < n_outputs)
+                .filter(|&k| k < n_ids)
                 .ok_or_else(|| {
-                    refuse(format!(
-                        "{prefix}_ids has {} for {n_outputs} outputs",
-                        w_id[j]
-                    ))
+                    refuse(format!("{prefix}_ids has {} for {n_ids} outputs", w_id[j]))
                 })?;
+            let k = if binary { 0 } else { id };
             if !w_value[j].is_finite() {
                 return Err(refuse(format!("{prefix}_weights has a non-finite value")));
             }

@@ -1,8 +1,28 @@
-//! Helpers shared by the CLI tests: `fhe-ml serve` started on a free loopback port.
+//! Helpers shared by the CLI tests: running `fhe-ml`, and `fhe-ml serve` started on a free
+//! loopback port.
 // Each test crate that includes this module uses part of it.
 #![allow(dead_code)]
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+
+/// Runs the CLI with `args`.
+pub fn fhe_ml(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fhe-ml"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// Runs the CLI and requires success (its stderr is the failure message).
+pub fn fhe_ml_ok(args: &[&str]) -> Output {
+    let out = fhe_ml(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
 
 /// A `fhe-ml serve --models DIR` process on a free loopback port; killed when dropped.
 pub struct Serve {
