@@ -22,7 +22,6 @@ import onnx
 import onnxmltools
 import skl2onnx
 import sklearn
-import torch
 import xgboost
 from onnxmltools.convert.common.data_types import FloatTensorType as MlFloat
 from skl2onnx import to_onnx
@@ -36,6 +35,14 @@ from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from xgboost import XGBClassifier, XGBRegressor
 
+# `--no-torch` (with --check only): the PyTorch fixtures are neither written nor compared, so the
+# check runs in a light venv (about 0.4 GB instead of 7 GB with PyTorch's CUDA libraries).
+NO_TORCH = "--no-torch" in sys.argv
+if NO_TORCH and "--check" not in sys.argv:
+    sys.exit("--no-torch only goes with --check: the committed files need every exporter")
+if not NO_TORCH:
+    import torch
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMITTED = os.path.join(ROOT, "tests", "fixtures", "onnx")
 OUT = os.environ.get("ONNX_FIXTURES_OUT", COMMITTED)
@@ -45,7 +52,7 @@ VERSIONS = {
     "skl2onnx": skl2onnx.__version__,
     "xgboost": xgboost.__version__,
     "onnxmltools": onnxmltools.__version__,
-    "torch": torch.__version__.split("+")[0],
+    "torch": None if NO_TORCH else torch.__version__.split("+")[0],
     "onnx": onnx.__version__,
 }
 # skl2onnx's default opset for ai.onnx.ml 3 and ai.onnx 15 keep the files readable by the
@@ -134,20 +141,25 @@ def xgb_model(name, model, dataset, regression=False):
     write(name, onx, dataset, rows, labels, scores, "onnxmltools")
 
 
-class Mlp(torch.nn.Module):
+def mlp(d, hidden, classes):
     """A PyTorch MLP as people write one: Flatten, Linear, ReLU, Linear."""
 
-    def __init__(self, d, hidden, classes):
-        super().__init__()
-        self.net = torch.nn.Sequential(
-            torch.nn.Flatten(),
-            torch.nn.Linear(d, hidden),
-            torch.nn.ReLU(),
-            torch.nn.Linear(hidden, classes),
-        )
+    class Mlp(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(
+                torch.nn.Flatten(),
+                torch.nn.Linear(d, hidden),
+                torch.nn.ReLU(),
+                torch.nn.Linear(hidden, classes),
+            )
 
-    def forward(self, x):
-        return self.net(x)
+        def forward(self, x):
+            return self.net(x)
+
+    # As a module-level class would be named (the dynamo exporter records class names).
+    Mlp.__qualname__ = "Mlp"
+    return Mlp()
 
 
 def torch_model(name, dataset, hidden, dynamo):
@@ -156,7 +168,7 @@ def torch_model(name, dataset, hidden, dynamo):
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-9
     # The scaler lives in the client's data pipeline for a PyTorch user; here it is folded
     # into the exported network's first layer so the file reads raw features.
-    model = Mlp(xtr.shape[1], hidden, int(ytr.max()) + 1)
+    model = mlp(xtr.shape[1], hidden, int(ytr.max()) + 1)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     xs = torch.tensor((xtr - mu) / sd, dtype=torch.float32)
     ys = torch.tensor(ytr)
@@ -236,6 +248,10 @@ def main():
               "breast_cancer")
     xgb_model("diabetes-xgboost", XGBRegressor(n_estimators=20, max_depth=3, random_state=0),
               "diabetes", regression=True)
+    if NO_TORCH:
+        print("PyTorch fixtures not regenerated (--no-torch): digits-torch-mlp, "
+              "digits-torch-mlp-dynamo and the two refused files")
+        return
     torch_model("digits-torch-mlp", "digits", 32, dynamo=False)
     torch_model("digits-torch-mlp-dynamo", "digits", 32, dynamo=True)
     unsupported()
