@@ -197,6 +197,114 @@ pub fn noisy_label_agreement(
         .collect()
 }
 
+/// Encrypted inference over some rows, one row at a time as a client sends them, every stage
+/// timed: what [`timed_run`] returns and the notebooks chart. All vectors hold one entry per
+/// row, in row order.
+#[derive(Debug, Clone)]
+pub struct TimedRun {
+    /// The client's decrypted predictions.
+    pub predictions: Vec<Prediction>,
+    /// The encrypted results as the server returned them (for further decryption, such as the
+    /// ranked classes of top-K mode with [`Client::decrypt_labels`]).
+    pub outputs: Vec<EncryptedOutput>,
+    /// Rows whose decrypted prediction equals the clear twin's (`Mode::Clear`): every row for
+    /// leveled models and trees; bootstrapped networks may differ where noise flips a lookup.
+    pub equal_to_clear: usize,
+    /// Client encryption time per row, in ms.
+    pub encrypt_ms: Vec<f64>,
+    /// Server inference time per row, in ms.
+    pub infer_ms: Vec<f64>,
+    /// Client decryption (and decoding) time per row, in ms.
+    pub decrypt_ms: Vec<f64>,
+    /// Server time per program step (`linear 64→32`, `lookup ×32 (bootstrap)`, ...), in ms,
+    /// one entry per row for each step, in program order.
+    pub step_ms: Vec<(String, Vec<f64>)>,
+    /// Serialized size of one encrypted input, in bytes (the last row's: all rows weigh the
+    /// same).
+    pub input_bytes: usize,
+    /// Serialized size of one encrypted result, in bytes.
+    pub output_bytes: usize,
+}
+
+impl TimedRun {
+    /// The predicted class indices (`usize::MAX` for a regression value).
+    pub fn class_indices(&self) -> Vec<usize> {
+        self.predictions
+            .iter()
+            .map(|p| p.class_index().unwrap_or(usize::MAX))
+            .collect()
+    }
+
+    /// Encrypt + infer + decrypt per row, in ms.
+    pub fn total_ms(&self) -> Vec<f64> {
+        (0..self.infer_ms.len())
+            .map(|i| self.encrypt_ms[i] + self.infer_ms[i] + self.decrypt_ms[i])
+            .collect()
+    }
+
+    /// The median server time of each program step, in ms, in program order.
+    pub fn step_medians(&self) -> Vec<(String, f64)> {
+        self.step_ms
+            .iter()
+            .map(|(name, v)| (name.clone(), median(v)))
+            .collect()
+    }
+}
+
+/// Runs `rows` (`n_rows × n_features`, raw values) through encrypted inference one at a time:
+/// `client` encrypts, `server` infers (each program step timed), `client` decrypts; each result
+/// is compared with `model`'s clear twin. `client` and `server` must come from `model`
+/// (`CompiledModel::keygen`, or a server given the client's evaluation key).
+///
+/// # Errors
+///
+/// `Error::Shape` if a row does not have the model's number of features; `Error::Input` if a
+/// feature is not finite; encryption, inference, decryption and serialization errors (such as
+/// `Error::Wire`), for the first row that fails.
+pub fn timed_run(
+    model: &CompiledModel,
+    client: &Client,
+    server: &Server,
+    rows: &[Vec<f64>],
+) -> Result<TimedRun> {
+    let mut run = TimedRun {
+        predictions: Vec::with_capacity(rows.len()),
+        outputs: Vec::with_capacity(rows.len()),
+        equal_to_clear: 0,
+        encrypt_ms: Vec::with_capacity(rows.len()),
+        infer_ms: Vec::with_capacity(rows.len()),
+        decrypt_ms: Vec::with_capacity(rows.len()),
+        step_ms: Vec::new(),
+        input_bytes: 0,
+        output_bytes: 0,
+    };
+    for row in rows {
+        let t = Instant::now();
+        let input = client.encrypt(row)?;
+        run.encrypt_ms.push(ms(t));
+        let t = Instant::now();
+        let (output, steps) = server.infer_profiled(&input)?;
+        run.infer_ms.push(ms(t));
+        let t = Instant::now();
+        let prediction = client.decrypt(&output)?;
+        run.decrypt_ms.push(ms(t));
+        for (i, step) in steps.into_iter().enumerate() {
+            if run.step_ms.len() <= i {
+                run.step_ms
+                    .push((step.step, Vec::with_capacity(rows.len())));
+            }
+            run.step_ms[i].1.push(step.ms);
+        }
+        run.equal_to_clear +=
+            usize::from(prediction == model.predict(row, crate::model::Mode::Clear)?);
+        run.input_bytes = input.to_bytes()?.len();
+        run.output_bytes = output.to_bytes()?.len();
+        run.predictions.push(prediction);
+        run.outputs.push(output);
+    }
+    Ok(run)
+}
+
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }

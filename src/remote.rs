@@ -58,6 +58,30 @@ impl std::fmt::Debug for RemoteServer {
     }
 }
 
+/// Sends a request, once more if the connection died under it before any answer: ureq reuses
+/// pooled connections, and one the service has closed (it closes after refusing an oversized
+/// body, or when idle) fails the next request with a reset or an early EOF though the service
+/// never saw it. Every endpoint is safe to send twice: inference is a pure function of its
+/// input, and a key upload stores the same key under the same id.
+fn retry_stale<T>(
+    mut send: impl FnMut() -> std::result::Result<T, ureq::Error>,
+) -> std::result::Result<T, ureq::Error> {
+    match send() {
+        Err(ureq::Error::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            ) =>
+        {
+            send()
+        }
+        other => other,
+    }
+}
+
 fn remote<E: std::fmt::Display>(url: &str) -> impl Fn(E) -> Error + '_ {
     move |e| Error::Remote(format!("{url}: {e}"))
 }
@@ -151,24 +175,28 @@ impl RemoteServer {
 
     fn get(&self, path: &str) -> Result<Vec<u8>> {
         let url = self.url(path);
-        let mut request = self.agent.get(&url);
-        if let Some(auth) = &self.authorization {
-            request = request.header("authorization", auth);
-        }
-        let response = request.call();
+        let response = retry_stale(|| {
+            let mut request = self.agent.get(&url);
+            if let Some(auth) = &self.authorization {
+                request = request.header("authorization", auth);
+            }
+            request.call()
+        });
         self.finish(&url, response)
     }
 
     fn post(&self, path: &str, body: &[u8]) -> Result<Vec<u8>> {
         let url = self.url(path);
-        let mut request = self
-            .agent
-            .post(&url)
-            .header("content-type", "application/octet-stream");
-        if let Some(auth) = &self.authorization {
-            request = request.header("authorization", auth);
-        }
-        let response = request.send(body);
+        let response = retry_stale(|| {
+            let mut request = self
+                .agent
+                .post(&url)
+                .header("content-type", "application/octet-stream");
+            if let Some(auth) = &self.authorization {
+                request = request.header("authorization", auth);
+            }
+            request.send(body)
+        });
         self.finish(&url, response)
     }
 
@@ -274,5 +302,55 @@ impl RemoteServer {
     #[doc(hidden)]
     pub fn post_raw(&self, path: &str, body: &[u8]) -> Result<Vec<u8>> {
         self.post(path, body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    /// Reads one HTTP request's head (this test's requests have no body).
+    fn read_head(reader: &mut BufReader<std::net::TcpStream>) {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                return;
+            }
+        }
+    }
+
+    /// A service that answers the first request on a kept-alive connection, then closes that
+    /// connection when the second request arrives on it (as the service does after refusing an
+    /// oversized body): the client sends again on a new connection and gets its answer.
+    #[test]
+    fn a_request_on_a_connection_the_service_closed_is_sent_again() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (first, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(first.try_clone().unwrap());
+            read_head(&mut reader);
+            let mut writer = first;
+            writer
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                .unwrap();
+            read_head(&mut reader);
+            drop(reader);
+            drop(writer);
+            let (second, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(second.try_clone().unwrap());
+            read_head(&mut reader);
+            let mut writer = second;
+            writer
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n[]")
+                .unwrap();
+        });
+        let remote = RemoteServer::new(&format!("http://127.0.0.1:{port}")).unwrap();
+        assert_eq!(remote.get("/v1/health").unwrap(), b"{}");
+        assert_eq!(remote.get("/v1/models").unwrap(), b"[]");
+        server.join().unwrap();
     }
 }

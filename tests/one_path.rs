@@ -226,3 +226,55 @@ fn the_label_head_is_a_step_of_the_program() {
     assert_eq!(back, scores);
     assert_eq!(back.model_id(), scores.model_id());
 }
+
+/// `eval::timed_run`, the notebooks' one-row-at-a-time loop: one entry per row in every vector,
+/// decrypted predictions equal to the clear twin's (counted, and checked here row by row), the
+/// server's step timings named after the program's steps, and the wire sizes of one row.
+#[test]
+fn timed_run_times_every_row_and_matches_the_twin() {
+    let data = breast_cancer();
+    let fitted = LogisticParams::default().fit(&data).unwrap();
+    let model = compile(&fitted, &data, Options::default()).unwrap();
+    let (client, server) = model.keygen().unwrap();
+    let rows = data.test_rows();
+    let run = fhe_ml::eval::timed_run(&model, &client, &server, &rows).unwrap();
+    let n = rows.len();
+    assert_eq!(run.predictions.len(), n);
+    assert_eq!(run.outputs.len(), n);
+    assert_eq!(
+        (
+            run.encrypt_ms.len(),
+            run.infer_ms.len(),
+            run.decrypt_ms.len()
+        ),
+        (n, n, n)
+    );
+    assert_eq!(run.equal_to_clear, n);
+    let clear = model.predict_batch(&data.test_raw, Mode::Clear).unwrap();
+    assert_eq!(run.predictions, clear);
+    assert_eq!(
+        run.class_indices(),
+        clear
+            .iter()
+            .map(|p| p.class_index().unwrap())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(run.step_ms.len(), model.program().steps.len());
+    assert!(run
+        .step_ms
+        .iter()
+        .all(|(name, v)| !name.is_empty() && v.len() == n));
+    let total = run.total_ms();
+    assert!(total
+        .iter()
+        .zip(&run.infer_ms)
+        .all(|(t, i)| t >= i && *i > 0.0));
+    assert_eq!(
+        run.input_bytes,
+        client.encrypt(&rows[0]).unwrap().to_bytes().unwrap().len()
+    );
+    assert!(run.output_bytes > 0);
+    // A row of the wrong width is an error for that row, not a panic.
+    let err = fhe_ml::eval::timed_run(&model, &client, &server, &[vec![0.0; 3]]).unwrap_err();
+    assert!(matches!(err, fhe_ml::Error::Shape { .. }), "{err}");
+}
