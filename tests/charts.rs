@@ -2,7 +2,8 @@
 //! parsed to check what a reader sees: bars from zero, percent axes within 0–100%, log axes
 //! labelled in human units (never a raw 100000000000), titles and axis descriptions, legends
 //! at least 13 px, the same colour for the same name in different charts, and bad input
-//! refused with an error instead of a panic.
+//! refused with an error instead of a panic. With `FHE_ML_CHARTS_DIR=DIR` set, the charts the
+//! tests draw are also saved there as SVG, to look at.
 
 use fhe_ml::eval::{EvalConfig, ModelKind, Source};
 use fhe_ml::plots::{self, color_for, Axis, Svg, Unit};
@@ -182,6 +183,16 @@ fn assert_readable(svg: &Svg) {
     }
 }
 
+/// Saves `svg` as `$FHE_ML_CHARTS_DIR/NAME.svg` when that variable is set, to look at the charts
+/// the tests draw.
+fn keep(svg: &Svg, name: &str) {
+    if let Some(dir) = std::env::var_os("FHE_ML_CHARTS_DIR") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        svg.save(dir.join(format!("{name}.svg"))).unwrap();
+    }
+}
+
 fn fills(svg: &Svg) -> Vec<String> {
     rects(svg).into_iter().map(|r| r.fill).collect()
 }
@@ -189,6 +200,7 @@ fn fills(svg: &Svg) -> Vec<String> {
 #[test]
 fn accuracy_bars_start_at_zero_and_stop_at_100_percent() {
     let svg = plots::accuracy_bars("Digits: test accuracy", 0.9649, 0.9737, 0.9737).unwrap();
+    keep(&svg, "accuracy");
     assert!(has_text(&svg, "Digits: test accuracy"));
     assert!(has_text(&svg, "accuracy (%)"));
     assert_zero_based(&svg);
@@ -210,6 +222,7 @@ fn accuracy_bars_start_at_zero_and_stop_at_100_percent() {
 #[test]
 fn latency_bars_start_at_zero_in_human_time_units() {
     let svg = plots::latency_bars("Per-sample latency", 0.07, 0.08, 0.01).unwrap();
+    keep(&svg, "latency");
     assert_zero_based(&svg);
     let ticks = y_ticks(&svg);
     assert!(
@@ -250,6 +263,7 @@ fn bars_on_a_log_axis_print_bytes_in_binary_units() {
         Axis::log(Unit::Bytes),
     )
     .unwrap();
+    keep(&svg, "wire_bytes");
     let ticks: Vec<String> = y_ticks(&svg).into_iter().map(|t| t.content).collect();
     for label in ["1 KiB", "10 KiB", "1 MiB", "10 MiB"] {
         assert!(
@@ -276,6 +290,7 @@ fn plain_bars_start_at_zero_and_refuse_fractions_as_percent() {
         Axis::linear(Unit::Ms),
     )
     .unwrap();
+    keep(&svg, "plain_bars");
     assert_zero_based(&svg);
     assert!(has_text(&svg, "410 ms") && has_text(&svg, "1.8 ms"));
     assert!(plots::bars("t", "y", &[("a", 120.0)], Axis::linear(Unit::Percent)).is_err());
@@ -317,6 +332,7 @@ fn grouped_bars_on_a_log_time_axis() {
         Axis::log(Unit::Ms),
     )
     .unwrap();
+    keep(&svg, "comparison_latency");
     let ticks: Vec<String> = y_ticks(&svg).into_iter().map(|t| t.content).collect();
     for label in ["1 ms", "10 ms", "100 ms", "1 s", "10 s"] {
         assert!(
@@ -367,6 +383,7 @@ fn grouped_bars_in_percent_stay_within_100() {
         Axis::linear(Unit::Percent),
     )
     .unwrap();
+    keep(&svg, "comparison_accuracy");
     assert_zero_based(&svg);
     assert_percent_axis(&svg);
     assert_eq!(y_ticks(&svg).last().unwrap().content, "100%");
@@ -390,6 +407,7 @@ fn grouped_bars_in_bytes_on_a_log_axis() {
         Axis::log(Unit::Bytes),
     )
     .unwrap();
+    keep(&svg, "grouped_bytes");
     let ticks: Vec<String> = y_ticks(&svg).into_iter().map(|t| t.content).collect();
     assert!(ticks.iter().any(|t| t.ends_with("GiB")), "{ticks:?}");
     assert!(ticks.contains(&"10 MiB".to_string()), "{ticks:?}");
@@ -407,6 +425,7 @@ fn histogram_counts_from_zero_on_a_time_axis() {
         Unit::Ms,
     )
     .unwrap();
+    keep(&svg, "histogram");
     assert!(has_text(&svg, "Per-sample latency distribution"));
     assert!(has_text(&svg, "count") && has_text(&svg, "encrypt + infer + decrypt"));
     assert_zero_based(&svg);
@@ -420,6 +439,7 @@ fn histogram_counts_from_zero_on_a_time_axis() {
 
     let agreement = [99.2, 99.7, 100.0, 100.0, 99.4];
     let svg = plots::histogram("Agreement", "agreement", &agreement, Unit::Percent).unwrap();
+    keep(&svg, "agreement_histogram");
     for t in texts(&svg).iter().filter(|t| t.content.ends_with('%')) {
         assert!(leading_number(&t.content) <= 100.0, "{:?}", t.content);
     }
@@ -455,6 +475,7 @@ fn lines_keep_colours_and_percent_range() {
         Axis::linear(Unit::Percent),
     )
     .unwrap();
+    keep(&svg, "lines_accuracy");
     assert!(has_text(&svg, "Test accuracy against quantization width"));
     assert!(has_text(&svg, "bits (inputs and weights)") && has_text(&svg, "test accuracy"));
     assert_percent_axis(&svg);
@@ -489,6 +510,7 @@ fn lines_on_a_log_byte_axis() {
         Axis::log(Unit::Bytes),
     )
     .unwrap();
+    keep(&svg, "lines_bytes");
     let ticks: Vec<String> = y_ticks(&svg).into_iter().map(|t| t.content).collect();
     assert!(
         ticks.contains(&"10 KiB".to_string()) && ticks.contains(&"100 KiB".to_string()),
@@ -630,215 +652,4 @@ fn bad_input_is_an_error_not_a_panic() {
     assert!(plots::bars("t", "y", &[("a", 0.0)], lin).is_ok());
     assert!(plots::histogram("t", "x", &[0.0], Unit::Ms).is_ok());
     assert!(plots::lines("t", "x", "y", &[("a", vec![(1.0, 5.0)])], log).is_ok());
-}
-
-/// Writes a few charts to `$FHE_ML_CHARTS_DIR` when it is set (to look at them).
-#[test]
-fn charts_can_be_saved_for_review() {
-    let Some(dir) = std::env::var_os("FHE_ML_CHARTS_DIR") else {
-        return;
-    };
-    let dir = std::path::PathBuf::from(dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    plots::accuracy_bars(
-        "Breast cancer: test accuracy (114 rows)",
-        0.9737,
-        0.9649,
-        0.9649,
-    )
-    .unwrap()
-    .save(dir.join("accuracy.svg"))
-    .unwrap();
-    plots::latency_bars(
-        "Per-sample latency, median of 114 rows, one at a time",
-        0.071,
-        0.082,
-        0.012,
-    )
-    .unwrap()
-    .save(dir.join("latency.svg"))
-    .unwrap();
-    let workloads = [
-        "bc-logistic",
-        "digits-logistic",
-        "digits-mlp",
-        "bc-tree",
-        "bc-forest",
-    ];
-    plots::grouped_bars(
-        "Encrypted inference latency per sample (median)",
-        "time per sample",
-        &workloads,
-        &[
-            (
-                "fhe-ml",
-                vec![Some(0.21), Some(0.9), Some(380.0), Some(95.0), Some(610.0)],
-            ),
-            (
-                "concrete-ml",
-                vec![
-                    Some(13.0),
-                    Some(27.0),
-                    Some(7200.0),
-                    Some(2800.0),
-                    Some(13_000.0),
-                ],
-            ),
-            (
-                "tenseal",
-                vec![Some(22.0), Some(260.0), Some(530.0), None, None],
-            ),
-        ],
-        Axis::log(Unit::Ms),
-    )
-    .unwrap()
-    .save(dir.join("comparison_latency.svg"))
-    .unwrap();
-    plots::grouped_bars(
-        "Encrypted accuracy on the same test rows",
-        "accuracy",
-        &workloads,
-        &[
-            (
-                "fhe-ml",
-                vec![Some(98.2), Some(93.9), Some(93.3), Some(94.0), Some(93.3)],
-            ),
-            (
-                "concrete-ml",
-                vec![Some(98.2), Some(96.1), Some(83.3), Some(98.0), Some(96.7)],
-            ),
-            (
-                "tenseal",
-                vec![Some(97.4), Some(96.1), Some(90.0), None, None],
-            ),
-        ],
-        Axis::linear(Unit::Percent),
-    )
-    .unwrap()
-    .save(dir.join("comparison_accuracy.svg"))
-    .unwrap();
-    plots::bars(
-        "What crosses the wire",
-        "bytes",
-        &[
-            ("client spec", 1_450.0),
-            ("logistic: input", 204.0),
-            ("logistic: output", 180.0),
-            ("MLP: input", 16_400.0),
-            ("MLP: output", 9_100.0),
-            ("evaluation key (once)", 30_198_000.0),
-        ],
-        Axis::log(Unit::Bytes),
-    )
-    .unwrap()
-    .save(dir.join("wire_bytes.svg"))
-    .unwrap();
-    plots::lines(
-        "Test accuracy against quantization width",
-        "bits (inputs and weights)",
-        "test accuracy",
-        &[
-            (
-                "breast cancer, encrypted",
-                vec![
-                    (2.0, 88.0),
-                    (3.0, 93.0),
-                    (4.0, 96.5),
-                    (6.0, 98.2),
-                    (8.0, 99.1),
-                ],
-            ),
-            (
-                "breast cancer, plaintext",
-                vec![
-                    (2.0, 99.1),
-                    (3.0, 99.1),
-                    (4.0, 99.1),
-                    (6.0, 99.1),
-                    (8.0, 99.1),
-                ],
-            ),
-            (
-                "digits, encrypted",
-                vec![
-                    (2.0, 70.0),
-                    (3.0, 85.0),
-                    (4.0, 91.0),
-                    (6.0, 93.6),
-                    (8.0, 94.0),
-                ],
-            ),
-            (
-                "digits, plaintext",
-                vec![
-                    (2.0, 94.2),
-                    (3.0, 94.2),
-                    (4.0, 94.2),
-                    (6.0, 94.2),
-                    (8.0, 94.2),
-                ],
-            ),
-        ],
-        Axis::linear(Unit::Percent),
-    )
-    .unwrap()
-    .save(dir.join("lines_accuracy.svg"))
-    .unwrap();
-    let samples: Vec<f64> = (0..114)
-        .map(|i| 0.15 + f64::from(i % 17) * 0.004 + f64::from(i % 5) * 0.01)
-        .collect();
-    plots::histogram(
-        "Per-sample latency distribution (114 rows)",
-        "encrypt + infer + decrypt",
-        &samples,
-        Unit::Ms,
-    )
-    .unwrap()
-    .save(dir.join("histogram.svg"))
-    .unwrap();
-    plots::grouped_bars(
-        "Server time per row: scores against label mode (median)",
-        "time per row",
-        &["infer one row"],
-        &[
-            ("scores", vec![Some(0.082)]),
-            ("label (sanitized)", vec![Some(212.0)]),
-        ],
-        Axis::log(Unit::Ms),
-    )
-    .unwrap()
-    .save(dir.join("modes_latency.svg"))
-    .unwrap();
-    plots::lines(
-        "Bootstraps per encrypted inference",
-        "maximum depth (one tree) or number of trees (depth 4)",
-        "bootstraps per row",
-        &[
-            (
-                "one tree, by depth",
-                vec![
-                    (1.0, 2.0),
-                    (2.0, 4.0),
-                    (3.0, 6.0),
-                    (4.0, 13.0),
-                    (5.0, 20.0),
-                    (6.0, 22.0),
-                ],
-            ),
-            (
-                "forest, by trees",
-                vec![
-                    (1.0, 13.0),
-                    (3.0, 18.0),
-                    (5.0, 31.0),
-                    (10.0, 69.0),
-                    (20.0, 125.0),
-                ],
-            ),
-        ],
-        Axis::linear(Unit::Count),
-    )
-    .unwrap()
-    .save(dir.join("lines_count.svg"))
-    .unwrap();
 }
