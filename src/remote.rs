@@ -58,11 +58,14 @@ impl std::fmt::Debug for RemoteServer {
     }
 }
 
-/// Sends a request, once more if the connection died under it before any answer: ureq reuses
-/// pooled connections, and one the service has closed (it closes after refusing an oversized
-/// body, or when idle) fails the next request with a reset or an early EOF though the service
-/// never saw it. Every endpoint is safe to send twice: inference is a pure function of its
-/// input, and a key upload stores the same key under the same id.
+/// Sends a request, once more if the connection died under it (a reset, an early EOF or a
+/// broken pipe, with no answer): ureq reuses pooled connections, and one the service has closed
+/// (it closes after refusing an oversized body, or when idle) fails the next request though the
+/// service never saw it. The answer is the same either way: inference is a pure function of its
+/// input, and a key upload stores the same key under the same id. The cost, when the service
+/// did read the request before the connection died (it crashed, or the network failed during
+/// its answer): the work runs twice, and a tenant's query budget counts it twice. An oversized
+/// body the service cut off is sent twice before its error is returned.
 fn retry_stale<T>(
     mut send: impl FnMut() -> std::result::Result<T, ureq::Error>,
 ) -> std::result::Result<T, ureq::Error> {
