@@ -219,7 +219,7 @@ pub struct TimedRun {
     /// Server time per program step (`linear 64→32`, `lookup ×32 (bootstrap)`, ...), in ms,
     /// one entry per row for each step, in program order.
     pub step_ms: Vec<(String, Vec<f64>)>,
-    /// Serialized size of one encrypted input, in bytes (the last row's: all rows weigh the
+    /// Serialized size of one encrypted input, in bytes (the first row's: all rows weigh the
     /// same).
     pub input_bytes: usize,
     /// Serialized size of one encrypted result, in bytes.
@@ -288,21 +288,28 @@ pub fn timed_run(
         let t = Instant::now();
         let prediction = client.decrypt(&output)?;
         run.decrypt_ms.push(ms(t));
-        for (i, step) in steps.into_iter().enumerate() {
-            if run.step_ms.len() <= i {
-                run.step_ms
-                    .push((step.step, Vec::with_capacity(rows.len())));
-            }
-            run.step_ms[i].1.push(step.ms);
-        }
+        push_steps(&mut run.step_ms, steps);
         run.equal_to_clear +=
             usize::from(prediction == model.predict(row, crate::model::Mode::Clear)?);
-        run.input_bytes = input.to_bytes()?.len();
-        run.output_bytes = output.to_bytes()?.len();
+        // Every row weighs the same on the wire: serialize the first one only.
+        if run.input_bytes == 0 {
+            run.input_bytes = input.to_bytes()?.len();
+            run.output_bytes = output.to_bytes()?.len();
+        }
         run.predictions.push(prediction);
         run.outputs.push(output);
     }
     Ok(run)
+}
+
+/// Appends one row's step timings to per-step samples (`(step, ms per row)`, in program order).
+fn push_steps(samples: &mut Vec<(String, Vec<f64>)>, steps: Vec<StepTiming>) {
+    for (i, step) in steps.into_iter().enumerate() {
+        match samples.get_mut(i) {
+            Some((_, v)) => v.push(step.ms),
+            None => samples.push((step.step, vec![step.ms])),
+        }
+    }
 }
 
 fn ms(since: Instant) -> f64 {
@@ -694,12 +701,7 @@ fn encrypted_run<T>(
         per_sample.decrypt_ms.push(ms(t));
         exact_rows += usize::from(exact);
         predictions.push(prediction);
-        for (i, step) in steps.into_iter().enumerate() {
-            match step_samples.get_mut(i) {
-                Some((_, v)) => v.push(step.ms),
-                None => step_samples.push((step.step, vec![step.ms])),
-            }
-        }
+        push_steps(&mut step_samples, steps);
         if bytes.input_ciphertext == 0 {
             bytes.input_ciphertext = ct.to_bytes()?.len();
             bytes.output_ciphertext = out.to_bytes()?.len();
