@@ -27,6 +27,7 @@ use crate::report::{
 };
 use crate::server::Server;
 use crate::train;
+use crate::train::linear::{GlmParams, PenalizedParams, SvmParams};
 use crate::train::mlp::MlpConfig;
 use crate::train::params::{ForestParams, LinearParams, LogisticParams, MlpParams};
 use crate::train::trees::ForestConfig;
@@ -46,11 +47,27 @@ pub enum ModelKind {
     Forest,
     /// A model imported from the ONNX file `EvalConfig::onnx` (no training).
     Onnx,
+    /// A linear SVM classifier (one-vs-rest for three classes or more), `C = 1`.
+    Svm,
+    /// Ridge regression, `alpha = 1` (scikit-learn's units).
+    Ridge,
+    /// Lasso regression, `alpha = 1`.
+    Lasso,
+    /// ElasticNet regression, `alpha = 1`, `l1_ratio = 0.5`.
+    ElasticNet,
+    /// Poisson regression (log link), `alpha = 1`: counts.
+    Poisson,
+    /// Gamma regression (log link), `alpha = 1`: positive values.
+    Gamma,
+    /// Tweedie regression of power 1.5 (log link), `alpha = 1`: non-negative values with
+    /// exact zeros.
+    Tweedie,
 }
 
 impl ModelKind {
     /// The family's name as `--model` takes it and reports and service model names carry it
-    /// (`logistic`, `linear`, `mlp`, `tree`, `forest`).
+    /// (`logistic`, `linear`, `mlp`, `tree`, `forest`, `svm`, `ridge`, `lasso`, `elasticnet`,
+    /// `poisson`, `gamma`, `tweedie`).
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Logistic => "logistic",
@@ -59,6 +76,37 @@ impl ModelKind {
             ModelKind::Tree => "tree",
             ModelKind::Forest => "forest",
             ModelKind::Onnx => "onnx",
+            ModelKind::Svm => "svm",
+            ModelKind::Ridge => "ridge",
+            ModelKind::Lasso => "lasso",
+            ModelKind::ElasticNet => "elasticnet",
+            ModelKind::Poisson => "poisson",
+            ModelKind::Gamma => "gamma",
+            ModelKind::Tweedie => "tweedie",
+        }
+    }
+
+    /// Whether the family predicts a real value (a regression split, R² reported).
+    pub fn is_regression(self) -> bool {
+        matches!(
+            self,
+            ModelKind::Linear
+                | ModelKind::Ridge
+                | ModelKind::Lasso
+                | ModelKind::ElasticNet
+                | ModelKind::Poisson
+                | ModelKind::Gamma
+                | ModelKind::Tweedie
+        )
+    }
+
+    /// The GLM settings of `Poisson`, `Gamma` and `Tweedie` (power 1.5); `None` otherwise.
+    pub fn glm(self) -> Option<GlmParams> {
+        match self {
+            ModelKind::Poisson => Some(GlmParams::poisson()),
+            ModelKind::Gamma => Some(GlmParams::gamma()),
+            ModelKind::Tweedie => Some(GlmParams::tweedie(1.5)),
+            _ => None,
         }
     }
 }
@@ -332,7 +380,9 @@ fn fraction(hits: usize, n: usize) -> f64 {
     }
 }
 
-fn r2(truth: &[f64], predicted: &[f64]) -> f64 {
+/// R², the coefficient of determination of `predicted` against `truth` (1 is perfect, 0 the
+/// mean of `truth`), as scikit-learn's `r2_score`; 0 when `truth` is constant.
+pub fn r2(truth: &[f64], predicted: &[f64]) -> f64 {
     let mean = truth.iter().sum::<f64>() / truth.len().max(1) as f64;
     let ss_tot: f64 = truth.iter().map(|t| (t - mean).powi(2)).sum();
     let ss_res: f64 = truth
@@ -345,6 +395,39 @@ fn r2(truth: &[f64], predicted: &[f64]) -> f64 {
     } else {
         0.0
     }
+}
+
+/// Mean Tweedie deviance of predicted means `mu` against `truth` for `power` (0: squared
+/// error, 1: Poisson, 2: Gamma), as scikit-learn's `mean_tweedie_deviance`; NaN where a mean
+/// is not positive (powers ≥ 1) or a target is outside the distribution's range.
+pub fn mean_tweedie_deviance(truth: &[f64], mu: &[f64], power: f64) -> f64 {
+    let unit = |y: f64, m: f64| -> f64 {
+        if power == 0.0 {
+            (y - m).powi(2)
+        } else if m <= 0.0 {
+            f64::NAN
+        } else if power == 1.0 {
+            let ylog = if y == 0.0 { 0.0 } else { y * (y / m).ln() };
+            2.0 * (ylog - y + m)
+        } else if power == 2.0 {
+            2.0 * ((m / y).ln() + y / m - 1.0)
+        } else {
+            let p = power;
+            2.0 * (y.max(0.0).powf(2.0 - p) / ((1.0 - p) * (2.0 - p))
+                - y * m.powf(1.0 - p) / (1.0 - p)
+                + m.powf(2.0 - p) / (2.0 - p))
+        }
+    };
+    let n = truth.len().min(mu.len()).max(1) as f64;
+    truth.iter().zip(mu).map(|(&y, &m)| unit(y, m)).sum::<f64>() / n
+}
+
+/// D², the fraction of Tweedie deviance explained: `1 - D(truth, mu) / D(truth, mean)`, as
+/// scikit-learn's `d2_tweedie_score` (1 is perfect, 0 the test mean).
+pub fn d2_tweedie(truth: &[f64], mu: &[f64], power: f64) -> f64 {
+    let mean = truth.iter().sum::<f64>() / truth.len().max(1) as f64;
+    let null = mean_tweedie_deviance(truth, &vec![mean; truth.len()], power);
+    1.0 - mean_tweedie_deviance(truth, mu, power) / null
 }
 
 /// Runs the whole pipeline.
@@ -378,7 +461,7 @@ pub fn run_with_progress(config: &EvalConfig, progress: &ProgressBar) -> Result<
     };
     let imported = import_onnx(config)?;
     match (config.model, &imported) {
-        (ModelKind::Linear, _) => run_linear(config, &table, None, progress),
+        (kind, _) if kind.is_regression() => run_linear(config, &table, None, progress),
         (_, Some(i)) if !i.model.is_classifier() => run_linear(config, &table, Some(i), progress),
         _ => {
             let split = table.split(config.test_fraction, config.seed)?;
@@ -416,6 +499,15 @@ fn build_classifier(
             Ok(BuiltClassifier {
                 model: compile(&fitted, split, options(Some(config.quantization)))?,
                 plain: fitted.predict(split.test.records()),
+                train_ms,
+            })
+        }
+        ModelKind::Svm => {
+            let fitted = SvmParams::default().fit(split)?;
+            let train_ms = ms(t);
+            Ok(BuiltClassifier {
+                model: compile(&fitted, split, options(Some(config.quantization)))?,
+                plain: fitted.predict(&split.test.records().to_owned()),
                 train_ms,
             })
         }
@@ -468,7 +560,10 @@ fn build_classifier(
                 train_ms: *import_ms,
             })
         }
-        ModelKind::Linear => Err(Error::Input("linear regression is not a classifier".into())),
+        kind => Err(Error::Input(format!(
+            "{} is a regression, not a classifier",
+            kind.name()
+        ))),
     }
 }
 
@@ -513,13 +608,9 @@ pub fn compile_model(config: &EvalConfig, table: &Table) -> Result<CompiledModel
             )?
             .model),
         },
-        ModelKind::Linear => {
+        kind if kind.is_regression() => {
             let split = table.split_regression(config.test_fraction, config.seed)?;
-            let options = Options {
-                quantization: Some(config.quantization),
-                output: config.output,
-            };
-            compile(&LinearParams.fit(&split)?, &split, options)
+            Ok(fit_regression(config, &split)?.model)
         }
         _ => Ok(build_classifier(
             config,
@@ -784,6 +875,8 @@ fn report_base<T>(
         accuracy: None,
         agreement: None,
         r2: None,
+        deviance: None,
+        d2: None,
         max_abs_error: None,
         latency_ms: Latency::default(),
         latency_p90_ms: 0.0,
@@ -909,7 +1002,78 @@ fn imported_options(config: &EvalConfig) -> Options {
     }
 }
 
-/// A linear regression trained here, or an imported regression (`imported`).
+/// A regression trained and compiled here.
+struct BuiltRegression {
+    model: CompiledModel,
+    /// The float model's predictions on every test row, in target units.
+    plain: Vec<f64>,
+    train_ms: f64,
+    warnings: Vec<String>,
+    /// The Tweedie power of a GLM (its deviance is reported).
+    power: Option<f64>,
+}
+
+/// Trains and compiles the configured regression family on a split (what `eval` and `export`
+/// run).
+fn fit_regression(config: &EvalConfig, split: &Split<f64>) -> Result<BuiltRegression> {
+    let t = Instant::now();
+    let scaled = split.test.records().to_owned();
+    let options = Options {
+        quantization: Some(config.quantization),
+        output: config.output,
+    };
+    let penalized = match config.model {
+        ModelKind::Ridge => Some(PenalizedParams::ridge()),
+        ModelKind::Lasso => Some(PenalizedParams::lasso()),
+        ModelKind::ElasticNet => Some(PenalizedParams::elastic_net()),
+        _ => None,
+    };
+    if let Some(params) = penalized {
+        let fitted = params.fit(split)?;
+        let train_ms = ms(t);
+        return Ok(BuiltRegression {
+            model: compile(&fitted, split, options)?,
+            plain: fitted.predict(&scaled).to_vec(),
+            train_ms,
+            warnings: Vec::new(),
+            power: None,
+        });
+    }
+    if let Some(params) = config.model.glm() {
+        let fitted = params.fit(split)?;
+        let train_ms = ms(t);
+        return Ok(BuiltRegression {
+            model: compile(&fitted, split, options)?,
+            plain: fitted.predict(&scaled).to_vec(),
+            train_ms,
+            warnings: Vec::new(),
+            power: Some(params.power()),
+        });
+    }
+    if config.model != ModelKind::Linear {
+        return Err(Error::Input(format!(
+            "{} is not a regression",
+            config.model.name()
+        )));
+    }
+    let fitted = LinearParams.fit(split)?;
+    let train_ms = ms(t);
+    let mut warnings = Vec::new();
+    if let train::LinearSolver::Ridge { alpha } = fitted.solver {
+        warnings.push(format!(
+            "least squares has no unique solution here (collinear features, or fewer rows than features): fitted ridge with alpha {alpha}"
+        ));
+    }
+    Ok(BuiltRegression {
+        model: compile(&fitted, split, options)?,
+        plain: fitted.predict(&scaled).to_vec(),
+        train_ms,
+        warnings,
+        power: None,
+    })
+}
+
+/// A regression trained here, or an imported regression (`imported`).
 fn run_linear(
     config: &EvalConfig,
     table: &Table,
@@ -918,8 +1082,7 @@ fn run_linear(
 ) -> Result<EvalReport> {
     let split = table.split_regression(config.test_fraction, config.seed)?;
     let n_test = n_test_rows(config.limit, split.test_raw.nrows())?;
-    let t = Instant::now();
-    let (model, plain, train_ms, solver) = if let Some(i) = imported {
+    let (model, plain, train_ms, warnings, power) = if let Some(i) = imported {
         // An imported regression: its float model gives the plain predictions.
         let model = compile(&i.model, &split, imported_options(config))?;
         let plain = split
@@ -928,18 +1091,17 @@ fn run_linear(
             .take(n_test)
             .map(|r| Ok(i.model.raw_scores(&r.to_vec())?[0]))
             .collect::<Result<Vec<f64>>>()?;
-        (model, plain, i.ms, None)
+        (model, plain, i.ms, Vec::new(), None)
     } else {
-        let fitted = LinearParams.fit(&split)?;
-        let train_ms = ms(t);
-        let model = compile(&fitted, &split, config.quantization)?;
-        let plain: Vec<f64> = fitted
-            .predict(&split.test.records().to_owned())
-            .iter()
-            .take(n_test)
-            .copied()
-            .collect();
-        (model, plain, train_ms, Some(fitted.solver))
+        let built = fit_regression(config, &split)?;
+        let plain = built.plain.into_iter().take(n_test).collect();
+        (
+            built.model,
+            plain,
+            built.train_ms,
+            built.warnings,
+            built.power,
+        )
     };
     let truth: Vec<f64> = split.test.targets().iter().take(n_test).copied().collect();
     let quantized: Vec<f64> = split
@@ -968,11 +1130,16 @@ fn run_linear(
         quantized: r2(&truth, &quantized),
         encrypted: r2(&truth, &encrypted),
     });
-    if let Some(train::LinearSolver::Ridge { alpha }) = solver {
-        report.warnings.push(format!(
-            "least squares has no unique solution here (collinear features, or fewer rows than features): fitted ridge with alpha {alpha}"
-        ));
+    if let Some(power) = power {
+        let triple = |f: fn(&[f64], &[f64], f64) -> f64| Triple {
+            plain: f(&truth, &plain, power),
+            quantized: f(&truth, &quantized, power),
+            encrypted: f(&truth, &encrypted, power),
+        };
+        report.deviance = Some(triple(mean_tweedie_deviance));
+        report.d2 = Some(triple(d2_tweedie));
     }
+    report.warnings.extend(warnings);
     report.warnings.extend(quantization_warning(
         "R²",
         r2(&truth, &plain),

@@ -42,6 +42,21 @@ enum ModelArg {
     Tree,
     /// Random forest classifier.
     Forest,
+    /// Linear SVM classifier (C = 1; one-vs-rest for 3+ classes).
+    Svm,
+    /// Ridge regression (alpha = 1, scikit-learn's units).
+    Ridge,
+    /// Lasso regression (alpha = 1).
+    Lasso,
+    /// ElasticNet regression (alpha = 1, l1_ratio = 0.5).
+    #[value(name = "elasticnet")]
+    ElasticNet,
+    /// Poisson regression, log link applied by the client (counts).
+    Poisson,
+    /// Gamma regression, log link (positive targets).
+    Gamma,
+    /// Tweedie regression, power 1.5, log link (non-negative targets).
+    Tweedie,
 }
 
 /// The data and its train/test split, shared by `eval`, `export` and `import`.
@@ -125,6 +140,13 @@ impl ModelArgs {
             Some(ModelArg::Mlp) => ModelKind::Mlp,
             Some(ModelArg::Tree) => ModelKind::Tree,
             Some(ModelArg::Forest) => ModelKind::Forest,
+            Some(ModelArg::Svm) => ModelKind::Svm,
+            Some(ModelArg::Ridge) => ModelKind::Ridge,
+            Some(ModelArg::Lasso) => ModelKind::Lasso,
+            Some(ModelArg::ElasticNet) => ModelKind::ElasticNet,
+            Some(ModelArg::Poisson) => ModelKind::Poisson,
+            Some(ModelArg::Gamma) => ModelKind::Gamma,
+            Some(ModelArg::Tweedie) => ModelKind::Tweedie,
         };
         let mut config = self.input.config(kind);
         config.onnx = self.onnx;
@@ -293,8 +315,9 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Print the train/test split `eval` uses (row indices of the CSV's data rows, 0-based) as
-    /// JSON, so other tools can evaluate on exactly the same rows.
+    /// Print the train/test split `eval` uses (row indices of the CSV's data rows, 0-based) and
+    /// the encoded feature names (`column=category` for one-hot features) as JSON, so other
+    /// tools can evaluate on exactly the same rows and features.
     Split {
         #[arg(long)]
         data: PathBuf,
@@ -659,7 +682,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             println!(
                 "{}",
-                serde_json::json!({ "dataset": table.name, "seed": seed, "test_fraction": test_fraction, "train": train, "test": test })
+                serde_json::json!({ "dataset": table.name, "seed": seed, "test_fraction": test_fraction, "features": table.feature_names, "train": train, "test": test })
             );
         }
     }

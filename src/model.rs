@@ -9,7 +9,7 @@ use crate::client::Client;
 use crate::data::{check_row, Record, Schema, Split};
 use crate::error::{Error, Result};
 use crate::fhe::{EncodingPlan, LabelHead, LeveledParameters, NoiseReport, OutputMode};
-use crate::program::{noisy, Decoder, OutputKind, Prediction, Program, Step};
+use crate::program::{noisy, Decoder, Link, OutputKind, Prediction, Program, Step};
 use crate::protocol::{ClientSpec, ServerModel};
 use crate::quant::{InputQuantizer, Quantization, QuantizedRow};
 use crate::server::Server;
@@ -47,6 +47,9 @@ pub struct FloatLinearModel {
     pub bias: Vec<f64>,
     /// What the outputs mean: binary or multiclass logits, or a regression value.
     pub kind: OutputKind,
+    /// A regression's link ([`Link::Log`] for Poisson, Gamma and Tweedie regression): the
+    /// client applies its inverse after decryption. [`Link::Identity`] for classifiers.
+    pub link: Link,
 }
 
 /// The fitted float model behind a compiled one: what [`Mode::Float`] runs.

@@ -145,6 +145,15 @@ pub struct EvalReport {
     /// R² (coefficient of determination) of each pipeline on the test rows (regression only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub r2: Option<Triple>,
+    /// Mean Tweedie deviance of each pipeline on the test rows, for the model's power (0:
+    /// squared error; Poisson, Gamma and Tweedie regressions only; lower is better), as
+    /// scikit-learn's `mean_tweedie_deviance`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deviance: Option<Triple>,
+    /// D², the fraction of deviance explained (1 is perfect, 0 the test mean), as
+    /// scikit-learn's `d2_tweedie_score` (GLMs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub d2: Option<Triple>,
     /// Largest absolute prediction differences, in target units (regression only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_abs_error: Option<ErrorPair>,
@@ -259,6 +268,12 @@ impl EvalReport {
         if let Some(r) = &self.r2 {
             h += &row("R²", r, &|x| format!("{x:.4}"));
         }
+        if let Some(d) = &self.deviance {
+            h += &row("mean deviance", d, &|x| format!("{x:.4}"));
+        }
+        if let Some(d) = &self.d2 {
+            h += &row("D²", d, &|x| format!("{x:.4}"));
+        }
         h += "</table>";
         if let Some(a) = &self.agreement {
             h += &format!(
@@ -363,6 +378,14 @@ impl EvalReport {
             fmt(triple.quantized),
             fmt(triple.encrypted)
         );
+        for (name, t) in [("mean deviance", &self.deviance), ("D²", &self.d2)] {
+            if let Some(t) = t {
+                s += &format!(
+                    "{name:<26}{:>12.4}{:>12.4}{:>12.4}\n",
+                    t.plain, t.quantized, t.encrypted
+                );
+            }
+        }
         if let Some(a) = &self.agreement {
             s += &format!(
                 "label agreement: quantized vs plaintext {}, encrypted vs quantized {}, encrypted vs plaintext {}\n",

@@ -439,6 +439,7 @@ fn linear_calibration_clips_glitch_values() {
         weights: ndarray::array![[8.0 * std, 0.0]],
         bias: vec![8.0 * (mean - 1.4)],
         kind: fhe_ml::program::OutputKind::Binary { classes: [0, 1] },
+        link: fhe_ml::program::Link::Identity,
     });
     let model = compile(&given, &split, Quantization::default()).unwrap();
     let q = &model.quantizer();

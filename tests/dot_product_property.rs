@@ -47,6 +47,7 @@ fn pair(layer: LinearLayer, input_bits: u32) -> (Client, Server, Program) {
             },
             scale: 1.0,
             offset: 0.0,
+            link: Default::default(),
         },
         plan,
     };

@@ -124,6 +124,7 @@ pub fn compile_forest(trained: &TrainedForest, split: &Split<usize>) -> Result<C
                 },
                 scale: 1.0,
                 offset: 0.0,
+                link: Default::default(),
             },
             kind,
         },

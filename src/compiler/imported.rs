@@ -160,6 +160,7 @@ fn compile_imported_linear<T>(
             weights,
             bias,
             kind,
+            link: crate::program::Link::Identity,
         }),
         split,
         options.quantization.unwrap_or_default(),
@@ -480,6 +481,7 @@ fn compile_trees<T>(
                         scale
                     },
                     offset: ensemble.base[0],
+                    link: Default::default(),
                 },
             ),
             (Head::Logistic | Head::Decision, Some(order)) => {
@@ -493,6 +495,7 @@ fn compile_trees<T>(
                         },
                         scale,
                         offset: 0.0,
+                        link: Default::default(),
                     },
                 )
             }
@@ -509,6 +512,7 @@ fn compile_trees<T>(
                         },
                         scale,
                         offset: 0.0,
+                        link: Default::default(),
                     },
                 )
             }
@@ -521,6 +525,7 @@ fn compile_trees<T>(
                     },
                     scale,
                     offset: 0.0,
+                    link: Default::default(),
                 },
             ),
             (head, _) => {

@@ -7,7 +7,7 @@ use linfa_logistic::{FittedLogisticRegression, MultiFittedLogisticRegression};
 use crate::data::Split;
 use crate::error::{Error, Result};
 use crate::model::{CompiledModel, FloatLinearModel};
-use crate::program::{Decoder, LinearLayer, OutputKind, Prediction, Program, Step};
+use crate::program::{Decoder, LinearLayer, Link, OutputKind, Prediction, Program, Step};
 use crate::quant::{InputQuantizer, Quantization};
 
 /// Fitted linfa models that are linear in their (scaled) inputs.
@@ -48,6 +48,7 @@ impl LinearModel for FittedLogisticRegression<f64, usize> {
             kind: OutputKind::Binary {
                 classes: [classes[0], classes[1]],
             },
+            link: Link::Identity,
         })
     }
 }
@@ -68,6 +69,7 @@ impl LinearModel for MultiFittedLogisticRegression<f64, usize> {
             kind: OutputKind::Multiclass {
                 classes: classes.to_vec(),
             },
+            link: Link::Identity,
         })
     }
 }
@@ -118,6 +120,7 @@ pub fn compile_linear<M: LinearModel + ?Sized, T>(
         kind: float.kind.clone(),
         scale: 1.0,
         offset: 0.0,
+        link: float.link,
     };
     let logits = split.train.records().dot(&float.weights.t());
     let reference = logits
@@ -251,6 +254,7 @@ fn linear_program<T>(
         kind: float.kind.clone(),
         scale,
         offset,
+        link: float.link,
     };
     Ok((program, decoder))
 }

@@ -154,6 +154,7 @@ pub(crate) fn compile_mlp_as<T>(
         kind,
         scale: decoder_scale,
         offset: 0.0,
+        link: Default::default(),
     };
     let quantization = Quantization {
         input_bits: cfg.input_bits,

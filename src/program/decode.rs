@@ -33,7 +33,31 @@ impl OutputKind {
     }
 }
 
-/// Client-side post-processing: `real = integer * scale`, then sigmoid/softmax/argmax.
+/// The link of a generalized linear model: the encrypted program computes the linear
+/// predictor `η = w·x + b` exactly, and the client maps it to the mean `μ = link⁻¹(η)` after
+/// decryption (scikit-learn's `PoissonRegressor`, `GammaRegressor` and `TweedieRegressor` use
+/// the log link).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Link {
+    /// `μ = η`: ordinary and penalized least squares.
+    #[default]
+    Identity,
+    /// `μ = exp(η)`: Poisson, Gamma and Tweedie regression.
+    Log,
+}
+
+impl Link {
+    /// The mean for a linear predictor: `η` or `exp(η)`.
+    pub fn inverse(self, eta: f64) -> f64 {
+        match self {
+            Link::Identity => eta,
+            Link::Log => eta.exp(),
+        }
+    }
+}
+
+/// Client-side post-processing: `real = integer * scale`, then sigmoid/softmax/argmax, or for
+/// a regression `offset` and the inverse link.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decoder {
     /// What the outputs mean (binary, multiclass or regression).
@@ -45,6 +69,9 @@ pub struct Decoder {
     /// variations) costs no plaintext bits. 0 for classifiers.
     #[serde(default)]
     pub offset: f64,
+    /// A regression's link, applied last on the client ([`Link::Identity`] for classifiers).
+    #[serde(default)]
+    pub link: Link,
 }
 
 /// A decoded prediction.
@@ -110,8 +137,9 @@ impl Decoder {
         })
     }
 
-    /// A prediction from real-valued scores (a float model's logits, or a regression's value
-    /// including its constant): sigmoid or softmax, argmax; first maximum on ties.
+    /// A prediction from real-valued scores (a float model's logits, or a regression's linear
+    /// predictor including its constant): sigmoid or softmax, argmax, first maximum on ties; or
+    /// the inverse link of a regression.
     ///
     /// # Errors
     ///
@@ -141,13 +169,13 @@ impl Decoder {
                     probabilities: exp.iter().map(|e| e / total).collect(),
                 }
             }
-            OutputKind::Regression => Prediction::Value(real[0]),
+            OutputKind::Regression => Prediction::Value(self.link.inverse(real[0])),
         })
     }
 
     /// A prediction from decrypted integer scores ([`Decoder::n_outputs`] of them):
-    /// dequantizes by `scale` (adding `offset` for a regression), then sigmoid or softmax and
-    /// argmax on the integers; first maximum on ties.
+    /// dequantizes by `scale` (adding `offset` and applying the inverse link for a regression),
+    /// then sigmoid or softmax and argmax on the integers; first maximum on ties.
     ///
     /// # Errors
     ///
@@ -158,11 +186,11 @@ impl Decoder {
         }
         // A positive scale keeps the integers' order and ties (scores stay below 2^53), so
         // the label is the integer argmax; the probabilities come from the real scores.
-        let real: Vec<f64> = scores.iter().map(|&s| s as f64 * self.scale).collect();
-        Ok(match self.decode_real(&real)? {
-            Prediction::Value(v) => Prediction::Value(v + self.offset),
-            class => class,
-        })
+        let mut real: Vec<f64> = scores.iter().map(|&s| s as f64 * self.scale).collect();
+        if self.kind == OutputKind::Regression {
+            real[0] += self.offset;
+        }
+        self.decode_real(&real)
     }
 }
 
@@ -176,6 +204,7 @@ mod tests {
             kind: OutputKind::Binary { classes: [3, 7] },
             scale: 0.5,
             offset: 0.0,
+            link: Link::Identity,
         };
         let Prediction::Class {
             index,
@@ -191,6 +220,7 @@ mod tests {
             kind: OutputKind::Regression,
             scale: 0.25,
             offset: 1e9,
+            link: Link::Identity,
         };
         assert_eq!(
             regression.decode(&[4]).unwrap(),
@@ -210,7 +240,19 @@ mod tests {
             },
             scale: 1.0,
             offset: 0.0,
+            link: Link::Identity,
         };
+        // A log link: exp of the dequantized predictor plus offset, on the client.
+        let poisson = Decoder {
+            kind: OutputKind::Regression,
+            scale: 0.5,
+            offset: 1.0,
+            link: Link::Log,
+        };
+        let Some(mu) = poisson.decode(&[2]).unwrap().value() else {
+            panic!("a value")
+        };
+        assert!((mu - 2.0f64.exp()).abs() < 1e-12, "{mu}");
         // First maximum on ties, as linfa's argmax.
         assert_eq!(multi.decode(&[1, 5, 5]).unwrap().class_index(), Some(1));
         assert_eq!(

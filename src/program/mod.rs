@@ -18,7 +18,7 @@ pub mod decode;
 pub mod encrypted;
 pub mod noisy;
 
-pub use decode::{Decoder, OutputKind, Prediction};
+pub use decode::{Decoder, Link, OutputKind, Prediction};
 
 /// A leveled linear map `y = W x + b` on integers: `W` is `n_outputs × n_inputs`, row-major.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! with linfa (on a split's scaled training set), MLP classifiers with candle (`mlp`), and
 //! decision trees and forests with linfa-trees (`trees`).
 
+pub mod linear;
 pub mod mlp;
 pub mod params;
 pub mod trees;
@@ -203,6 +204,7 @@ impl LinearModel for LinearRegressionFit {
             weights: self.weights.clone().insert_axis(Axis(0)),
             bias: vec![self.intercept],
             kind: crate::program::OutputKind::Regression,
+            link: crate::program::Link::Identity,
         })
     }
 }
