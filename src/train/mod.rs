@@ -44,25 +44,65 @@ fn fit_logistic_with(
     alpha: f64,
     max_iterations: u64,
 ) -> Result<Logistic> {
+    let failed = |e: linfa_logistic::error::Error| Error::Training(e.to_string());
+    // linfa's L-BFGS can stop long before the optimum when its line search gives up (digits:
+    // 93.9% against scikit-learn's 96.1% at the same alpha); restarting from where it stopped
+    // continues the descent. Restarts end when the parameters stop moving.
+    let moved = |a: &ndarray::ArrayViewD<f64>, b: &ndarray::ArrayViewD<f64>| {
+        a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) > 1e-9
+    };
     let fitted = if n_classes == 2 {
-        Logistic::Binary(
-            LogisticRegression::default()
+        let fit = |init: Option<ndarray::Array1<f64>>| {
+            let mut params = LogisticRegression::default()
                 .alpha(alpha)
-                .max_iterations(max_iterations)
-                .fit(train)
-                .map_err(|e| Error::Training(e.to_string()))?,
-        )
+                .max_iterations(max_iterations);
+            if let Some(init) = init {
+                params = params.initial_params(init);
+            }
+            params.fit(train).map_err(failed)
+        };
+        let mut model = fit(None)?;
+        for _ in 0..LOGISTIC_RESTARTS {
+            let mut init = model.params().to_vec();
+            init.push(model.intercept());
+            let next = fit(Some(ndarray::Array1::from(init)))?;
+            let go_on = moved(&next.params().view().into_dyn(), &model.params().view().into_dyn());
+            model = next;
+            if !go_on {
+                break;
+            }
+        }
+        Logistic::Binary(model)
     } else {
-        Logistic::Multinomial(
-            MultiLogisticRegression::default()
+        let fit = |init: Option<Array2<f64>>| {
+            let mut params = MultiLogisticRegression::default()
                 .alpha(alpha)
-                .max_iterations(max_iterations)
-                .fit(train)
-                .map_err(|e| Error::Training(e.to_string()))?,
-        )
+                .max_iterations(max_iterations);
+            if let Some(init) = init {
+                params = params.initial_params(init);
+            }
+            params.fit(train).map_err(failed)
+        };
+        let mut model = fit(None)?;
+        for _ in 0..LOGISTIC_RESTARTS {
+            let w = model.params();
+            let mut init = Array2::zeros((w.nrows() + 1, w.ncols()));
+            init.slice_mut(ndarray::s![..w.nrows(), ..]).assign(w);
+            init.row_mut(w.nrows()).assign(model.intercept());
+            let next = fit(Some(init))?;
+            let go_on = moved(&next.params().view().into_dyn(), &w.view().into_dyn());
+            model = next;
+            if !go_on {
+                break;
+            }
+        }
+        Logistic::Multinomial(model)
     };
     Ok(fitted)
 }
+
+/// Most restarts of linfa's L-BFGS from where it stopped (see `fit_logistic_with`).
+const LOGISTIC_RESTARTS: usize = 20;
 
 /// Held-out accuracy of `alpha` by stratified 3-fold cross-validation on the training set.
 fn cross_validate(
