@@ -27,6 +27,7 @@ use crate::report::{
 };
 use crate::server::Server;
 use crate::train;
+use crate::train::ensembles::{GbdtParams, TreeRegressorParams};
 use crate::train::linear::{GlmParams, PenalizedParams, SvmParams};
 use crate::train::mlp::MlpConfig;
 use crate::train::params::{ForestParams, LinearParams, LogisticParams, MlpParams};
@@ -62,12 +63,21 @@ pub enum ModelKind {
     /// Tweedie regression of power 1.5 (log link), `alpha = 1`: non-negative values with
     /// exact zeros.
     Tweedie,
+    /// A regression tree (`EvalConfig::regression_trees` sets its depth; one tree).
+    TreeRegressor,
+    /// A random forest of regression trees (`EvalConfig::regression_trees`).
+    ForestRegressor,
+    /// Gradient-boosted trees, classifier (`EvalConfig::gbdt`).
+    Gbdt,
+    /// Gradient-boosted trees, regressor (`EvalConfig::gbdt`).
+    GbdtRegressor,
 }
 
 impl ModelKind {
     /// The family's name as `--model` takes it and reports and service model names carry it
     /// (`logistic`, `linear`, `mlp`, `tree`, `forest`, `svm`, `ridge`, `lasso`, `elasticnet`,
-    /// `poisson`, `gamma`, `tweedie`).
+    /// `poisson`, `gamma`, `tweedie`, `tree-regressor`, `forest-regressor`, `gbdt`,
+    /// `gbdt-regressor`).
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Logistic => "logistic",
@@ -83,6 +93,10 @@ impl ModelKind {
             ModelKind::Poisson => "poisson",
             ModelKind::Gamma => "gamma",
             ModelKind::Tweedie => "tweedie",
+            ModelKind::TreeRegressor => "tree-regressor",
+            ModelKind::ForestRegressor => "forest-regressor",
+            ModelKind::Gbdt => "gbdt",
+            ModelKind::GbdtRegressor => "gbdt-regressor",
         }
     }
 
@@ -97,6 +111,9 @@ impl ModelKind {
                 | ModelKind::Poisson
                 | ModelKind::Gamma
                 | ModelKind::Tweedie
+                | ModelKind::TreeRegressor
+                | ModelKind::ForestRegressor
+                | ModelKind::GbdtRegressor
         )
     }
 
@@ -155,6 +172,10 @@ pub struct EvalConfig {
     pub output: OutputMode,
     /// The ONNX file `ModelKind::Onnx` imports; the data's training rows calibrate it.
     pub onnx: Option<PathBuf>,
+    /// Rounds, depth and learning rate of `ModelKind::Gbdt` and `GbdtRegressor`.
+    pub gbdt: GbdtParams,
+    /// Trees and depth of `ModelKind::TreeRegressor` (always one tree) and `ForestRegressor`.
+    pub regression_trees: TreeRegressorParams,
 }
 
 impl EvalConfig {
@@ -181,6 +202,12 @@ impl EvalConfig {
             remote: Default::default(),
             output: OutputMode::Scores,
             onnx: None,
+            gbdt: GbdtParams::default(),
+            regression_trees: if model == ModelKind::ForestRegressor {
+                TreeRegressorParams::forest()
+            } else {
+                TreeRegressorParams::tree()
+            },
         }
     }
 }
@@ -508,6 +535,15 @@ fn build_classifier(
             Ok(BuiltClassifier {
                 model: compile(&fitted, split, options(Some(config.quantization)))?,
                 plain: fitted.predict(&split.test.records().to_owned()),
+                train_ms,
+            })
+        }
+        ModelKind::Gbdt => {
+            let fitted = config.gbdt.seed(config.seed).fit(split)?;
+            let train_ms = ms(t);
+            Ok(BuiltClassifier {
+                model: compile(&fitted, split, options(Some(config.quantization)))?,
+                plain: fitted.predict_classes(&rows)?,
                 train_ms,
             })
         }
@@ -1048,6 +1084,28 @@ fn fit_regression(config: &EvalConfig, split: &Split<f64>) -> Result<BuiltRegres
             train_ms,
             warnings: Vec::new(),
             power: Some(params.power()),
+        });
+    }
+    let ensemble = match config.model {
+        ModelKind::TreeRegressor => Some(
+            config
+                .regression_trees
+                .trees(1)
+                .seed(config.seed)
+                .fit(split)?,
+        ),
+        ModelKind::ForestRegressor => Some(config.regression_trees.seed(config.seed).fit(split)?),
+        ModelKind::GbdtRegressor => Some(config.gbdt.seed(config.seed).fit_regression(split)?),
+        _ => None,
+    };
+    if let Some(fitted) = ensemble {
+        let train_ms = ms(t);
+        return Ok(BuiltRegression {
+            model: compile(&fitted, split, options)?,
+            plain: fitted.predict_values(&split.test_rows())?,
+            train_ms,
+            warnings: Vec::new(),
+            power: None,
         });
     }
     if config.model != ModelKind::Linear {

@@ -102,6 +102,7 @@ pub mod prelude {
     pub use crate::protocol::{EncryptedInput, EncryptedOutput, ServerModel};
     pub use crate::quant::Quantization;
     pub use crate::server::Server;
+    pub use crate::train::ensembles::{GbdtParams, TreeRegressorParams};
     pub use crate::train::linear::{GlmParams, PenalizedParams, SvmParams};
     pub use crate::train::params::{ForestParams, LinearParams, LogisticParams, MlpParams};
     pub use crate::{Error, Result};

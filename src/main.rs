@@ -17,6 +17,7 @@ use fhe_ml::program::Prediction;
 use fhe_ml::quant::Quantization;
 use fhe_ml::remote::{RemoteOptions, RemoteServer};
 use fhe_ml::service::{self, ModelBundle, ServiceConfig};
+use fhe_ml::train::ensembles::GbdtParams;
 use fhe_ml::train::mlp::MlpConfig;
 use fhe_ml::train::trees::ForestConfig;
 use fhe_ml::{Error, Result};
@@ -57,6 +58,14 @@ enum ModelArg {
     Gamma,
     /// Tweedie regression, power 1.5, log link (non-negative targets).
     Tweedie,
+    /// Regression tree (depth 4 on 5-bit bins).
+    TreeRegressor,
+    /// Random forest of regression trees (10 trees of depth 4).
+    ForestRegressor,
+    /// Gradient-boosted trees classifier (20 rounds of depth 3, learning rate 0.3).
+    Gbdt,
+    /// Gradient-boosted trees regressor.
+    GbdtRegressor,
 }
 
 /// The data and its train/test split, shared by `eval`, `export` and `import`.
@@ -118,12 +127,15 @@ struct ModelArgs {
     /// MLP training epochs.
     #[arg(long, default_value_t = MlpConfig::default().epochs)]
     epochs: usize,
-    /// Tree and forest maximum depth.
-    #[arg(long, default_value_t = ForestConfig::default().depth)]
-    depth: usize,
-    /// Trees in a forest.
-    #[arg(long, default_value_t = ForestConfig::forest().trees)]
-    trees: usize,
+    /// Tree depth (trees and forests: 4; gradient-boosted trees: 3).
+    #[arg(long)]
+    depth: Option<usize>,
+    /// Trees in a forest (10), or boosting rounds (20).
+    #[arg(long)]
+    trees: Option<usize>,
+    /// Gradient-boosted trees' learning rate (shrinkage of each tree).
+    #[arg(long, default_value_t = GbdtParams::default().learning_rate)]
+    learning_rate: f64,
     /// What the server returns: `scores` (logits, probabilities), `label` (the sanitized
     /// encrypted label only: protects the model; classifiers only) or `top-K` (the K best
     /// labels, best first, sanitized; multiclass only).
@@ -147,6 +159,10 @@ impl ModelArgs {
             Some(ModelArg::Poisson) => ModelKind::Poisson,
             Some(ModelArg::Gamma) => ModelKind::Gamma,
             Some(ModelArg::Tweedie) => ModelKind::Tweedie,
+            Some(ModelArg::TreeRegressor) => ModelKind::TreeRegressor,
+            Some(ModelArg::ForestRegressor) => ModelKind::ForestRegressor,
+            Some(ModelArg::Gbdt) => ModelKind::Gbdt,
+            Some(ModelArg::GbdtRegressor) => ModelKind::GbdtRegressor,
         };
         let mut config = self.input.config(kind);
         config.onnx = self.onnx;
@@ -156,8 +172,16 @@ impl ModelArgs {
         config.mlp.activation_bits = self.activation_bits;
         config.mlp.epochs = self.epochs;
         config.mlp.input_bits = linear_bits;
-        config.forest.depth = self.depth;
-        config.forest.trees = self.trees;
+        config.forest.depth = self.depth.unwrap_or(config.forest.depth);
+        config.forest.trees = self.trees.unwrap_or(ForestConfig::forest().trees);
+        config.regression_trees.depth = self.depth.unwrap_or(config.regression_trees.depth);
+        config.regression_trees.trees = self.trees.unwrap_or(config.regression_trees.trees);
+        config.gbdt = GbdtParams {
+            trees: self.trees.unwrap_or(config.gbdt.trees),
+            depth: self.depth.unwrap_or(config.gbdt.depth),
+            learning_rate: self.learning_rate,
+            ..config.gbdt
+        };
         config.forest.input_bits = self.bits.unwrap_or(ForestConfig::default().input_bits);
         config.output = self.output;
         config

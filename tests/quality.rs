@@ -62,7 +62,7 @@ fn accuracy(predicted: &[usize], split: &Split<usize>) -> f64 {
 /// The float model's test score of `family` on `dataset`, and the number of test rows.
 fn our_score(family: &str, dataset: &str) -> (f64, usize) {
     match family {
-        "logistic" | "svm" | "tree" | "forest" => {
+        "logistic" | "svm" | "tree" | "forest" | "gbdt" => {
             let split = classification(dataset);
             let scaled = split.test.records().to_owned();
             let predicted = match family {
@@ -75,6 +75,11 @@ fn our_score(family: &str, dataset: &str) -> (f64, usize) {
                     .fit(&split)
                     .unwrap()
                     .predict_plain(&split.test_rows()),
+                "gbdt" => GbdtParams::default()
+                    .fit(&split)
+                    .unwrap()
+                    .predict_classes(&split.test_rows())
+                    .unwrap(),
                 _ => ForestParams::forest()
                     .fit(&split)
                     .unwrap()
@@ -110,6 +115,17 @@ fn our_score(family: &str, dataset: &str) -> (f64, usize) {
                     };
                     let mu = params.fit(&split).unwrap().predict(&scaled).to_vec();
                     d2_tweedie(&truth, &mu, params.power())
+                }
+                "tree-regressor" | "forest-regressor" | "gbdt-regressor" => {
+                    let fitted = match family {
+                        "tree-regressor" => TreeRegressorParams::tree().fit(&split),
+                        "forest-regressor" => TreeRegressorParams::forest().fit(&split),
+                        _ => GbdtParams::default().fit_regression(&split),
+                    };
+                    r2(
+                        &truth,
+                        &fitted.unwrap().predict_values(&split.test_rows()).unwrap(),
+                    )
                 }
                 other => panic!("no family {other} in fhe-ml: the reference file names one"),
             };

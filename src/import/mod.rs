@@ -30,7 +30,7 @@ use ndarray::Array2;
 
 use crate::error::{Error, Result};
 use crate::program::Prediction;
-pub use trees::{Comparison, TreeEnsemble, TreeNode};
+pub use trees::{Comparison, ImportedTree, TreeEnsemble, TreeNode};
 
 /// Largest ONNX file read, in bytes (256 MiB): far above any model fhe-ml can compile.
 pub const MAX_ONNX_BYTES: usize = 256 << 20;
@@ -241,6 +241,30 @@ pub struct OnnxModel {
 }
 
 impl OnnxModel {
+    /// A tree ensemble made in memory, in the form an imported one takes (fhe-ml's gradient-
+    /// boosted trees, [`crate::train::gbdt`]): compiled and served exactly as a read one.
+    /// `classes` is `None` for a regression (`head` then [`Head::Regression`]).
+    pub(crate) fn from_trees(
+        producer: String,
+        n_features: usize,
+        classes: Option<Vec<i64>>,
+        trees: TreeEnsemble,
+        head: Head,
+    ) -> Self {
+        Self {
+            producer,
+            operators: vec![if classes.is_some() {
+                "TreeEnsembleClassifier".into()
+            } else {
+                "TreeEnsembleRegressor".into()
+            }],
+            n_features,
+            classes,
+            body: Body::Trees(trees),
+            head,
+        }
+    }
+
     /// Features per row (`n_features`), as the graph's input declares them.
     pub fn n_features(&self) -> usize {
         self.n_features

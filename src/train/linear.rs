@@ -581,8 +581,7 @@ pub fn newton_glm(
     theta = newton_minimize(theta, max_steps, 1e-8, objective, derivatives)?;
     let weights = theta.slice(ndarray::s![1..]).to_owned();
     let intercept = theta[0];
-    (weights.iter().all(|w| w.is_finite()) && intercept.is_finite())
-        .then_some((weights, intercept))
+    (weights.iter().all(|w| w.is_finite()) && intercept.is_finite()).then_some((weights, intercept))
 }
 
 /// Minimizes scikit-learn's `LinearSVC` objective, `½ ||θ||² + C Σ max(0, 1 - y_i θ·x̃_i)²` with
@@ -599,7 +598,10 @@ pub fn newton_squared_hinge(
     let (n, d) = x.dim();
     let mut design = Array2::ones((n, d + 1));
     design.slice_mut(ndarray::s![.., ..d]).assign(x);
-    let y: Array1<f64> = positive.iter().map(|&p| if p { 1.0 } else { -1.0 }).collect();
+    let y: Array1<f64> = positive
+        .iter()
+        .map(|&p| if p { 1.0 } else { -1.0 })
+        .collect();
     let margins = |theta: &Array1<f64>| 1.0 - &(design.dot(theta) * &y);
     let objective = |theta: &Array1<f64>| -> f64 {
         let hinge: f64 = margins(theta).iter().map(|m| m.max(0.0).powi(2)).sum();
@@ -618,6 +620,12 @@ pub fn newton_squared_hinge(
         }
         (gradient, hessian)
     };
-    let theta = newton_minimize(Array1::zeros(d + 1), max_steps, 1e-6, objective, derivatives)?;
+    let theta = newton_minimize(
+        Array1::zeros(d + 1),
+        max_steps,
+        1e-6,
+        objective,
+        derivatives,
+    )?;
     Some((theta.slice(ndarray::s![..d]).to_owned(), theta[d]))
 }

@@ -2,6 +2,8 @@
 //! with linfa (on a split's scaled training set), MLP classifiers with candle (`mlp`), and
 //! decision trees and forests with linfa-trees (`trees`).
 
+pub mod cart;
+pub mod ensembles;
 pub mod linear;
 pub mod mlp;
 pub mod params;
@@ -49,7 +51,10 @@ fn fit_logistic_with(
     // 93.9% against scikit-learn's 96.1% at the same alpha); restarting from where it stopped
     // continues the descent. Restarts end when the parameters stop moving.
     let moved = |a: &ndarray::ArrayViewD<f64>, b: &ndarray::ArrayViewD<f64>| {
-        a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) > 1e-9
+        a.iter()
+            .zip(b)
+            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+            > 1e-9
     };
     let fitted = if n_classes == 2 {
         let fit = |init: Option<ndarray::Array1<f64>>| {
@@ -66,7 +71,10 @@ fn fit_logistic_with(
             let mut init = model.params().to_vec();
             init.push(model.intercept());
             let next = fit(Some(ndarray::Array1::from(init)))?;
-            let go_on = moved(&next.params().view().into_dyn(), &model.params().view().into_dyn());
+            let go_on = moved(
+                &next.params().view().into_dyn(),
+                &model.params().view().into_dyn(),
+            );
             model = next;
             if !go_on {
                 break;

@@ -1,11 +1,9 @@
-//! Decision trees and random forests, trained on plaintext with linfa-trees.
+//! Decision trees and random forests, trained on plaintext with [`crate::train::cart`]
+//! (scikit-learn's CART with Gini impurity; see there why not linfa-trees).
 //!
-//! A forest is bagging over linfa-trees, done here rather than with linfa-ensemble so it is
-//! deterministic for a seed (linfa-ensemble draws its columns with replacement and breaks vote
-//! ties in hash order): each tree sees a bootstrap sample of the rows (seeded ChaCha) and a
-//! random half of the features, and the forest predicts by majority vote, ties going to the
-//! lowest class index. Rows are weighted `1 + k/10^4` by class so that linfa never meets a
-//! tie in a leaf's class counts (it breaks those in hash order): trainings repeat exactly.
+//! A forest is bagging, deterministic for a seed: each tree sees a bootstrap sample of the
+//! rows (seeded ChaCha) and a random half of the features, and the forest predicts by majority
+//! vote, ties going to the lowest class index (a leaf's class too).
 //!
 //! Two forests are fitted from the same draws: the plaintext one on raw features, and the one
 //! encryption runs, on features binned to a few bits by the client's quantizer (equal-frequency
@@ -13,9 +11,6 @@
 //! exact for features with few distinct values). Its thresholds fall between levels, so the
 //! integer comparisons the encrypted program makes are exactly the tree's.
 
-use linfa::prelude::*;
-use linfa::Dataset;
-use linfa_trees::{DecisionTree, SplitQuality, TreeNode};
 use ndarray::{Array1, Array2, Axis};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -25,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::Split;
 use crate::error::{Error, Result};
 use crate::quant::InputQuantizer;
+use crate::train::cart::{self, CartNode};
 
 /// Shape and training of a tree or a forest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,44 +114,6 @@ pub struct Tree {
 }
 
 impl Tree {
-    fn from_linfa(root: &TreeNode<f64, usize>, features: &[usize]) -> Result<Self> {
-        let mut nodes = Vec::new();
-        Self::walk(root, features, &mut nodes)?;
-        Ok(Self { nodes })
-    }
-
-    fn walk(
-        node: &TreeNode<f64, usize>,
-        features: &[usize],
-        nodes: &mut Vec<Node>,
-    ) -> Result<usize> {
-        let index = nodes.len();
-        if node.is_leaf() {
-            let class = node
-                .prediction()
-                .ok_or_else(|| Error::Training("a leaf without a class".into()))?;
-            nodes.push(Node::Leaf { class });
-            return Ok(index);
-        }
-        let (feature, threshold, _) = node.split();
-        nodes.push(Node::Leaf { class: 0 });
-        let children = node.children();
-        let child = |i: usize| {
-            children[i]
-                .as_deref()
-                .ok_or_else(|| Error::Training("a split without two children".into()))
-        };
-        let left = Self::walk(child(0)?, features, nodes)?;
-        let right = Self::walk(child(1)?, features, nodes)?;
-        nodes[index] = Node::Split {
-            feature: features[feature],
-            threshold,
-            left,
-            right,
-        };
-        Ok(index)
-    }
-
     /// The class of a row (of the features the tree was fitted on).
     pub fn predict(&self, row: &[f64]) -> usize {
         let mut i = 0;
@@ -265,19 +223,45 @@ impl TrainedForest {
 fn fit_tree(
     records: Array2<f64>,
     targets: Array1<usize>,
+    n_classes: usize,
     depth: usize,
     features: &[usize],
 ) -> Result<Tree> {
-    // Weights 1 + k/10^4 for class k: leaf class counts can then never tie, which linfa would
-    // break in hash order (and prune on), so a training repeats exactly.
-    let weights = targets.mapv(|k| 1.0 + k as f32 * 1e-4);
-    let data = Dataset::new(records, targets).with_weights(weights);
-    let fitted: DecisionTree<f64, usize> = DecisionTree::params()
-        .split_quality(SplitQuality::Gini)
-        .max_depth(Some(depth))
-        .fit(&data)
-        .map_err(|e| Error::Training(e.to_string()))?;
-    Tree::from_linfa(fitted.root_node(), features)
+    let y = targets.to_vec();
+    let rows: Vec<usize> = (0..y.len()).collect();
+    // Every candidate feature at every node: the randomness of a forest is in its draws.
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let grown = cart::grow(
+        &records,
+        &rows,
+        cart::Target::Classes { y: &y, n_classes },
+        cart::CartParams {
+            max_depth: depth,
+            max_features: None,
+        },
+        &mut rng,
+    );
+    let nodes = grown
+        .into_iter()
+        .map(|node| match node {
+            CartNode::Split {
+                feature,
+                threshold,
+                left,
+                right,
+            } => Node::Split {
+                feature: features[feature],
+                threshold,
+                left,
+                right,
+            },
+            // The majority class; ties to the lowest index.
+            CartNode::Leaf { value } => Node::Leaf {
+                class: (0..value.len()).fold(0, |b, k| if value[k] > value[b] { k } else { b }),
+            },
+        })
+        .collect();
+    Ok(Tree { nodes })
 }
 
 /// Fits the plaintext and the quantized forests on the split's training rows.
@@ -314,8 +298,20 @@ pub fn fit_forest(split: &Split<usize>, config: &ForestConfig) -> Result<Trained
         features.sort_unstable();
         let y = targets.select(Axis(0), &rows);
         let take = |m: &Array2<f64>| m.select(Axis(0), &rows).select(Axis(1), &features);
-        plain.push(fit_tree(take(raw), y.clone(), config.depth, &features)?);
-        quant.push(fit_tree(take(&quantized), y, config.depth, &features)?);
+        plain.push(fit_tree(
+            take(raw),
+            y.clone(),
+            n_classes,
+            config.depth,
+            &features,
+        )?);
+        quant.push(fit_tree(
+            take(&quantized),
+            y,
+            n_classes,
+            config.depth,
+            &features,
+        )?);
     }
     Ok(TrainedForest {
         config: config.clone(),
