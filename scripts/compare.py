@@ -3,9 +3,13 @@
 data, split, scaling and model shapes, in one run on one machine.
 
 Workloads: bc-logistic, digits-logistic, digits-mlp (64-32-10), bc-tree (depth 4), bc-forest
-(10 trees, depth 4). Every system uses fhe-ml's 80/20 stratified split (seed 42, from
-`fhe-ml split`) and a standard scaler fitted on the training part; each encrypts the same
-first test rows one at a time. Workloads run one after another; within a workload the systems
+(10 trees, depth 4), and the families of issue 16 against Concrete ML's equivalents: bc-svm
+(LinearSVC), diabetes-ridge (Ridge), bikeshare-poisson (PoissonRegressor),
+diabetes-tree-regressor (DecisionTreeRegressor, depth 4), bc-gbdt (XGBClassifier, 30 trees of
+depth 3, learning rate 0.2: fhe-ml's default shape). Every system uses fhe-ml's 80/20 split
+(seed 42, from `fhe-ml split`; stratified for classifiers) and a standard scaler fitted on the
+training part; each encrypts the same first test rows one at a time. Regressions report R²
+(`r2_plain`, `r2_encrypted`) where classifiers report accuracy; TenSEAL runs the original five. Workloads run one after another; within a workload the systems
 run in an order that rotates from workload to workload, so drift of the shared machine hits
 them alike.
 
@@ -35,9 +39,17 @@ WORKLOADS = {
     "digits-mlp": ("digits", ["--model", "mlp", "--hidden", "32"], 30),
     "bc-tree": ("breast_cancer", ["--model", "tree", "--depth", "4"], 50),
     "bc-forest": ("breast_cancer", ["--model", "forest", "--depth", "4", "--trees", "10"], 30),
+    "bc-svm": ("breast_cancer", ["--model", "svm"], 114),
+    "diabetes-ridge": ("diabetes", ["--model", "ridge"], 89),
+    "bikeshare-poisson": ("bikeshare", ["--model", "poisson"], 200),
+    "diabetes-tree-regressor": ("diabetes", ["--model", "tree-regressor", "--depth", "4"], 50),
+    "bc-gbdt": ("breast_cancer", ["--model", "gbdt", "--trees", "30", "--depth", "3",
+                                  "--learning-rate", "0.2"], 30),
 }
+REGRESSIONS = {"diabetes-ridge", "bikeshare-poisson", "diabetes-tree-regressor"}
 
-FIELDS = ["system", "workload", "accuracy_plain", "accuracy_encrypted", "latency_ms_median",
+FIELDS = ["system", "workload", "accuracy_plain", "accuracy_encrypted", "r2_plain",
+          "r2_encrypted", "latency_ms_median",
           "latency_ms_p90", "throughput_per_s", "keygen_s", "evaluation_key_bytes", "input_bytes",
           "output_bytes", "machine", "date", "n_rows", "note"]
 
@@ -59,14 +71,22 @@ def p90(values):
     return v[max(0, math.ceil(0.9 * len(v)) - 1)]
 
 
-def load(dataset):
-    """Features, labels and fhe-ml's split of a shipped dataset."""
+def load(dataset, regression=False):
+    """Features (one-hot as fhe-ml encodes them), targets and fhe-ml's split of a dataset."""
     path = os.path.join(ROOT, "data", f"{dataset}.csv")
-    rows = list(csv.reader(open(path)))
-    x = [[float(c) for c in r[:-1]] for r in rows[1:]]
-    y = [int(float(r[-1])) for r in rows[1:]]
-    split = json.loads(subprocess.check_output([BIN, "split", "--data", path]))
+    args = [BIN, "split", "--data", path] + (["--regression"] if regression else [])
+    split = json.loads(subprocess.check_output(args))
+    rows = list(csv.DictReader(open(path)))
+    x = [[float(r[n]) if "=" not in n else float(r[n.split("=", 1)[0]] == n.split("=", 1)[1])
+          for n in split["features"]] for r in rows]
+    y = [float(r["target"]) if regression else int(float(r["target"])) for r in rows]
     return path, x, y, split["train"], split["test"]
+
+
+def r2(truth, pred):
+    mean = sum(truth) / len(truth)
+    tot = sum((t - mean) ** 2 for t in truth)
+    return 1 - sum((t - p) ** 2 for t, p in zip(truth, pred)) / tot if tot else 0.0
 
 
 def row(system, workload, n, **kv):
@@ -83,8 +103,10 @@ def run_fhe_ml(workload, n):
     out = subprocess.run([BIN, "eval", "--data", path, *args, "--limit", str(n), "--json"],
                          check=True, capture_output=True, text=True)
     v = json.loads(out.stdout)
-    return row("fhe-ml", workload, n,
-               accuracy_plain=v["accuracy"]["plain"], accuracy_encrypted=v["accuracy"]["encrypted"],
+    scores = ({"r2_plain": v["r2"]["plain"], "r2_encrypted": v["r2"]["encrypted"]}
+              if workload in REGRESSIONS else
+              {"accuracy_plain": v["accuracy"]["plain"], "accuracy_encrypted": v["accuracy"]["encrypted"]})
+    return row("fhe-ml", workload, n, **scores,
                latency_ms_median=v["latency_ms"]["total"], latency_ms_p90=v["latency_p90_ms"],
                throughput_per_s=v["throughput_per_s"], keygen_s=v["latency_ms"]["keygen"] / 1e3,
                evaluation_key_bytes=v["bytes"]["evaluation_key"],
@@ -92,10 +114,10 @@ def run_fhe_ml(workload, n):
                note=v["architecture"])
 
 
-def scaled(dataset):
+def scaled(dataset, regression=False):
     import numpy as np
     from sklearn.preprocessing import StandardScaler
-    _, x, y, train, test = load(dataset)
+    _, x, y, train, test = load(dataset, regression)
     x, y = np.array(x), np.array(y)
     scaler = StandardScaler().fit(x[train])
     return scaler.transform(x[train]), y[train], scaler.transform(x[test]), y[test]
@@ -104,12 +126,24 @@ def scaled(dataset):
 def run_concrete(workload, n):
     import numpy as np
     from concrete.ml.deployment import FHEModelClient, FHEModelDev, FHEModelServer
-    from concrete.ml.sklearn import (DecisionTreeClassifier, LogisticRegression,
-                                     NeuralNetClassifier, RandomForestClassifier)
+    from concrete.ml.sklearn import (DecisionTreeClassifier, DecisionTreeRegressor, LinearSVC,
+                                     LogisticRegression, NeuralNetClassifier, PoissonRegressor,
+                                     RandomForestClassifier, Ridge, XGBClassifier)
     dataset = WORKLOADS[workload][0]
-    xtr, ytr, xte, yte = scaled(dataset)
+    regression = workload in REGRESSIONS
+    xtr, ytr, xte, yte = scaled(dataset, regression)
     xtr, xte = xtr.astype(np.float32), xte.astype(np.float32)
-    if workload.endswith("logistic"):
+    if workload == "bc-svm":
+        model = LinearSVC()
+    elif workload == "diabetes-ridge":
+        model = Ridge()
+    elif workload == "bikeshare-poisson":
+        model = PoissonRegressor()
+    elif workload == "diabetes-tree-regressor":
+        model = DecisionTreeRegressor(max_depth=4, random_state=42)
+    elif workload == "bc-gbdt":
+        model = XGBClassifier(n_estimators=30, max_depth=3, learning_rate=0.2)
+    elif workload.endswith("logistic"):
         model = LogisticRegression()
     elif workload == "digits-mlp":
         import torch
@@ -122,7 +156,8 @@ def run_concrete(workload, n):
     else:
         model = RandomForestClassifier(n_estimators=10, max_depth=4, random_state=42)
     model.fit(xtr, ytr)
-    plain_acc = float((model.predict(xte[:n], fhe="disable") == yte[:n]).mean())
+    plain_pred = np.asarray(model.predict(xte[:n], fhe="disable")).ravel()
+    plain_acc = r2(list(yte[:n]), list(plain_pred)) if regression else float((plain_pred == yte[:n]).mean())
     model.compile(xtr)
     with tempfile.TemporaryDirectory() as d:
         FHEModelDev(os.path.join(d, "m"), model).save()
@@ -140,11 +175,16 @@ def run_concrete(workload, n):
             out = server.run(enc, keys)
             dec = client.deserialize_decrypt_dequantize(out)
             lat.append((time.perf_counter() - t) * 1e3)
-            preds.append(int(np.argmax(dec, axis=1)[0]) if dec.ndim == 2 and dec.shape[1] > 1 else int(dec.ravel()[0] > 0.5))
+            if regression:
+                preds.append(float(np.asarray(dec).ravel()[0]))
+            else:
+                preds.append(int(np.argmax(dec, axis=1)[0]) if dec.ndim == 2 and dec.shape[1] > 1 else int(dec.ravel()[0] > 0.5))
             sizes = (len(enc), len(out))
     batch = n / (sum(lat) / 1e3)
-    return row("concrete-ml", workload, n, accuracy_plain=plain_acc,
-               accuracy_encrypted=float((np.array(preds) == yte[:n]).mean()),
+    scores = ({"r2_plain": plain_acc, "r2_encrypted": r2(list(yte[:n]), preds)} if regression else
+              {"accuracy_plain": plain_acc,
+               "accuracy_encrypted": float((np.array(preds) == yte[:n]).mean())})
+    return row("concrete-ml", workload, n, **scores,
                latency_ms_median=statistics.median(lat), latency_ms_p90=p90(lat),
                throughput_per_s=batch, keygen_s=keygen, evaluation_key_bytes=len(keys),
                input_bytes=sizes[0], output_bytes=sizes[1],
@@ -165,8 +205,10 @@ def run_tenseal(workload, n):
     import tenseal as ts
     dataset = WORKLOADS[workload][0]
     xtr, ytr, xte, yte = scaled(dataset)
-    if workload in ("bc-tree", "bc-forest"):
+    if workload in ("bc-tree", "bc-forest", "diabetes-tree-regressor", "bc-gbdt"):
         return row("tenseal", workload, n, note="not supported: CKKS has no comparisons")
+    if workload not in ("bc-logistic", "digits-logistic", "digits-mlp"):
+        return row("tenseal", workload, n, note="not run: the comparison with TenSEAL covers the original five workloads")
     ones = lambda m: np.hstack([m, np.ones((m.shape[0], 1))])
     if workload.endswith("logistic"):
         from sklearn.linear_model import LogisticRegression
@@ -248,12 +290,14 @@ def main():
         w = csv.DictWriter(f, fieldnames=FIELDS)
         w.writeheader()
         w.writerows(results)
-    print(f"{'workload':<16} {'system':<12} {'acc plain':>9} {'acc enc':>8} {'median ms':>10} {'p90 ms':>9} {'keys':>10} {'in B':>8} {'out B':>9}")
+    print(f"{'workload':<24} {'system':<12} {'plain':>9} {'enc':>8} {'median ms':>10} {'p90 ms':>9} {'keys':>10} {'in B':>8} {'out B':>9}  (accuracy, or R² for regressions)")
     for r in results:
         if r["latency_ms_median"] is None:
-            print(f"{r['workload']:<16} {r['system']:<12} {r['note']}")
+            print(f"{r['workload']:<24} {r['system']:<12} {r['note']}")
             continue
-        print(f"{r['workload']:<16} {r['system']:<12} {r['accuracy_plain']:>9.4f} {r['accuracy_encrypted']:>8.4f} "
+        plain = r["accuracy_plain"] if r["accuracy_plain"] is not None else r["r2_plain"]
+        enc = r["accuracy_encrypted"] if r["accuracy_encrypted"] is not None else r["r2_encrypted"]
+        print(f"{r['workload']:<24} {r['system']:<12} {plain:>9.4f} {enc:>8.4f} "
               f"{r['latency_ms_median']:>10.2f} {r['latency_ms_p90']:>9.2f} {r['evaluation_key_bytes']:>10} "
               f"{r['input_bytes']:>8} {r['output_bytes']:>9}")
     by = {(r["workload"], r["system"]): r for r in results}
