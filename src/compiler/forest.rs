@@ -231,9 +231,12 @@ pub(crate) fn compile_level_forest<T>(
     let mut rows: Vec<(Vec<i64>, i64)> = Vec::new();
     let mut tables: Vec<TableFunction> = Vec::new();
     let mut row_output: Vec<usize> = Vec::new();
+    // The tree of each leaf row: one path per tree is taken, so at most one of a tree's rows
+    // for one output is non-zero.
+    let mut row_tree: Vec<usize> = Vec::new();
     let mut constant = vec![0i64; n_out];
     let box_size = positions as i64 / 32;
-    for nodes in &forest.trees {
+    for (tree_index, nodes) in forest.trees.iter().enumerate() {
         // (node, path of (condition, went right))
         let mut stack: Vec<(usize, Vec<(Condition, bool)>)> = vec![(0, Vec::new())];
         while let Some((i, path)) = stack.pop() {
@@ -312,6 +315,7 @@ pub(crate) fn compile_level_forest<T>(
                             reads: vec![0],
                         });
                         row_output.push(k);
+                        row_tree.push(tree_index);
                     }
                 } else {
                     // Every condition on the way is constant (and met: unreachable subtrees are
@@ -378,6 +382,11 @@ pub(crate) fn compile_level_forest<T>(
 
     // Step 4: the readout over the leaf rows.
     let g = rows.len();
+    let mut groups: std::collections::BTreeMap<(usize, usize), Vec<usize>> = Default::default();
+    for (j, (&t, &o)) in row_tree.iter().zip(&row_output).enumerate() {
+        groups.entry((t, o)).or_default().push(j);
+    }
+    let exclusive: Vec<Vec<usize>> = groups.into_values().filter(|g| g.len() > 1).collect();
     let mut w4 = vec![0i64; n_scores * g];
     for (k, m) in forest.readout.iter().enumerate() {
         for (j, &o) in row_output.iter().enumerate() {
@@ -394,7 +403,7 @@ pub(crate) fn compile_level_forest<T>(
             rows.iter().map(|r| r.1).collect(),
         )?),
         Step::Lookup(leaves),
-        Step::Linear(LinearLayer::new(g, n_scores, w4, bias)?),
+        Step::Linear(LinearLayer::new(g, n_scores, w4, bias)?.with_exclusive(exclusive)?),
     ];
     let program = Program {
         n_inputs: d,

@@ -414,7 +414,7 @@ fn compile_trees<T>(
         })
         .fold(0.0, f64::max);
     // Leaf weights become integers of at most LEAF_BITS bits: as many levels as keep every
-    // decrypted score exact (a lookup's output noise, summed over the leaf lookups, under
+    // decrypted score exact (a classifier: the fewest that keep its training labels, below) (a lookup's output noise, summed over the leaf lookups, under
     // 3/8 of a unit with probability 1 - 2^-40; tfhe's formulas, `EncodingPlan::noise`).
     let build = |levels: i64| -> Result<CompiledModel> {
         let scale = if largest > 0.0 {
@@ -558,7 +558,7 @@ fn compile_trees<T>(
     };
     let (mut lo, mut hi) = (1i64, (1i64 << (LEAF_BITS - 1)) - 1);
     if exact(&build(hi)?)? {
-        return build(hi);
+        return fewest_levels(model, hi, &build, split);
     }
     if !exact(&build(lo)?)? {
         return Err(Error::Compile(format!(
@@ -575,5 +575,48 @@ fn compile_trees<T>(
             hi = mid;
         }
     }
-    build(lo)
+    fewest_levels(model, lo, &build, split)
+}
+
+/// A classifier's leaf weights on the fewest levels (`most`, halved while it lasts) whose
+/// labels agree with the float model on as many training rows as `most` levels do: each
+/// non-zero leaf costs a bootstrap, and labels often need far fewer levels than exactness
+/// allows. A regression keeps `most`: every level narrows its error.
+fn fewest_levels<T>(
+    model: &OnnxModel,
+    most: i64,
+    build: &dyn Fn(i64) -> Result<CompiledModel>,
+    split: &Split<T>,
+) -> Result<CompiledModel> {
+    let best = build(most)?;
+    if !model.is_classifier() {
+        return Ok(best);
+    }
+    let rows: Vec<Vec<f64>> = split
+        .train_raw
+        .rows()
+        .into_iter()
+        .map(|r| r.to_vec())
+        .collect();
+    let float = rows
+        .iter()
+        .map(|r| model.class_index(r))
+        .collect::<Result<Vec<_>>>()?;
+    let agreement = |m: &CompiledModel| -> Result<usize> {
+        let mut hits = 0;
+        for (r, f) in rows.iter().zip(&float) {
+            hits += usize::from(m.predict(r, crate::model::Mode::Clear)?.class_index() == *f);
+        }
+        Ok(hits)
+    };
+    let target = agreement(&best)?;
+    let mut levels = 1;
+    while levels < most {
+        let candidate = build(levels)?;
+        if agreement(&candidate)? >= target {
+            return Ok(candidate);
+        }
+        levels *= 2;
+    }
+    Ok(best)
 }

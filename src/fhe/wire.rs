@@ -13,10 +13,12 @@ use crate::error::{Error, Result};
 
 /// The 4 bytes every blob starts with: `FHEM`.
 pub const MAGIC: [u8; 4] = *b"FHEM";
-/// Version 3: a server model's program ends in its label head in label and top-K modes (no
-/// separate output field). Version 2: client specs carry the column schema, quantizers their
-/// bin edges, decoders an offset. Older files are refused with their version, not misread.
-pub const FORMAT_VERSION: u16 = 3;
+/// Version 4: decoders carry a link (GLMs: the client applies exp), linear layers groups of
+/// inputs of which one at most is non-zero (tighter score bounds for forests). Version 3: a
+/// server model's program ends in its label head in label and top-K modes (no separate output
+/// field). Version 2: client specs carry the column schema, quantizers their bin edges,
+/// decoders an offset. Older files are refused with their version, not misread.
+pub const FORMAT_VERSION: u16 = 4;
 const HEADER: usize = 4 + 2 + 1 + 4;
 const DIGEST: usize = 16;
 

@@ -31,6 +31,12 @@ pub struct LinearLayer {
     pub weights: Vec<i64>,
     /// Integer bias `b`, one per output (`n_outputs`), in the same units as `W x`.
     pub bias: Vec<i64>,
+    /// Groups of inputs of which at most one is non-zero on any row, each input in one group
+    /// at most: a tree's leaf lookups (one path is taken). They tighten
+    /// [`LinearLayer::bounds`], so the scores' encoding keeps the bits a forest's loose sum
+    /// of every leaf would waste.
+    #[serde(default)]
+    pub exclusive: Vec<Vec<usize>>,
 }
 
 impl LinearLayer {
@@ -63,7 +69,34 @@ impl LinearLayer {
             n_outputs,
             weights,
             bias,
+            exclusive: Vec::new(),
         })
+    }
+
+    /// The same layer, told that at most one input of each group is non-zero on any row.
+    ///
+    /// # Errors
+    /// `Error::Compile` if a group names an input out of range, or two groups share one.
+    pub fn with_exclusive(mut self, groups: Vec<Vec<usize>>) -> Result<Self> {
+        self.exclusive = groups;
+        self.check_exclusive()?;
+        Ok(self)
+    }
+
+    fn check_exclusive(&self) -> Result<()> {
+        let mut seen = vec![false; self.n_inputs];
+        for &i in self.exclusive.iter().flatten() {
+            match seen.get_mut(i) {
+                Some(s) if !*s => *s = true,
+                _ => {
+                    return Err(Error::Compile(format!(
+                        "exclusive input {i} out of range or in two groups ({} inputs)",
+                        self.n_inputs
+                    )))
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The weights of one output (`n_inputs` long). Panics if `output >= n_outputs`.
@@ -91,17 +124,44 @@ impl LinearLayer {
             .collect()
     }
 
-    /// Exact output interval for inputs in the given per-input intervals.
+    /// Output interval for inputs in the given per-input intervals: exact without exclusive
+    /// groups; a group whose inputs' intervals all hold 0 (at most one of them is non-zero)
+    /// adds the widest of its terms instead of their sum.
     pub fn bounds(&self, inputs: &[(i64, i64)]) -> Vec<(i64, i64)> {
+        let mut grouped = vec![false; self.n_inputs];
+        let groups: Vec<&Vec<usize>> = self
+            .exclusive
+            .iter()
+            .filter(|g| {
+                g.iter().all(|&i| {
+                    i < self.n_inputs && inputs.get(i).is_some_and(|&(a, b)| a <= 0 && 0 <= b)
+                })
+            })
+            .collect();
+        for &i in groups.iter().copied().flatten() {
+            grouped[i] = true;
+        }
         (0..self.n_outputs)
             .map(|o| {
-                self.row(o).iter().zip(inputs).fold(
-                    (self.bias[o], self.bias[o]),
-                    |(lo, hi), (&w, &(a, b))| {
-                        let (p, q) = (w * a, w * b);
-                        (lo + p.min(q), hi + p.max(q))
-                    },
-                )
+                let row = self.row(o);
+                let term = |i: usize| {
+                    let (a, b) = inputs.get(i).copied().unwrap_or((0, 0));
+                    let (p, q) = (row[i] * a, row[i] * b);
+                    (p.min(q), p.max(q))
+                };
+                let mut out = (self.bias[o], self.bias[o]);
+                for i in (0..self.n_inputs).filter(|&i| !grouped[i]) {
+                    let (p, q) = term(i);
+                    out = (out.0 + p, out.1 + q);
+                }
+                for group in &groups {
+                    let (p, q) = group
+                        .iter()
+                        .map(|&i| term(i))
+                        .fold((0, 0), |(p, q), (a, b)| (p.min(a), q.max(b)));
+                    out = (out.0 + p, out.1 + q);
+                }
+                out
             })
             .collect()
     }
@@ -358,6 +418,8 @@ impl Program {
                             l.bias.len()
                         )));
                     }
+                    l.check_exclusive()
+                        .map_err(|e| Error::Compile(format!("step {k}: {e}")))?;
                     if l.weights.iter().any(|w| w.abs() > MAX_WEIGHT)
                         || l.bias.iter().any(|b| b.abs() > MAX_BIAS)
                     {
@@ -548,6 +610,16 @@ mod tests {
         assert_eq!(layer.max_row_l1(), 3);
         assert!(LinearLayer::new(2, 2, vec![1, 2, 3], vec![0, 0]).is_err());
         assert!(LinearLayer::new(0, 1, vec![], vec![0]).is_err());
+        // At most one of inputs 0 and 1 is non-zero: the group adds its widest term.
+        let free = LinearLayer::new(3, 1, vec![1, 2, 1], vec![0]).unwrap();
+        let grouped = free.clone().with_exclusive(vec![vec![0, 1]]).unwrap();
+        let inputs = [(-5, 5), (-5, 5), (-5, 5)];
+        assert_eq!(free.bounds(&inputs), vec![(-20, 20)]);
+        assert_eq!(grouped.bounds(&inputs), vec![(-15, 15)]);
+        // A group member that cannot be zero voids the claim: the plain sum.
+        assert_eq!(grouped.bounds(&[(1, 5), (-5, 5), (0, 0)]), vec![(-9, 15)]);
+        assert!(free.clone().with_exclusive(vec![vec![0, 3]]).is_err());
+        assert!(free.with_exclusive(vec![vec![0, 1], vec![1, 2]]).is_err());
     }
 
     #[test]
