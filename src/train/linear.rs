@@ -400,9 +400,9 @@ impl GlmParams {
         let bad = if self.power == 0.0 {
             None
         } else if self.power < 2.0 {
-            y.iter().find(|v| !(**v >= 0.0))
+            y.iter().find(|v| v.is_nan() || **v < 0.0)
         } else {
-            y.iter().find(|v| !(**v > 0.0))
+            y.iter().find(|v| v.is_nan() || **v <= 0.0)
         };
         if let Some(v) = bad {
             return Err(Error::Training(format!(
