@@ -204,11 +204,11 @@ def run_tenseal(workload, n):
     import numpy as np
     import tenseal as ts
     dataset = WORKLOADS[workload][0]
-    xtr, ytr, xte, yte = scaled(dataset)
     if workload in ("bc-tree", "bc-forest", "diabetes-tree-regressor", "bc-gbdt"):
         return row("tenseal", workload, n, note="not supported: CKKS has no comparisons")
     if workload not in ("bc-logistic", "digits-logistic", "digits-mlp"):
         return row("tenseal", workload, n, note="not run: the comparison with TenSEAL covers the original five workloads")
+    xtr, ytr, xte, yte = scaled(dataset)
     ones = lambda m: np.hstack([m, np.ones((m.shape[0], 1))])
     if workload.endswith("logistic"):
         from sklearn.linear_model import LogisticRegression

@@ -462,6 +462,12 @@ pub struct ComparisonRow {
     pub accuracy_plain: Option<f64>,
     /// Accuracy of the decrypted predictions, a fraction in `0..=1`.
     pub accuracy_encrypted: Option<f64>,
+    /// Plaintext R² on the evaluated test rows (regressions; `None` for classifiers).
+    #[serde(default)]
+    pub r2_plain: Option<f64>,
+    /// R² of the decrypted predictions (regressions).
+    #[serde(default)]
+    pub r2_encrypted: Option<f64>,
     /// Median per-sample latency, encrypt + infer + decrypt, milliseconds.
     pub latency_ms_median: Option<f64>,
     /// 90th percentile of the per-sample latency, milliseconds.
