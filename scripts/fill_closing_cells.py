@@ -216,7 +216,7 @@ Every import took at most {slowest} ms. Linear models and networks keep the fram
 def nb10(t):
     cls = re.findall(r"^([\w-]+)\s+float ([\d.]+)%, quantized = encrypted ([\d.]+)%, ([\d.]+) ms per row \((\d+) rows encrypted\), (\d+) bootstraps", t, re.M)
     reg = re.findall(r"^([\w-]+)\s+(\w+)\s+(R²|D²) float (-?[\d.]+), quantized = encrypted (-?[\d.]+), ([\d.]+) ms per row \((\d+) rows encrypted\), (\d+) bootstraps", t, re.M)
-    if len(cls) < 6 or len(reg) < 10:
+    if len(cls) < 5 or len(reg) < 10:
         sys.exit(f"notebook 10: {len(cls)} classifier and {len(reg)} regressor lines")
     glm = re.search(r"decrypted predictor η = (-?[\d.]+), client's exp\(η\) = ([\d.]+), float model ([\d.]+), truth ([\d.]+)", t)
     if not glm:
