@@ -1064,27 +1064,36 @@ fn fit_regression(config: &EvalConfig, split: &Split<f64>) -> Result<BuiltRegres
         ModelKind::ElasticNet => Some(PenalizedParams::elastic_net()),
         _ => None,
     };
+    // A fitted family's compiled model, float predictions, training time and GLM power.
+    let built = |model, plain, train_ms, power| BuiltRegression {
+        model,
+        plain,
+        train_ms,
+        warnings: Vec::new(),
+        power,
+    };
     if let Some(params) = penalized {
         let fitted = params.fit(split)?;
         let train_ms = ms(t);
-        return Ok(BuiltRegression {
-            model: compile(&fitted, split, options)?,
-            plain: fitted.predict(&scaled).to_vec(),
+        let plain = fitted.predict(&scaled).to_vec();
+        return Ok(built(
+            compile(&fitted, split, options)?,
+            plain,
             train_ms,
-            warnings: Vec::new(),
-            power: None,
-        });
+            None,
+        ));
     }
     if let Some(params) = config.model.glm() {
         let fitted = params.fit(split)?;
         let train_ms = ms(t);
-        return Ok(BuiltRegression {
-            model: compile(&fitted, split, options)?,
-            plain: fitted.predict(&scaled).to_vec(),
+        let plain = fitted.predict(&scaled).to_vec();
+        let power = Some(params.power());
+        return Ok(built(
+            compile(&fitted, split, options)?,
+            plain,
             train_ms,
-            warnings: Vec::new(),
-            power: Some(params.power()),
-        });
+            power,
+        ));
     }
     let ensemble = match config.model {
         ModelKind::TreeRegressor => Some(
@@ -1100,13 +1109,13 @@ fn fit_regression(config: &EvalConfig, split: &Split<f64>) -> Result<BuiltRegres
     };
     if let Some(fitted) = ensemble {
         let train_ms = ms(t);
-        return Ok(BuiltRegression {
-            model: compile(&fitted, split, options)?,
-            plain: fitted.predict_values(&split.test_rows())?,
+        let plain = fitted.predict_values(&split.test_rows())?;
+        return Ok(built(
+            compile(&fitted, split, options)?,
+            plain,
             train_ms,
-            warnings: Vec::new(),
-            power: None,
-        });
+            None,
+        ));
     }
     if config.model != ModelKind::Linear {
         return Err(Error::Input(format!(

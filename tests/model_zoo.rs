@@ -4,24 +4,11 @@
 //! ensembles are exact), the float twin is the fitted model, and label mode serves the
 //! classifiers.
 
-use fhe_ml::data::{load_csv, Split};
 use fhe_ml::prelude::*;
 use fhe_ml::program::Prediction;
 
-fn path(dataset: &str) -> String {
-    format!("{}/data/{dataset}.csv", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn classification(dataset: &str) -> Split<usize> {
-    load_csv(path(dataset)).unwrap().split(0.2, 42).unwrap()
-}
-
-fn regression(dataset: &str) -> Split<f64> {
-    load_csv(path(dataset))
-        .unwrap()
-        .split_regression(0.2, 42)
-        .unwrap()
-}
+mod common;
+use common::{classification_split as classification, regression_split as regression};
 
 /// Encrypted (a batch over the whole test split) equals clear, row by row.
 fn encrypted_equals_clear(model: &CompiledModel, test_raw: &ndarray::Array2<f64>) {

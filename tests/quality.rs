@@ -4,7 +4,7 @@
 //! features and scaling) minus one test row (accuracy) or minus 0.01 (R², and D² for GLMs).
 //! The table it prints (`--nocapture`) is the README's training-quality table.
 
-use fhe_ml::data::{load_csv, Split};
+use fhe_ml::data::Split;
 use fhe_ml::eval::{d2_tweedie, r2};
 use fhe_ml::prelude::*;
 
@@ -39,20 +39,8 @@ fn references() -> Vec<Reference> {
         .collect()
 }
 
-fn path(dataset: &str) -> String {
-    format!("{}/data/{dataset}.csv", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn classification(dataset: &str) -> Split<usize> {
-    load_csv(path(dataset)).unwrap().split(0.2, 42).unwrap()
-}
-
-fn regression(dataset: &str) -> Split<f64> {
-    load_csv(path(dataset))
-        .unwrap()
-        .split_regression(0.2, 42)
-        .unwrap()
-}
+mod common;
+use common::{classification_split as classification, regression_split as regression};
 
 fn accuracy(predicted: &[usize], split: &Split<usize>) -> f64 {
     let truth = split.test_targets();

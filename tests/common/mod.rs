@@ -73,3 +73,24 @@ impl Drop for Serve {
         let _ = self.child.wait();
     }
 }
+
+/// A shipped dataset's fhe-ml split: stratified for classifiers (seed 42, 20% test).
+pub fn classification_split(dataset: &str) -> fhe_ml::data::Split<usize> {
+    fhe_ml::data::load_csv(data_path(dataset))
+        .unwrap()
+        .split(0.2, 42)
+        .unwrap()
+}
+
+/// A shipped dataset's regression split (seed 42, 20% test).
+pub fn regression_split(dataset: &str) -> fhe_ml::data::Split<f64> {
+    fhe_ml::data::load_csv(data_path(dataset))
+        .unwrap()
+        .split_regression(0.2, 42)
+        .unwrap()
+}
+
+/// `data/{dataset}.csv` in this checkout.
+pub fn data_path(dataset: &str) -> String {
+    format!("{}/data/{dataset}.csv", env!("CARGO_MANIFEST_DIR"))
+}
