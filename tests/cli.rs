@@ -82,6 +82,59 @@ fn regression_json_has_r2_and_max_abs_error() {
     assert!(v.get("accuracy").is_none());
 }
 
+/// Issue 16's `--model` values from the command line: a GLM reports deviance and D² beside R²,
+/// label mode is refused for a regression, gradient boosting classifies exactly.
+#[test]
+fn new_families_run_from_the_command_line() {
+    let out = fhe_ml_ok(&[
+        "eval",
+        "--data",
+        "data/bikeshare.csv",
+        "--model",
+        "poisson",
+        "--limit",
+        "40",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["model"], "poisson");
+    assert_eq!(v["task"], "regression");
+    assert_eq!(v["max_abs_error"]["encrypted_vs_quantized"], 0.0);
+    for key in ["r2", "deviance", "d2"] {
+        assert_eq!(v[key]["encrypted"], v[key]["quantized"], "{key}: {v}");
+    }
+    assert!(v["d2"]["plain"].as_f64().unwrap() > 0.5, "{v}");
+    assert!(v["deviance"]["plain"].as_f64().unwrap() > 0.0, "{v}");
+    let label = fhe_ml(&[
+        "eval",
+        "--data",
+        "data/diabetes.csv",
+        "--model",
+        "ridge",
+        "--output",
+        "label",
+    ]);
+    assert!(!label.status.success());
+    let out = fhe_ml_ok(&[
+        "eval",
+        "--data",
+        "data/breast_cancer.csv",
+        "--model",
+        "gbdt",
+        "--trees",
+        "5",
+        "--limit",
+        "3",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["exact_scores"], true);
+    assert!(
+        v["architecture"].as_str().unwrap().contains("5-tree"),
+        "{v}"
+    );
+}
+
 #[test]
 fn errors_are_one_line_without_panic() {
     for args in [
