@@ -66,6 +66,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod batch;
 pub mod client;
 pub mod compiler;
 pub mod data;
@@ -73,6 +74,7 @@ pub mod error;
 pub mod eval;
 pub mod fhe;
 pub mod import;
+pub mod keystore;
 pub mod metrics;
 pub mod model;
 pub mod plots;

@@ -13,7 +13,6 @@ use fhe_ml::client::Client;
 use fhe_ml::data::CsvOptions;
 use fhe_ml::eval::{self, EvalConfig, ModelKind, Source};
 use fhe_ml::fhe::OutputMode;
-use fhe_ml::program::Prediction;
 use fhe_ml::quant::Quantization;
 use fhe_ml::remote::{RemoteOptions, RemoteServer};
 use fhe_ml::service::{self, ModelBundle, ServiceConfig};
@@ -286,9 +285,12 @@ enum Command {
         /// Folder of `*.fhem` model files.
         #[arg(long)]
         models: Option<PathBuf>,
-        /// Evaluation keys kept in memory (about 120 MiB each expanded).
-        #[arg(long, default_value_t = ServiceConfig::default().max_keys)]
-        max_keys: usize,
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Seconds to keep serving after SIGTERM or Ctrl-C with `/v1/ready` answering 503, so
+        /// a load balancer stops sending requests before the replica stops.
+        #[arg(long, default_value_t = 0)]
+        drain_seconds: u64,
         /// Tenants file (`fhe-ml token new`): every route but health then needs a token, and
         /// the tenants' quotas apply.
         #[arg(long)]
@@ -356,6 +358,48 @@ enum Command {
         #[arg(long, value_parser = parse_delimiter)]
         delimiter: Option<u8>,
     },
+    /// Score a CSV of any size through a service, streaming: encrypts in chunks, keeps a few
+    /// requests in flight, writes `row,prediction` lines in input order, retries failures
+    /// that heal, and resumes from `{output}.checkpoint` when run again after being stopped.
+    /// With `--model-file` instead of `--server`/`--model`: the model's clear twin, locally.
+    Batch {
+        /// The service (or its load balancer).
+        #[arg(long, required_unless_present = "model_file", requires = "model")]
+        server: Option<String>,
+        /// The model's name in the service.
+        #[arg(long, requires = "server")]
+        model: Option<String>,
+        /// Score with this model file's (`fhe-ml export`) clear twin: no service, no
+        /// encryption, the same output.
+        #[arg(long, conflicts_with_all = ["server", "model"])]
+        model_file: Option<PathBuf>,
+        /// CSV with a header row naming the model's columns (any order; others ignored).
+        #[arg(long)]
+        input: PathBuf,
+        /// The predictions CSV (`row,prediction`, and `top_K` in top-K mode).
+        #[arg(long)]
+        output: PathBuf,
+        /// Rows per request (default: 256 for leveled models, 16 for bootstrapped ones).
+        #[arg(long)]
+        chunk: Option<usize>,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 4)]
+        in_flight: usize,
+        /// Retries of a request after failures that can heal (backoff 0.2 s to 5 s).
+        #[arg(long, default_value_t = 10)]
+        retries: u32,
+        /// Replace an existing output that has no checkpoint.
+        #[arg(long)]
+        overwrite: bool,
+        /// Print the run's figures as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+        /// The CSV's delimiter (one character, or `tab`); detected by default.
+        #[arg(long, value_parser = parse_delimiter)]
+        delimiter: Option<u8>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Encrypt the rows of a CSV locally, infer on a service, decrypt locally, print labels.
     Predict {
         #[arg(long)]
@@ -416,11 +460,31 @@ fn load_models(dir: &Path) -> Result<Vec<ModelBundle>> {
     Ok(models)
 }
 
+/// Where evaluation keys are kept (`serve`).
+#[derive(clap::Args, Debug, Clone)]
+struct KeyArgs {
+    /// The key store: `memory` (this process) or a Redis URL
+    /// (`redis://[:PASSWORD@]HOST:PORT/DB`) that every replica shares, so any replica serves
+    /// any client.
+    #[arg(long, default_value = "memory", env = "FHE_ML_KEY_STORE")]
+    key_store: String,
+    /// Bound of the in-process key store, in MiB (about 29 MiB per key).
+    #[arg(long, default_value_t = ServiceConfig::default().key_store_mib)]
+    key_store_mib: usize,
+    /// Seconds a key stays in a Redis store after its last use.
+    #[arg(long, default_value_t = ServiceConfig::default().key_ttl_s)]
+    key_ttl: u64,
+    /// Bound of this replica's cache of expanded keys, in MiB (about 135 MiB per key).
+    #[arg(long, default_value_t = ServiceConfig::default().key_cache_mib)]
+    key_cache_mib: usize,
+}
+
 /// What `serve` was asked for.
 struct ServeArgs {
     addr: String,
     models: Option<PathBuf>,
-    max_keys: usize,
+    keys: KeyArgs,
+    drain_seconds: u64,
     auth: Option<PathBuf>,
     tls: Option<(PathBuf, PathBuf)>,
 }
@@ -429,7 +493,8 @@ fn serve(args: ServeArgs) -> Result<()> {
     let ServeArgs {
         addr,
         models,
-        max_keys,
+        keys,
+        drain_seconds,
         auth,
         tls,
     } = args;
@@ -467,11 +532,15 @@ fn serve(args: ServeArgs) -> Result<()> {
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
     let config = ServiceConfig {
-        max_keys,
+        key_store: keys.key_store,
+        key_store_mib: keys.key_store_mib,
+        key_ttl_s: keys.key_ttl,
+        key_cache_mib: keys.key_cache_mib,
         tenants,
         tls: tls.clone(),
         ..ServiceConfig::default()
     };
+    let readiness = config.readiness.clone();
     let router = service::router(models, config)?;
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| Error::Other(format!("cannot start the runtime: {e}")))?;
@@ -486,7 +555,17 @@ fn serve(args: ServeArgs) -> Result<()> {
                 .local_addr()
                 .map_err(|e| Error::Other(e.to_string()))?
         );
-        service::serve(listener, router, tls, service::shutdown_signal()).await
+        // On a signal: readiness off, keep serving while load balancers notice, then stop
+        // taking connections and finish the requests in flight.
+        let shutdown = async move {
+            service::shutdown_signal().await;
+            readiness.drain();
+            if drain_seconds > 0 {
+                eprintln!("draining: /v1/ready answers 503 for {drain_seconds} s, then stopping");
+                tokio::time::sleep(std::time::Duration::from_secs(drain_seconds)).await;
+            }
+        };
+        service::serve(listener, router, tls, shutdown).await
     })
 }
 
@@ -562,29 +641,19 @@ fn predict(
         .map(|row| client.encrypt(row))
         .collect::<Result<_>>()?;
     let outputs = service.predict_batch(&model, &inputs)?;
-    // A top-K model also prints its ranking, best first, space-separated.
-    let top = match client.spec().output {
-        OutputMode::TopK(k) => Some(k),
-        _ => None,
-    };
-    match top {
-        Some(k) => println!("row,prediction,top_{k}"),
-        None => println!("row,prediction"),
-    }
-    let show = |p: Prediction| match p {
-        Prediction::Class { label, .. } => label.to_string(),
-        Prediction::Value(v) => v.to_string(),
-    };
+    // A top-K model also prints its ranking, best first, space-separated (as `batch`).
+    let top = matches!(client.spec().output, OutputMode::TopK(_));
+    println!("{}", fhe_ml::batch::header(client.spec().output));
     for (i, out) in outputs.iter().enumerate() {
-        let mut line = format!("{i},{}", show(client.decrypt(out)?));
-        if top.is_some() {
-            let ranked = client
-                .decrypt_labels(out)?
-                .into_iter()
-                .map(|c| Ok(show(client.spec().decoder.decode_label(c)?)))
-                .collect::<Result<Vec<_>>>()?;
-            line += &format!(",{}", ranked.join(" "));
-        }
+        let scored = fhe_ml::batch::Scored {
+            prediction: client.decrypt(out)?,
+            ranked: if top {
+                Some(client.decrypt_labels(out)?)
+            } else {
+                None
+            },
+        };
+        let line = fhe_ml::batch::format_line(i as u64, &scored, &client.spec().decoder)?;
         println!("{line}");
     }
     if client.clipped_count() > 0 {
@@ -593,6 +662,75 @@ fn predict(
             client.clipped_count()
         );
     }
+    Ok(())
+}
+
+/// What `batch` was asked for.
+struct BatchArgs {
+    target: BatchTarget,
+    input: PathBuf,
+    output: PathBuf,
+    options: fhe_ml::batch::BatchOptions,
+    json: bool,
+}
+
+enum BatchTarget {
+    Remote {
+        server: String,
+        model: String,
+        remote: RemoteOptions,
+    },
+    Clear(PathBuf),
+}
+
+fn batch(args: BatchArgs) -> Result<()> {
+    let BatchArgs {
+        target,
+        input,
+        output,
+        options,
+        json,
+    } = args;
+    let report = match target {
+        BatchTarget::Remote {
+            server,
+            model,
+            remote,
+        } => {
+            let service = RemoteServer::connect(&server, &remote)?;
+            fhe_ml::batch::predict_csv(&service, &model, &input, &output, &options)?
+        }
+        BatchTarget::Clear(file) => {
+            let bytes = std::fs::read(&file).map_err(|source| Error::Io {
+                path: file.clone(),
+                source,
+            })?;
+            let bundle = ModelBundle::from_bytes(&bytes)
+                .map_err(|e| Error::Other(format!("{}: {e}", file.display())))?;
+            fhe_ml::batch::predict_csv_clear(&bundle, &input, &output, &options)?
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| Error::Other(e.to_string()))?
+        );
+    }
+    let resumed = if report.resumed_from > 0 {
+        format!(" (resumed at row {})", report.resumed_from)
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "{}: {} rows{resumed} in {:.1} s, {:.0} rows/s; {} requests, {} retried, {} key upload(s)",
+        output.display(),
+        report.rows,
+        report.seconds,
+        report.rows_per_s,
+        report.requests,
+        report.retried,
+        report.key_uploads
+    );
     Ok(())
 }
 
@@ -642,17 +780,61 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve {
             addr,
             models,
-            max_keys,
+            keys,
+            drain_seconds,
             auth,
             tls_cert,
             tls_key,
         } => serve(ServeArgs {
             addr,
             models,
-            max_keys,
+            keys,
+            drain_seconds,
             auth,
             tls: tls_cert.zip(tls_key),
         })?,
+        Command::Batch {
+            server,
+            model,
+            model_file,
+            input,
+            output,
+            chunk,
+            in_flight,
+            retries,
+            overwrite,
+            json,
+            delimiter,
+            remote,
+        } => {
+            let target = match (model_file, server, model) {
+                (Some(file), _, _) => BatchTarget::Clear(file),
+                (None, Some(server), Some(model)) => BatchTarget::Remote {
+                    server,
+                    model,
+                    remote: remote.options()?,
+                },
+                _ => {
+                    return Err(Error::Input(
+                        "give --server and --model, or --model-file".into(),
+                    ))
+                }
+            };
+            batch(BatchArgs {
+                target,
+                input,
+                output,
+                options: fhe_ml::batch::BatchOptions {
+                    chunk_rows: chunk,
+                    in_flight,
+                    max_retries: retries,
+                    delimiter,
+                    overwrite,
+                    progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                },
+                json,
+            })?
+        }
         Command::Token(TokenCommand::New {
             tenant,
             auth,

@@ -51,6 +51,8 @@ pub struct Metrics {
     pub bootstraps: Counter,
     /// Expanded evaluation keys held.
     pub keys_cached: Gauge,
+    /// Evaluation keys fetched from the key store and expanded (cache misses).
+    pub key_fetches: Counter,
     /// Request body bytes received.
     pub bytes_in: Counter,
     /// Response body bytes sent.
@@ -64,6 +66,7 @@ impl Default for Metrics {
         let latency: LatencyFamily = Family::new_with_constructor(latency_histogram);
         let bootstraps = Counter::default();
         let keys_cached = Gauge::default();
+        let key_fetches = Counter::default();
         let bytes_in = Counter::default();
         let bytes_out = Counter::default();
         registry.register(
@@ -87,6 +90,11 @@ impl Default for Metrics {
             keys_cached.clone(),
         );
         registry.register(
+            "evaluation_key_fetches",
+            "Evaluation keys fetched from the key store and expanded (cache misses)",
+            key_fetches.clone(),
+        );
+        registry.register(
             "request_bytes",
             "Request body bytes received",
             bytes_in.clone(),
@@ -102,6 +110,7 @@ impl Default for Metrics {
             latency,
             bootstraps,
             keys_cached,
+            key_fetches,
             bytes_in,
             bytes_out,
         }

@@ -312,10 +312,23 @@ pub struct Health {
     pub status: String,
     /// Models served.
     pub models: usize,
-    /// Expanded evaluation keys held (at most the service's `max_keys`).
+    /// Expanded evaluation keys in this replica's cache.
     pub keys: usize,
+    /// Bytes of that cache (at most the service's `--key-cache-mib`, the newest key excepted).
+    #[serde(default)]
+    pub key_cache_bytes: u64,
+    /// The key store (`memory (512 MiB)`, `redis://host:port/db`).
+    #[serde(default)]
+    pub key_store: String,
+    /// Whether the replica takes new requests (false while it drains on shutdown).
+    #[serde(default = "ready_by_default")]
+    pub ready: bool,
     /// The fhe-ml version the service runs.
     pub version: String,
+}
+
+fn ready_by_default() -> bool {
+    true
 }
 
 /// `POST /v1/keys`.

@@ -89,6 +89,59 @@ fn remote<E: std::fmt::Display>(url: &str) -> impl Fn(E) -> Error + '_ {
     move |e| Error::Remote(format!("{url}: {e}"))
 }
 
+/// A failed call, classified for [`crate::batch`]'s retries: the HTTP status and error
+/// variant when the service answered, none when it could not be reached.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    /// The HTTP status of an answer; `None` when the connection failed or was cut.
+    pub status: Option<u16>,
+    /// The service's error variant (`UnknownKey`, ...).
+    pub variant: Option<String>,
+    /// A 429's or 503's `Retry-After`, in seconds.
+    pub retry_after_s: Option<u64>,
+    /// The error the public API returns.
+    pub error: Error,
+}
+
+impl Failure {
+    fn of(error: Error) -> Self {
+        Self {
+            status: None,
+            variant: None,
+            retry_after_s: None,
+            error,
+        }
+    }
+
+    /// Whether the same request may succeed later: the service (or the load balancer before
+    /// it) could not be reached, cut the connection, was busy, draining or over a rate.
+    pub fn transient(&self) -> bool {
+        match self.status {
+            None => true,
+            Some(status) => matches!(status, 408 | 429 | 502 | 503 | 504),
+        }
+    }
+
+    /// Whether the service does not hold the client's evaluation key (upload it again).
+    pub fn unknown_key(&self) -> bool {
+        self.variant.as_deref() == Some("UnknownKey")
+    }
+}
+
+/// Whether a transport error can heal: a refused, reset or timed-out connection (a replica
+/// restarting), not a bad URL or certificate.
+fn transport_transient(e: &ureq::Error) -> bool {
+    matches!(
+        e,
+        ureq::Error::Io(_)
+            | ureq::Error::Timeout(_)
+            | ureq::Error::HostNotFound
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::Protocol(_)
+            | ureq::Error::BodyStalled
+    )
+}
+
 impl RemoteServer {
     /// A client for the service at `url` (e.g. `http://127.0.0.1:8080`); requests time out
     /// after 600 s.
@@ -151,15 +204,27 @@ impl RemoteServer {
         &self,
         url: &str,
         response: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<Vec<u8>> {
-        let mut response = response.map_err(remote(url))?;
+    ) -> std::result::Result<Vec<u8>, Failure> {
+        let transport = |e: ureq::Error| {
+            let transient = transport_transient(&e);
+            Failure {
+                // A permanent transport error reads as a client error: no retry.
+                status: (!transient).then_some(400),
+                ..Failure::of(remote(url)(e))
+            }
+        };
+        let mut response = response.map_err(transport)?;
         let status = response.status();
+        let retry_after_s = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
         let bytes = response
             .body_mut()
             .with_config()
             .limit(RESPONSE_LIMIT)
             .read_to_vec()
-            .map_err(remote(url))?;
+            .map_err(transport)?;
         if status.is_success() {
             return Ok(bytes);
         }
@@ -170,10 +235,16 @@ impl RemoteServer {
         };
         let message =
             field("error").unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-        let variant = field("variant").map_or(String::new(), |v| format!(" ({v})"));
-        Err(Error::Remote(format!(
-            "{url}: {status}{variant}: {message}"
-        )))
+        let variant = field("variant");
+        let shown = variant
+            .as_ref()
+            .map_or(String::new(), |v| format!(" ({v})"));
+        Err(Failure {
+            status: Some(status.as_u16()),
+            variant,
+            retry_after_s,
+            error: Error::Remote(format!("{url}: {status}{shown}: {message}")),
+        })
     }
 
     fn get(&self, path: &str) -> Result<Vec<u8>> {
@@ -185,10 +256,18 @@ impl RemoteServer {
             }
             request.call()
         });
-        self.finish(&url, response)
+        self.finish(&url, response).map_err(|f| f.error)
     }
 
     fn post(&self, path: &str, body: &[u8]) -> Result<Vec<u8>> {
+        self.post_classified(path, body).map_err(|f| f.error)
+    }
+
+    pub(crate) fn post_classified(
+        &self,
+        path: &str,
+        body: &[u8],
+    ) -> std::result::Result<Vec<u8>, Failure> {
         let url = self.url(path);
         let response = retry_stale(|| {
             let mut request = self
@@ -255,9 +334,16 @@ impl RemoteServer {
     /// be reached, refuses the key (its status and variant in the message), or sends an
     /// unexpected receipt.
     pub fn upload_key(&self, key: &EvaluationKey) -> Result<String> {
-        let bytes = self.post("/v1/keys", &key.to_bytes()?)?;
-        let receipt: KeyReceipt = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Remote(format!("unexpected key receipt: {e}")))?;
+        self.upload_key_bytes(&key.to_bytes()?).map_err(|f| f.error)
+    }
+
+    /// [`RemoteServer::upload_key`] of a serialized key, its failure classified.
+    pub(crate) fn upload_key_bytes(&self, blob: &[u8]) -> std::result::Result<String, Failure> {
+        let bytes = self.post_classified("/v1/keys", blob)?;
+        let receipt: KeyReceipt = serde_json::from_slice(&bytes).map_err(|e| Failure {
+            status: Some(200),
+            ..Failure::of(Error::Remote(format!("unexpected key receipt: {e}")))
+        })?;
         Ok(receipt.key_id)
     }
 
@@ -285,14 +371,30 @@ impl RemoteServer {
         inputs: &[EncryptedInput],
     ) -> Result<Vec<EncryptedOutput>> {
         let blob = wire::seal(Kind::InputBatch, &inputs)?;
-        let bytes = self.post(&format!("/v1/models/{model}/predict-batch"), &blob)?;
-        let outputs: Vec<EncryptedOutput> = wire::open(Kind::OutputBatch, &bytes)?;
-        if outputs.len() != inputs.len() {
-            return Err(Error::Remote(format!(
-                "{} results for {} rows",
-                outputs.len(),
-                inputs.len()
-            )));
+        self.predict_batch_blob(model, &blob, inputs.len())
+            .map_err(|f| f.error)
+    }
+
+    /// [`RemoteServer::predict_batch`] of a sealed input batch of `rows` rows, its failure
+    /// classified.
+    pub(crate) fn predict_batch_blob(
+        &self,
+        model: &str,
+        blob: &[u8],
+        rows: usize,
+    ) -> std::result::Result<Vec<EncryptedOutput>, Failure> {
+        let bytes = self.post_classified(&format!("/v1/models/{model}/predict-batch"), blob)?;
+        let answered = |error: Error| Failure {
+            status: Some(200),
+            ..Failure::of(error)
+        };
+        let outputs: Vec<EncryptedOutput> =
+            wire::open(Kind::OutputBatch, &bytes).map_err(answered)?;
+        if outputs.len() != rows {
+            return Err(answered(Error::Remote(format!(
+                "{} results for {rows} rows",
+                outputs.len()
+            ))));
         }
         Ok(outputs)
     }

@@ -3,7 +3,9 @@
 //! bootstrap) and ciphertexts, and get ciphertexts back.
 //!
 //! Endpoints (JSON for metadata and errors, binary wire blobs for keys and ciphertexts):
-//! - `GET  /v1/health`
+//! - `GET  /v1/health`: liveness (200 while the process serves)
+//! - `GET  /v1/ready`: readiness: 200, or 503 once shutdown has begun (load balancers stop
+//!   sending new requests while the replica finishes those it has)
 //! - `GET  /v1/models`, `GET /v1/models/{name}`: what a client needs to encrypt (feature names,
 //!   quantization, parameter set, output kind, and the client spec as base64)
 //! - `GET  /v1/models/{name}/client-spec`: the client spec blob
@@ -18,6 +20,11 @@
 //! work runs on a bounded number of blocking threads, expanded keys are bounded (least recently
 //! used go first), and the server shuts down gracefully on Ctrl-C or SIGTERM.
 //!
+//! Keys ([`crate::keystore`]): uploaded key blobs go to a key store: in this process (bounded
+//! in MiB) or a Redis server that every replica of a cluster shares, so any replica serves any
+//! client. Each replica keeps the keys it expanded in a cache bounded in MiB
+//! ([`ServiceConfig::key_cache_mib`]) and fetches a key it lacks from the store.
+//!
 //! Security ([`ServiceConfig::tenants`], [`ServiceConfig::tls`]): with tenants, every route but
 //! health needs `Authorization: Bearer TOKEN` (401 without a known one); evaluation keys are
 //! held per tenant, and a ciphertext naming another tenant's key gets 403; each tenant's request
@@ -25,10 +32,11 @@
 //! service speaks only HTTPS (rustls). Logs carry a request id, the route pattern, the status and
 //! the tenant's name: never a token, a key or a ciphertext.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,6 +59,7 @@ use crate::error::{Error, Result};
 use crate::fhe::bootstrap::{Bootstrapper, KeyId};
 use crate::fhe::wire::{self, Kind};
 use crate::fhe::{EvaluationKey, OutputMode};
+use crate::keystore::{FairLru, KeyStore, Lookup, Owner, MIB};
 use crate::metrics::Metrics;
 use crate::model::CompiledModel;
 use crate::program::OutputKind;
@@ -61,8 +70,18 @@ use crate::server::Server;
 /// Limits and sizes of a running service.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
-    /// Expanded evaluation keys kept (about 120 MiB each); the least recently used goes first.
-    pub max_keys: usize,
+    /// The key store: `memory` (this process) or a `redis://` URL shared by replicas
+    /// (`--key-store`).
+    pub key_store: String,
+    /// Bound of the in-process key store, in MiB (key blobs are about 29 MiB).
+    pub key_store_mib: usize,
+    /// Seconds a key stays in a Redis store after its last use.
+    pub key_ttl_s: u64,
+    /// Bound of this replica's cache of expanded keys, in MiB (about 135 MiB per key); the
+    /// least recently used go first, from the tenant holding the most.
+    pub key_cache_mib: usize,
+    /// Turned off when shutdown begins: `/v1/ready` then answers 503.
+    pub readiness: Readiness,
     /// Rows in one batch request.
     pub max_batch: usize,
     /// Inferences and key expansions running at once (blocking threads); more wait.
@@ -141,10 +160,30 @@ impl TlsPem {
     }
 }
 
+/// Whether a replica takes new requests: ready from the start, draining once shutdown begins.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    /// Turns readiness off for good (`/v1/ready` answers 503).
+    pub fn drain(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the replica is ready (not draining).
+    pub fn is_ready(&self) -> bool {
+        !self.0.load(Ordering::SeqCst)
+    }
+}
+
 impl Default for ServiceConfig {
     fn default() -> Self {
         Self {
-            max_keys: 8,
+            key_store: "memory".into(),
+            key_store_mib: 512,
+            key_ttl_s: 7 * 24 * 3600,
+            key_cache_mib: 1024,
+            readiness: Readiness::default(),
             max_batch: 1024,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             request_timeout: Duration::from_secs(300),
@@ -284,16 +323,22 @@ struct Served {
     leveled: Option<Arc<Server>>,
 }
 
-/// The tenant that uploaded a key (`None` without authentication).
-type Owner = Option<Arc<str>>;
-
-/// Expanded keys per tenant (least recently used first) and the per-(model, tenant, key)
-/// servers built on them.
-#[derive(Default)]
+/// Expanded keys per tenant (bounded in bytes, least recently used first) and the
+/// per-(model, tenant, key) servers built on them.
 struct Keys {
-    order: VecDeque<(Owner, KeyId)>,
-    expanded: HashMap<(Owner, KeyId), Arc<Bootstrapper>>,
+    expanded: FairLru<Arc<Bootstrapper>>,
     servers: HashMap<(String, Owner, KeyId), Arc<Server>>,
+}
+
+impl Keys {
+    /// Caches an expanded key; drops the servers of the keys it evicts.
+    fn insert(&mut self, owner: &Owner, expanded: Arc<Bootstrapper>) {
+        let size = expanded.heap_bytes();
+        let id = expanded.id;
+        for (t, k) in self.expanded.insert(owner, &id, expanded, size) {
+            self.servers.retain(|(_, st, sk), _| (st, sk) != (&t, &k));
+        }
+    }
 }
 
 /// Per (tenant, model): when the budget window started, and rows scored since.
@@ -311,6 +356,10 @@ struct Caller {
 struct AppState {
     models: BTreeMap<String, Served>,
     keys: Mutex<Keys>,
+    store: Arc<dyn KeyStore>,
+    /// One key fetch at a time: requests that miss the same key wait for the first fetch
+    /// instead of each fetching and expanding it.
+    loading: tokio::sync::Mutex<()>,
     workers: Semaphore,
     config: ServiceConfig,
     /// Per tenant: its request-rate limiter.
@@ -398,9 +447,57 @@ impl AppState {
         })
     }
 
+    /// The caller's expanded key `key_id`: from this replica's cache, or fetched from the key
+    /// store and expanded.
+    async fn expanded_key(
+        self: &Arc<Self>,
+        key_id: KeyId,
+        caller: &Caller,
+    ) -> std::result::Result<Arc<Bootstrapper>, ApiError> {
+        let cached = |state: &Self| {
+            let mut keys = state.keys.lock().unwrap_or_else(|p| p.into_inner());
+            keys.expanded.get(&caller.tenant, &key_id).cloned()
+        };
+        if let Some(expanded) = cached(self) {
+            return Ok(expanded);
+        }
+        let _loading = self.loading.lock().await;
+        if let Some(expanded) = cached(self) {
+            return Ok(expanded);
+        }
+        let (store, owner) = (self.store.clone(), caller.tenant.clone());
+        let fetched = self
+            .heavy(move || match store.get(&owner, &key_id)? {
+                Lookup::Found(blob) => {
+                    let expanded = EvaluationKey::from_bytes(&blob)?
+                        .expand(&crate::fhe::LeveledParameters::default())?;
+                    if expanded.id != key_id {
+                        return Err(Error::Unavailable(
+                            "the key store returned another key than the one asked for".into(),
+                        ));
+                    }
+                    Ok(Ok(expanded))
+                }
+                Lookup::Missing => Ok(Err(Error::UnknownKey {
+                    key_id: hex(&key_id),
+                })),
+                Lookup::OtherOwner => Ok(Err(Error::Forbidden(format!(
+                    "evaluation key {} belongs to another tenant",
+                    hex(&key_id)
+                )))),
+            })
+            .await??;
+        self.metrics.key_fetches.inc();
+        let expanded = Arc::new(fetched);
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.insert(&caller.tenant, expanded.clone());
+        self.metrics.keys_cached.set(keys.expanded.len() as i64);
+        Ok(expanded)
+    }
+
     /// The server for a model and the key an input names, among the caller's keys.
-    fn server_for(
-        &self,
+    async fn server_for(
+        self: &Arc<Self>,
         served: &Served,
         key_id: Option<KeyId>,
         caller: &Caller,
@@ -413,23 +510,8 @@ impl AppState {
                 "this model bootstraps: the ciphertext must come from a client that sent its evaluation key".into(),
             )
         })?;
-        let owned = (caller.tenant.clone(), key_id);
-        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(expanded) = keys.expanded.get(&owned).cloned() else {
-            if keys.expanded.keys().any(|(_, k)| *k == key_id) {
-                return Err(Error::Forbidden(format!(
-                    "evaluation key {} belongs to another tenant",
-                    hex(&key_id)
-                ))
-                .into());
-            }
-            return Err(Error::UnknownKey {
-                key_id: hex(&key_id),
-            }
-            .into());
-        };
-        keys.order.retain(|k| *k != owned);
-        keys.order.push_back(owned);
+        let expanded = self.expanded_key(key_id, caller).await?;
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         let entry = (served.bundle.name.clone(), caller.tenant.clone(), key_id);
         if let Some(server) = keys.servers.get(&entry) {
             return Ok(server.clone());
@@ -441,7 +523,7 @@ impl AppState {
             expanded,
         )?);
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        if keys.expanded.contains_key(&(entry.1.clone(), entry.2)) {
+        if keys.expanded.get(&entry.1, &entry.2).is_some() {
             keys.servers.insert(entry, server.clone());
         }
         Ok(server)
@@ -528,18 +610,30 @@ fn info(served: &Served) -> ModelInfo {
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
-    let keys = state
-        .keys
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .order
-        .len();
+    let (keys, key_cache_bytes) = {
+        let keys = state.keys.lock().unwrap_or_else(|p| p.into_inner());
+        (keys.expanded.len(), keys.expanded.bytes() as u64)
+    };
     Json(Health {
         status: "ok".into(),
         models: state.models.len(),
         keys,
+        key_cache_bytes,
+        key_store: state.store.describe(),
+        ready: state.config.readiness.is_ready(),
         version: env!("CARGO_PKG_VERSION").into(),
     })
+}
+
+/// `GET /v1/ready`: 200 `{"ready": true}`, or 503 once shutdown has begun.
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let ready = state.config.readiness.is_ready();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(serde_json::json!({ "ready": ready }))).into_response()
 }
 
 async fn list_models(State(state): State<Arc<AppState>>) -> Json<Vec<ModelInfo>> {
@@ -567,45 +661,21 @@ async fn post_key(
 ) -> std::result::Result<Json<KeyReceipt>, ApiError> {
     let bytes = body(bytes)?;
     let size = bytes.len();
+    let (store, owner) = (state.store.clone(), caller.tenant.clone());
+    // Checked and expanded before it is stored: the store holds only usable keys.
     let expanded = state
         .heavy(move || {
             let key = EvaluationKey::from_bytes(&bytes)?;
             let params = crate::fhe::LeveledParameters::default();
-            key.expand(&params)
+            let expanded = key.expand(&params)?;
+            store.put(&owner, &expanded.id, &bytes)?;
+            Ok(expanded)
         })
         .await?;
     let id = expanded.id;
-    let owned = (caller.tenant.clone(), id);
     let mut keys = state.keys.lock().unwrap_or_else(|p| p.into_inner());
-    if keys
-        .expanded
-        .insert(owned.clone(), Arc::new(expanded))
-        .is_none()
-    {
-        keys.order.push_back(owned);
-    }
-    // Over the bound, the tenant holding the most keys gives up its least recently used one,
-    // so no tenant can push another below its share.
-    while keys.order.len() > state.config.max_keys.max(1) {
-        let mut held: HashMap<&Owner, usize> = HashMap::new();
-        for (tenant, _) in &keys.order {
-            *held.entry(tenant).or_default() += 1;
-        }
-        let most = held.values().copied().max().unwrap_or(0);
-        let Some(at) = keys
-            .order
-            .iter()
-            .position(|(tenant, _)| held.get(tenant) == Some(&most))
-        else {
-            break;
-        };
-        if let Some(old) = keys.order.remove(at) {
-            keys.expanded.remove(&old);
-            keys.servers
-                .retain(|(_, t, k), _| (t, k) != (&old.0, &old.1));
-        }
-    }
-    state.metrics.keys_cached.set(keys.order.len() as i64);
+    keys.insert(&caller.tenant, Arc::new(expanded));
+    state.metrics.keys_cached.set(keys.expanded.len() as i64);
     Ok(Json(KeyReceipt {
         key_id: hex(&id),
         bytes: size,
@@ -621,7 +691,7 @@ async fn predict(
     let bytes = body(bytes)?;
     let served = state.model(&name)?;
     let input = EncryptedInput::from_bytes(&bytes)?;
-    let server = state.server_for(served, input.key_id, &caller)?;
+    let server = state.server_for(served, input.key_id, &caller).await?;
     state.spend(&caller, &name, 1)?;
     let bootstraps = server.bootstraps_per_inference() as u64;
     let out = state
@@ -657,7 +727,7 @@ async fn predict_batch(
             Error::Input("every row of a batch must come from the same client".into()).into(),
         );
     }
-    let server = state.server_for(served, key_id, &caller)?;
+    let server = state.server_for(served, key_id, &caller).await?;
     state.spend(&caller, &name, inputs.len() as u64)?;
     let bootstraps = (server.bootstraps_per_inference() * inputs.len()) as u64;
     let out = state
@@ -708,6 +778,7 @@ fn route_of(path: &str) -> &'static str {
     let parts: Vec<&str> = path.split('/').collect();
     match parts.as_slice() {
         ["", "v1", "health"] => "/v1/health",
+        ["", "v1", "ready"] => "/v1/ready",
         ["", "v1", "keys"] => "/v1/keys",
         ["", "v1", "models"] => "/v1/models",
         ["", "v1", "models", _] => "/v1/models/{name}",
@@ -847,9 +918,15 @@ pub fn router(models: Vec<ModelBundle>, config: ServiceConfig) -> Result<Router>
         .flat_map(|t| t.iter())
         .filter_map(|t| Some((t.name.clone(), (t.rate?, limiter(t.rate?)))))
         .collect();
+    let store = crate::keystore::open(&config.key_store, config.key_store_mib, config.key_ttl_s)?;
     let state = Arc::new(AppState {
         models: served,
-        keys: Mutex::new(Keys::default()),
+        keys: Mutex::new(Keys {
+            expanded: FairLru::new(config.key_cache_mib.saturating_mul(MIB)),
+            servers: HashMap::new(),
+        }),
+        store,
+        loading: tokio::sync::Mutex::new(()),
         workers: Semaphore::new(config.workers.max(1)),
         config: config.clone(),
         limiters,
@@ -891,6 +968,7 @@ pub fn router(models: Vec<ModelBundle>, config: ServiceConfig) -> Result<Router>
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .route("/v1/health", get(health))
+        .route("/v1/ready", get(ready))
         .fallback(not_found)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -214,7 +214,9 @@ fn a_tenant_cannot_evict_another_tenants_key() {
         &[(name.clone(), model.clone())],
         ServiceConfig {
             tenants: Some(tenants),
-            max_keys: 2,
+            // Two keys in the store (about 29 MiB each) and in the cache (about 135 MiB).
+            key_store_mib: 70,
+            key_cache_mib: 300,
             ..ServiceConfig::default()
         },
     );

@@ -203,7 +203,9 @@ fn least_recently_used_keys_are_evicted() {
     let service = start(
         &[(name.clone(), local)],
         ServiceConfig {
-            max_keys: 1,
+            // One key blob (about 29 MiB) in the store, one expanded key in the cache.
+            key_store_mib: 40,
+            key_cache_mib: 150,
             ..ServiceConfig::default()
         },
     );

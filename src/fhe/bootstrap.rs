@@ -230,6 +230,23 @@ pub struct Bootstrapper {
     polynomial_size: usize,
 }
 
+impl Bootstrapper {
+    /// Bytes it holds, from tfhe's layouts: the Fourier bootstrapping key (`n × (k+1)² ×
+    /// levels × N/2` complex values of 16 bytes), the keyswitching key (`k·N × levels ×
+    /// (n+1)` 64-bit words) and the compact public key (`2 × k·N` words). About 135 MiB for the
+    /// 2_2 set; what the service's key cache counts against `--key-cache-mib`.
+    pub fn heap_bytes(&self) -> usize {
+        let Ok(p) = self.params.bootstrap_parameters() else {
+            return 0;
+        };
+        let (n, k, big_n) = (p.lwe_dimension.0, p.glwe_dimension.0, p.polynomial_size.0);
+        let bsk = n * (k + 1) * (k + 1) * p.pbs_level.0 * (big_n / 2) * 16;
+        let ksk = k * big_n * p.ks_level.0 * (n + 1) * 8;
+        let pk = 2 * self.params.lwe_dimension() * 8;
+        bsk + ksk + pk
+    }
+}
+
 /// A test polynomial for one neuron (a trivial GLWE whose body holds the table), the phase
 /// shift that moves the neuron's window start to coefficient 0, and the coefficients to read.
 pub struct TestPolynomial {
