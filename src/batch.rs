@@ -75,11 +75,12 @@ pub struct BatchReport {
     pub rows: u64,
     /// Rows already in the output when this run started (resumed from its checkpoint).
     pub resumed_from: u64,
-    /// Prediction requests sent (retries included).
+    /// Prediction requests sent (retries included), by every run of this job (the runs
+    /// before a resume count up to their last checkpoint).
     pub requests: u64,
-    /// Requests sent again after a failure that could heal.
+    /// Requests sent again after a failure that could heal (every run, as `requests`).
     pub retried: u64,
-    /// Evaluation key uploads (the first included).
+    /// Evaluation key uploads, the first of each run included (every run, as `requests`).
     pub key_uploads: u64,
     /// Wall-clock seconds of this run.
     pub seconds: f64,
@@ -129,6 +130,11 @@ pub fn format_line(row: u64, scored: &Scored, decoder: &Decoder) -> Result<Strin
 /// Scores chunks of raw feature rows (`n_features` values each).
 trait Scorer: Sync {
     fn score(&self, rows: &[Vec<f64>]) -> Result<Vec<Scored>>;
+
+    /// Requests sent, retried, and key uploads so far.
+    fn counters(&self) -> [u64; 3] {
+        [0; 3]
+    }
 }
 
 /// The clear twin of a model file: quantize, run the integer program, decode.
@@ -252,6 +258,10 @@ impl RemoteScorer<'_> {
 }
 
 impl Scorer for RemoteScorer<'_> {
+    fn counters(&self) -> [u64; 3] {
+        [&self.requests, &self.retried, &self.uploads].map(|c| c.load(Ordering::Relaxed))
+    }
+
     fn score(&self, rows: &[Vec<f64>]) -> Result<Vec<Scored>> {
         let inputs = rows
             .iter()
@@ -365,6 +375,9 @@ struct Checkpoint {
     input_byte: u64,
     input_line: u64,
     input_record: u64,
+    /// Requests sent, retried, and key uploads by the runs of this job so far.
+    #[serde(default)]
+    counters: [u64; 3],
 }
 
 const CHECKPOINT_VERSION: u32 = 1;
@@ -617,6 +630,8 @@ fn run_job(
     file.seek(SeekFrom::Start(output_bytes))
         .map_err(io_err(output))?;
     let resumed_from = rows;
+    let before = previous.as_ref().map_or([0; 3], |c| c.counters);
+    let totals = |now: [u64; 3]| [0, 1, 2].map(|i| before[i] + now[i]);
     let mut writer = BufWriter::with_capacity(1 << 20, file);
     let bar = if options.progress {
         let total = count_rows(input, options.delimiter).unwrap_or(0);
@@ -661,6 +676,7 @@ fn run_job(
                     input_byte: end.byte(),
                     input_line: end.line(),
                     input_record: end.record(),
+                    counters: totals(scorer.counters()),
                 },
             )?;
             last_checkpoint = Instant::now();
@@ -677,12 +693,15 @@ fn run_job(
         Err(e) => return Err(io_err(&checkpoint_file)(e)),
     }
     let seconds = start.elapsed().as_secs_f64();
+    let [requests, retried, key_uploads] = totals(scorer.counters());
     Ok(BatchReport {
         rows,
         resumed_from,
+        requests,
+        retried,
+        key_uploads,
         seconds,
         rows_per_s: (rows - resumed_from) as f64 / seconds.max(1e-9),
-        ..BatchReport::default()
     })
 }
 
@@ -725,10 +744,7 @@ pub fn predict_csv(
     };
     scorer.upload()?;
     let default_chunk = if spec.needs_evaluation_key { 16 } else { 256 };
-    let mut report = run_job(&spec, &scorer, input, output, options, default_chunk)?;
-    report.requests = scorer.requests.load(Ordering::Relaxed);
-    report.retried = scorer.retried.load(Ordering::Relaxed);
-    report.key_uploads = scorer.uploads.load(Ordering::Relaxed);
+    let report = run_job(&spec, &scorer, input, output, options, default_chunk)?;
     if client.clipped_count() > 0 {
         eprintln!(
             "{} feature value(s) were outside the training range and clipped",
