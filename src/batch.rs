@@ -325,12 +325,17 @@ fn pipeline<P: Send>(
         let mut ends: HashMap<u64, P> = HashMap::new();
         let mut pending: BTreeMap<u64, Result<Vec<Scored>>> = BTreeMap::new();
         let mut exhausted = false;
+        // A row that cannot be read ends the input: the chunks before it are finished first.
+        let mut read_error = None;
         loop {
             while !exhausted && dispatched < written + window {
                 match chunks.next() {
                     None => exhausted = true,
-                    Some(chunk) => {
-                        let chunk = chunk?;
+                    Some(Err(e)) => {
+                        read_error = Some(e);
+                        exhausted = true;
+                    }
+                    Some(Ok(chunk)) => {
                         ends.insert(dispatched, chunk.end);
                         work_tx
                             .send((dispatched, chunk.rows))
@@ -340,7 +345,7 @@ fn pipeline<P: Send>(
                 }
             }
             if written == dispatched {
-                return Ok(());
+                return read_error.map_or(Ok(()), Err);
             }
             let (index, result) = done_rx
                 .recv()
@@ -426,6 +431,8 @@ struct CsvChunks {
     chunk: usize,
     record: csv::StringRecord,
     done: bool,
+    /// A bad row's error, returned after the rows read before it.
+    failed: Option<Error>,
 }
 
 impl CsvChunks {
@@ -480,11 +487,17 @@ impl CsvChunks {
             chunk: chunk.max(1),
             record: csv::StringRecord::new(),
             done: false,
+            failed: None,
         })
     }
 
     fn ignored(&self) -> &[String] {
         &self.matched.ignored
+    }
+
+    /// Where the next row starts.
+    fn position(&self) -> csv::Position {
+        self.reader.position().clone()
     }
 }
 
@@ -492,11 +505,17 @@ impl Iterator for CsvChunks {
     type Item = Result<ReadChunk<csv::Position>>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.failed.take() {
+            return Some(Err(e));
+        }
         if self.done {
             return None;
         }
         let mut rows = Vec::with_capacity(self.chunk);
+        // Where the rows taken end: before a bad row, so a resumed job reads it again.
+        let mut end = self.reader.position().clone();
         while rows.len() < self.chunk {
+            let before = self.reader.position().clone();
             match self.reader.read_record(&mut self.record) {
                 Ok(false) => {
                     self.done = true;
@@ -509,32 +528,36 @@ impl Iterator for CsvChunks {
                         .matched
                         .encode(&self.schema, &cells, self.decimal_comma)
                     {
-                        Ok(row) => rows.push(row),
+                        Ok(row) => {
+                            rows.push(row);
+                            end = self.reader.position().clone();
+                        }
                         Err(e) => {
+                            end = before;
                             self.done = true;
-                            return Some(Err(Error::Csv {
+                            self.failed = Some(Error::Csv {
                                 path: self.path.clone(),
                                 message: format!("line {line}: {e}"),
-                            }));
+                            });
+                            break;
                         }
                     }
                 }
                 Err(e) => {
+                    end = before;
                     self.done = true;
-                    return Some(Err(Error::Csv {
+                    self.failed = Some(Error::Csv {
                         path: self.path.clone(),
                         message: e.to_string(),
-                    }));
+                    });
+                    break;
                 }
             }
         }
         if rows.is_empty() {
-            return None;
+            return self.failed.take().map(Err);
         }
-        Some(Ok(ReadChunk {
-            rows,
-            end: self.reader.position().clone(),
-        }))
+        Some(Ok(ReadChunk { rows, end }))
     }
 }
 
@@ -604,6 +627,7 @@ fn run_job(
         p
     });
     let chunks = CsvChunks::open(input, &spec.schema, options.delimiter, chunk, position)?;
+    let start_position = chunks.position();
     if !chunks.ignored().is_empty() && previous.is_none() {
         eprintln!(
             "note: ignoring column(s) the model does not read: {}",
@@ -649,6 +673,29 @@ fn run_job(
         indicatif::ProgressBar::hidden()
     };
     let mut last_checkpoint = Instant::now();
+    // Where the input stands after the last row written (none written yet by this run).
+    let mut last_end: Option<csv::Position> = None;
+    let checkpoint = |rows: u64, output_bytes: u64, end: &csv::Position| Checkpoint {
+        version: CHECKPOINT_VERSION,
+        model_id: model_id.clone(),
+        input_bytes,
+        input_digest: input_digest.clone(),
+        rows,
+        output_bytes,
+        input_byte: end.byte(),
+        input_line: end.line(),
+        input_record: end.record(),
+        counters: totals(scorer.counters()),
+    };
+    if previous.is_none() {
+        // From the start, an interrupted job has a checkpoint: its output is never mistaken
+        // for a finished one.
+        writer.flush().map_err(io_err(output))?;
+        write_checkpoint(
+            &checkpoint_file,
+            &checkpoint(rows, output_bytes, &start_position),
+        )?;
+    }
     let decoder = &spec.decoder;
     let result = pipeline(scorer, chunks, options.in_flight, |scored, end| {
         let mut text = String::new();
@@ -664,28 +711,22 @@ fn run_job(
         if last_checkpoint.elapsed() >= Duration::from_millis(250) {
             writer.flush().map_err(io_err(output))?;
             writer.get_ref().sync_data().map_err(io_err(output))?;
-            write_checkpoint(
-                &checkpoint_file,
-                &Checkpoint {
-                    version: CHECKPOINT_VERSION,
-                    model_id: model_id.clone(),
-                    input_bytes,
-                    input_digest: input_digest.clone(),
-                    rows,
-                    output_bytes,
-                    input_byte: end.byte(),
-                    input_line: end.line(),
-                    input_record: end.record(),
-                    counters: totals(scorer.counters()),
-                },
-            )?;
+            write_checkpoint(&checkpoint_file, &checkpoint(rows, output_bytes, &end))?;
             last_checkpoint = Instant::now();
         }
+        last_end = Some(end);
         Ok(())
     });
     writer.flush().map_err(io_err(output))?;
     bar.finish_and_clear();
-    result?;
+    if let Err(e) = result {
+        // Keep what was written: a run after the cause is fixed resumes here.
+        if let Some(end) = &last_end {
+            writer.get_ref().sync_data().map_err(io_err(output))?;
+            write_checkpoint(&checkpoint_file, &checkpoint(rows, output_bytes, end))?;
+        }
+        return Err(e);
+    }
     writer.get_ref().sync_all().map_err(io_err(output))?;
     match std::fs::remove_file(&checkpoint_file) {
         Ok(()) => {}

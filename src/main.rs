@@ -498,6 +498,16 @@ fn serve(args: ServeArgs) -> Result<()> {
         auth,
         tls,
     } = args;
+    // Key buffers (tens of MiB, allocated and freed on every key upload or fetch) always go to
+    // mmap, so freeing one gives it back to the system: measured with 7 keys through a 512 MiB
+    // cache, resident memory settles at the cache plus about 30 MiB with this, and about
+    // 190 MiB more without it (glibc's default threshold rises to 32 MiB after the first large
+    // free, and what is then freed inside its heaps stays resident).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a parameter of glibc's allocator; any threshold is valid.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
     // Logs: one line per request with its id, route, status, latency and tenant (RUST_LOG
     // overrides the level); never a token or a ciphertext.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

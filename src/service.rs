@@ -357,8 +357,8 @@ struct AppState {
     models: BTreeMap<String, Served>,
     keys: Mutex<Keys>,
     store: Arc<dyn KeyStore>,
-    /// One key fetch at a time: requests that miss the same key wait for the first fetch
-    /// instead of each fetching and expanding it.
+    /// One key upload or fetch at a time: requests that miss the same key wait for the first
+    /// fetch instead of each fetching and expanding it, and memory holds one expansion at most.
     loading: tokio::sync::Mutex<()>,
     workers: Semaphore,
     config: ServiceConfig,
@@ -662,6 +662,9 @@ async fn post_key(
     let bytes = body(bytes)?;
     let size = bytes.len();
     let (store, owner) = (state.store.clone(), caller.tenant.clone());
+    // One key expanded at a time (each takes about 300 MiB while it is): memory stays within
+    // the cache bound plus one expansion.
+    let _loading = state.loading.lock().await;
     // Checked and expanded before it is stored: the store holds only usable keys.
     let expanded = state
         .heavy(move || {

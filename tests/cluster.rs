@@ -91,7 +91,10 @@ fn free_port() -> u16 {
 fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ok() {
-        assert!(start.elapsed() < timeout, "{what}: not ready after {timeout:?}");
+        assert!(
+            start.elapsed() < timeout,
+            "{what}: not ready after {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -289,7 +292,14 @@ fn batch_child(cluster: &Cluster, model: &str, input: &Path, output: &Path, chun
         .arg(input)
         .arg("--output")
         .arg(output)
-        .args(["--chunk", &chunk.to_string(), "--in-flight", "3", "--retries", "12"])
+        .args([
+            "--chunk",
+            &chunk.to_string(),
+            "--in-flight",
+            "3",
+            "--retries",
+            "12",
+        ])
         .arg("--json")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -338,7 +348,11 @@ fn rows_of(output: &Path, n: usize) -> Vec<String> {
     let mut predictions = Vec::new();
     for (i, line) in lines.enumerate() {
         let (index, rest) = line.split_once(',').unwrap();
-        assert_eq!(index.parse::<usize>().unwrap(), i, "row {i} missing or repeated");
+        assert_eq!(
+            index.parse::<usize>().unwrap(),
+            i,
+            "row {i} missing or repeated"
+        );
         predictions.push(rest.to_string());
     }
     assert_eq!(predictions.len(), n, "rows in the output");
@@ -360,10 +374,16 @@ fn faulty_job(
 ) -> BatchReport {
     let mut child = batch_child(cluster, model, input, output, chunk);
     wait_rows(&mut child, output, at[0]);
-    eprintln!("{model}: store restarted (every key lost) at {} rows", checkpointed(output));
+    eprintln!(
+        "{model}: store restarted (every key lost) at {} rows",
+        checkpointed(output)
+    );
     cluster.restart_redis();
     wait_rows(&mut child, output, at[1]);
-    eprintln!("{model}: SIGKILL replica {victim} at {} rows", checkpointed(output));
+    eprintln!(
+        "{model}: SIGKILL replica {victim} at {} rows",
+        checkpointed(output)
+    );
     cluster.kill_replica(victim);
     cluster.start_replica(victim);
     wait_rows(&mut child, output, at[2]);
@@ -453,7 +473,10 @@ fn a_cluster_loses_no_row_through_faults() {
     let differ = got.iter().zip(&want).filter(|(a, b)| a != b).count();
     // The MLP is exact only up to tfhe's bootstrapping noise (tests/mlp.rs holds each
     // lookup to the noise model): a label may flip where an activation sits on a step.
-    assert!(differ <= 3, "{differ} of 300 MLP labels differ from the clear twin");
+    assert!(
+        differ <= 3,
+        "{differ} of 300 MLP labels differ from the clear twin"
+    );
     // The first run's key, its upload again to the replica that lost it, the resumed run's.
     assert!(report.key_uploads >= 3, "{report:?}");
     eprintln!(
@@ -488,7 +511,12 @@ fn fifty_clients_stay_under_the_memory_bound() {
     let want = {
         let q = bundle.client_spec.quantizer.quantize(&row);
         let scores = bundle.server_model.program.simulate(&q.values).unwrap();
-        bundle.client_spec.decoder.decode(&scores).unwrap().class_index()
+        bundle
+            .client_spec
+            .decoder
+            .decode(&scores)
+            .unwrap()
+            .class_index()
     };
     let start = Instant::now();
     // Two at a time (this machine's cores): key generation is the client's main cost.
@@ -502,8 +530,12 @@ fn fifty_clients_stay_under_the_memory_bound() {
                             let client =
                                 fhe_ml::client::Client::new_seeded(spec.clone(), 1000 + 2 * i + t)
                                     .unwrap();
-                            remote.upload_key(&client.evaluation_key().unwrap()).unwrap();
-                            let out = remote.predict(name, &client.encrypt(&row).unwrap()).unwrap();
+                            remote
+                                .upload_key(&client.evaluation_key().unwrap())
+                                .unwrap();
+                            let out = remote
+                                .predict(name, &client.encrypt(&row).unwrap())
+                                .unwrap();
                             assert_eq!(client.decrypt(&out).unwrap().class_index(), want);
                             client
                         })
@@ -518,7 +550,9 @@ fn fifty_clients_stay_under_the_memory_bound() {
     });
     // The first clients' keys left the cache long ago: fetched from the store again.
     for client in &clients[..5] {
-        let out = remote.predict(name, &client.encrypt(&row).unwrap()).unwrap();
+        let out = remote
+            .predict(name, &client.encrypt(&row).unwrap())
+            .unwrap();
         assert_eq!(client.decrypt(&out).unwrap().class_index(), want);
     }
     let health = remote.health().unwrap();
@@ -530,9 +564,10 @@ fn fifty_clients_stay_under_the_memory_bound() {
         health.key_cache_bytes as f64 / (1 << 20) as f64
     );
     assert!(health.key_cache_bytes as usize <= cache_mib << 20);
-    // Beyond the cache: one key being expanded per worker (2 here), each with its blob and
-    // tfhe's decompression buffers.
-    let allowance = 2.0 * 200.0;
+    // Beyond the cache: the key being expanded (one at a time), with its blob and tfhe's
+    // decompression buffers (about 300 MiB measured), and the newest key before the oldest
+    // is evicted.
+    let allowance = 450.0;
     assert!(
         peak <= baseline + cache_mib as f64 + allowance,
         "peak RSS {peak:.0} MiB over {baseline:.0} + {cache_mib} + {allowance:.0} MiB"
@@ -550,7 +585,12 @@ fn scaling() {
         let cluster = Cluster::new(&format!("scaling{replicas}"), replicas, 600);
         let dir = cluster.dir.clone();
         for (model, data, rows, chunk) in [
-            ("breast_cancer-logistic", "data/breast_cancer.csv", 20_000, 256),
+            (
+                "breast_cancer-logistic",
+                "data/breast_cancer.csv",
+                20_000,
+                256,
+            ),
             ("digits-mlp", "data/digits.csv", 96, 8),
         ] {
             let input = dir.join(format!("{model}.csv"));
