@@ -262,7 +262,7 @@ impl RedisKeyStore {
     }
 
     fn name(id: &KeyId) -> String {
-        format!("fhe-ml:evaluation-key:{}", crate::service::hex(id))
+        format!("fhe-ml:evaluation-key:{}", crate::protocol::hex(id))
     }
 
     /// Runs `command` on the connection, opening it (again) once if it is closed or fails.

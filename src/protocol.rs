@@ -339,3 +339,8 @@ pub struct KeyReceipt {
     /// Size of the uploaded key blob, in bytes.
     pub bytes: usize,
 }
+
+/// Lowercase hex of an id (model ids, key ids), as the service's JSON writes them.
+pub fn hex(id: &[u8]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}

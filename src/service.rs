@@ -311,10 +311,7 @@ pub fn default_models() -> Result<Vec<ModelBundle>> {
     .map(|v| v.into_iter().flatten().collect())
 }
 
-/// Lowercase hex of an id (model ids, key ids), as the service's JSON writes them.
-pub fn hex(id: &[u8]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::protocol::hex;
 
 struct Served {
     bundle: ModelBundle,
