@@ -223,9 +223,20 @@ impl Cluster {
     fn start_replica(&mut self, i: usize) {
         let log = self.dir.join(format!("replica{i}.log"));
         let store = format!("redis://127.0.0.1:{}/0", self.redis_port);
+        // FHE_ML_CLUSTER_PIN: replica i on core i (mod the cores), so that on one machine each
+        // replica stands for a machine of one core.
+        let mut command = match std::env::var_os("FHE_ML_CLUSTER_PIN") {
+            Some(_) => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let mut c = Command::new("taskset");
+                c.args(["-c", &(i % cores).to_string(), BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        };
         self.replicas[i] = Some(Proc::start(
             "fhe-ml serve",
-            Command::new(BIN)
+            command
                 .args(["serve", "--models"])
                 .arg(&self.models)
                 .args(["--addr", &format!("127.0.0.1:{}", self.replica_ports[i])])
@@ -577,7 +588,8 @@ fn fifty_clients_stay_under_the_memory_bound() {
 }
 
 /// Rows per second with 1, 2 and 3 replicas behind the load balancer (run by hand for the
-/// README's figures: `cargo test --release --test cluster -- --ignored scaling --nocapture`).
+/// README's figures: `scripts/cluster-test --scaling`; with `FHE_ML_CLUSTER_PIN=1` each
+/// replica is pinned to one core).
 #[test]
 #[ignore = "a measurement, run by hand"]
 fn scaling() {

@@ -233,7 +233,7 @@ pub struct Bootstrapper {
 impl Bootstrapper {
     /// Bytes it holds, from tfhe's layouts: the Fourier bootstrapping key (`n × (k+1)² ×
     /// levels × N/2` complex values of 16 bytes), the keyswitching key (`k·N × levels ×
-    /// (n+1)` 64-bit words) and the compact public key (`2 × k·N` words). About 135 MiB for the
+    /// (n+1)` 64-bit words) and the compact public key (`2 × k·N` words). About 115 MiB for the
     /// 2_2 set; what the service's key cache counts against `--key-cache-mib`.
     pub fn heap_bytes(&self) -> usize {
         let Ok(p) = self.params.bootstrap_parameters() else {
