@@ -1,4 +1,5 @@
-//! Where the service keeps clients' evaluation keys between requests: the [`KeyStore`] trait,
+//! Where the service keeps clients' evaluation keys between requests, and what its replicas
+//! share besides: the tenants' query budgets. The [`KeyStore`] trait,
 //! its in-process implementation [`MemoryKeyStore`] (the default, bounded in MiB) and
 //! [`RedisKeyStore`] (a Redis server shared by every replica of a cluster), and [`FairLru`],
 //! the byte-bounded, tenant-fair least-recently-used map that both the memory store and the
@@ -18,7 +19,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::auth::Quota;
 
 use crate::error::{Error, Result};
 use crate::fhe::bootstrap::KeyId;
@@ -40,7 +43,22 @@ pub enum Lookup {
     OtherOwner,
 }
 
-/// A store of evaluation key blobs shared by the replicas that serve one set of clients.
+/// The answer to spending rows of a query budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spent {
+    /// Spent: the rows fit the window's budget.
+    Within,
+    /// Not spent: `used` rows of the window's budget are gone, and the window ends in `wait`.
+    Over {
+        /// Rows already scored in the window.
+        used: u64,
+        /// Until the window ends.
+        wait: Duration,
+    },
+}
+
+/// A store of evaluation key blobs, and of the tenants' query budgets, shared by the replicas
+/// that serve one set of clients.
 /// Calls block (network I/O for a remote store): the service makes them on its blocking
 /// workers.
 pub trait KeyStore: Send + Sync {
@@ -62,6 +80,13 @@ pub trait KeyStore: Send + Sync {
     /// `Error::Unavailable` when a remote store cannot be reached or answers with something
     /// that is not a stored key.
     fn get(&self, owner: &Owner, id: &KeyId) -> Result<Lookup>;
+
+    /// Spends `rows` of `tenant`'s budget for `model`: fixed windows of `budget.window`, each
+    /// starting at its first query; nothing is spent when the rows do not fit.
+    ///
+    /// # Errors
+    /// `Error::Unavailable` when a remote store cannot be reached.
+    fn spend(&self, tenant: &str, model: &str, rows: u64, budget: Quota) -> Result<Spent>;
 }
 
 /// A map bounded in bytes whose least recently used entries go first, taken from the tenant
@@ -139,18 +164,16 @@ impl<V> FairLru<V> {
         self.touch(&key);
         let mut evicted = Vec::new();
         while self.bytes > self.limit_bytes && self.order.len() > 1 {
+            // Every entry counts towards its tenant's share; the newest is never evicted.
             let mut held: HashMap<&Owner, usize> = HashMap::new();
-            // The newest entry is not a candidate.
-            for (tenant, _) in self.order.iter().take(self.order.len() - 1) {
+            for (tenant, _) in &self.order {
                 *held.entry(tenant).or_default() += 1;
             }
-            let most = held.values().copied().max().unwrap_or(0);
-            let Some(at) = self
-                .order
-                .iter()
-                .take(self.order.len() - 1)
-                .position(|(tenant, _)| held.get(tenant) == Some(&most))
-            else {
+            let candidates = self.order.len() - 1;
+            let Some(at) = (0..candidates).max_by_key(|&i| {
+                // The most held tenant first; among its entries, the oldest.
+                (held[&self.order[i].0], std::cmp::Reverse(i))
+            }) else {
                 break;
             };
             if let Some(old) = self.order.remove(at) {
@@ -173,6 +196,8 @@ impl<V> FairLru<V> {
 /// key); a restart forgets them (clients upload again).
 pub struct MemoryKeyStore {
     keys: Mutex<FairLru<Arc<Vec<u8>>>>,
+    /// Per (tenant, model): when the window started, and rows scored since.
+    budgets: Mutex<HashMap<(String, String), (Instant, u64)>>,
 }
 
 impl MemoryKeyStore {
@@ -180,6 +205,7 @@ impl MemoryKeyStore {
     pub fn new(limit_mib: usize) -> Self {
         Self {
             keys: Mutex::new(FairLru::new(limit_mib.saturating_mul(MIB))),
+            budgets: Mutex::new(HashMap::new()),
         }
     }
 
@@ -226,6 +252,25 @@ impl KeyStore for MemoryKeyStore {
         } else {
             Lookup::Missing
         })
+    }
+
+    fn spend(&self, tenant: &str, model: &str, rows: u64, budget: Quota) -> Result<Spent> {
+        let now = Instant::now();
+        let mut budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
+        let (start, used) = budgets
+            .entry((tenant.to_string(), model.to_string()))
+            .or_insert((now, 0));
+        if now.duration_since(*start) >= budget.window {
+            (*start, *used) = (now, 0);
+        }
+        if *used + rows > budget.count {
+            return Ok(Spent::Over {
+                used: *used,
+                wait: budget.window.saturating_sub(now.duration_since(*start)),
+            });
+        }
+        *used += rows;
+        Ok(Spent::Within)
     }
 }
 
@@ -376,6 +421,37 @@ impl KeyStore for RedisKeyStore {
         }
         Ok(Lookup::Found(value[2 + len..].to_vec()))
     }
+
+    /// One counter per (tenant, model) window: `INCRBY`, and `EXPIRE … NX` starts the window
+    /// at its first query (Redis 7), in one transaction; over the budget, `DECRBY` gives the
+    /// rows back. Every replica spends from the same counter.
+    fn spend(&self, tenant: &str, model: &str, rows: u64, budget: Quota) -> Result<Spent> {
+        let name = format!("fhe-ml:budget:{tenant}:{model}");
+        let window_ms = budget.window.as_millis().max(1) as u64;
+        let (used, ttl_ms): (u64, i64) = self.call(|c| {
+            redis::pipe()
+                .atomic()
+                .cmd("INCRBY")
+                .arg(&name)
+                .arg(rows)
+                .cmd("PEXPIRE")
+                .arg(&name)
+                .arg(window_ms)
+                .arg("NX")
+                .ignore()
+                .cmd("PTTL")
+                .arg(&name)
+                .query(c)
+        })?;
+        if used <= budget.count {
+            return Ok(Spent::Within);
+        }
+        self.call(|c| redis::cmd("DECRBY").arg(&name).arg(rows).query::<i64>(c))?;
+        Ok(Spent::Over {
+            used: used - rows,
+            wait: Duration::from_millis(ttl_ms.max(0) as u64),
+        })
+    }
 }
 
 /// The store a `--key-store` URL names: `memory` (or empty) for [`MemoryKeyStore`] bounded at
@@ -387,9 +463,10 @@ impl KeyStore for RedisKeyStore {
 pub fn open(url: &str, memory_mib: usize, ttl_s: u64) -> Result<Arc<dyn KeyStore>> {
     match url {
         "" | "memory" | "memory://" => Ok(Arc::new(MemoryKeyStore::new(memory_mib))),
-        u if u.starts_with("redis://") || u.starts_with("rediss://") => {
-            Ok(Arc::new(RedisKeyStore::new(u, ttl_s)?))
-        }
+        u if u.starts_with("redis://") => Ok(Arc::new(RedisKeyStore::new(u, ttl_s)?)),
+        u if u.starts_with("rediss://") => Err(Error::Input(
+            "rediss:// (Redis over TLS) is not built in: use redis:// on a private network".into(),
+        )),
         other => Err(Error::Input(format!(
             "key store {other:?}: expected `memory` or a redis:// URL"
         ))),
@@ -432,6 +509,18 @@ mod tests {
         let evicted = lru.insert(&alice, &id(4), (), 10);
         assert_eq!(evicted, vec![(alice.clone(), id(2))]);
         assert!(lru.get(&bob, &id(1)).is_some(), "Bob's older key stays");
+        // Room for two: Bob's one key stays when Alice's second arrives (her newest counts
+        // towards her share, though it is not evicted itself).
+        let mut lru = FairLru::new(20);
+        lru.insert(&bob, &id(1), (), 10);
+        lru.insert(&alice, &id(2), (), 10);
+        assert_eq!(
+            lru.insert(&alice, &id(3), (), 10),
+            vec![(alice.clone(), id(2))]
+        );
+        // A tenant whose only entry is the newest: the other's oldest goes.
+        assert_eq!(lru.insert(&owner("carol"), &id(4), (), 10).len(), 1);
+        assert!(lru.get(&owner("carol"), &id(4)).is_some());
     }
 
     #[test]
@@ -462,6 +551,7 @@ mod tests {
         let redis = open("redis://:secret@127.0.0.1:6390/2", 64, 60).unwrap();
         assert_eq!(redis.describe(), "redis://127.0.0.1:6390/2");
         assert!(open("postgres://x", 64, 60).is_err());
+        assert!(open("rediss://127.0.0.1:6390/0", 64, 60).is_err());
     }
 
     /// Nothing listens on port 1: the store answers `Unavailable` (503), it does not hang or

@@ -59,7 +59,7 @@ use crate::error::{Error, Result};
 use crate::fhe::bootstrap::{Bootstrapper, KeyId};
 use crate::fhe::wire::{self, Kind};
 use crate::fhe::{EvaluationKey, OutputMode};
-use crate::keystore::{FairLru, KeyStore, Lookup, Owner, MIB};
+use crate::keystore::{FairLru, KeyStore, Lookup, Owner, Spent, MIB};
 use crate::metrics::Metrics;
 use crate::model::CompiledModel;
 use crate::program::OutputKind;
@@ -338,9 +338,6 @@ impl Keys {
     }
 }
 
-/// Per (tenant, model): when the budget window started, and rows scored since.
-type Budgets = HashMap<(Arc<str>, String), (Instant, u64)>;
-
 /// Who is calling: the authenticated tenant and its budget (nobody without authentication).
 #[derive(Clone, Default)]
 struct Caller {
@@ -361,7 +358,6 @@ struct AppState {
     config: ServiceConfig,
     /// Per tenant: its request-rate limiter.
     limiters: HashMap<String, (Quota, DefaultDirectRateLimiter)>,
-    budgets: Mutex<Budgets>,
     metrics: Metrics,
 }
 
@@ -526,20 +522,18 @@ impl AppState {
         Ok(server)
     }
 
-    /// Spends `rows` of the caller's query budget for `model`: 429 when the window's budget
-    /// would be exceeded (fixed windows from the first query; nothing is spent then).
-    fn spend(&self, caller: &Caller, model: &str, rows: u64) -> std::result::Result<(), ApiError> {
+    /// Spends `rows` of the caller's query budget for `model` in the key store (shared by
+    /// every replica): 429 when the window's budget would be exceeded (fixed windows from the
+    /// first query; nothing is spent then).
+    async fn spend(
+        &self,
+        caller: &Caller,
+        model: &str,
+        rows: u64,
+    ) -> std::result::Result<(), ApiError> {
         let (Some(tenant), Some(budget)) = (&caller.tenant, caller.budget) else {
             return Ok(());
         };
-        let now = Instant::now();
-        let mut budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
-        let (start, used) = budgets
-            .entry((tenant.clone(), model.to_string()))
-            .or_insert((now, 0));
-        if now.duration_since(*start) >= budget.window {
-            (*start, *used) = (now, 0);
-        }
         if rows > budget.count {
             // Waiting would never help: the batch is larger than the whole budget.
             return Err(Error::TooLarge {
@@ -549,19 +543,21 @@ impl AppState {
             }
             .into());
         }
-        if *used + rows > budget.count {
-            let left = budget.window.saturating_sub(now.duration_since(*start));
-            return Err(Error::RateLimited {
+        let (store, who, name) = (self.store.clone(), tenant.clone(), model.to_string());
+        // A round trip to Redis: off the async workers, but without a heavy worker's permit.
+        let spent = tokio::task::spawn_blocking(move || store.spend(&who, &name, rows, budget))
+            .await
+            .map_err(|e| Error::Other(format!("worker failed: {e}")))??;
+        match spent {
+            Spent::Within => Ok(()),
+            Spent::Over { used, wait } => Err(Error::RateLimited {
                 what: format!(
-                    "query budget {budget} rows for model {model} ({} used, {rows} asked)",
-                    *used
+                    "query budget {budget} rows for model {model} ({used} used, {rows} asked)"
                 ),
-                retry_after_s: (left.as_secs_f64().ceil() as u64).max(1),
+                retry_after_s: (wait.as_secs_f64().ceil() as u64).max(1),
             }
-            .into());
+            .into()),
         }
-        *used += rows;
-        Ok(())
     }
 
     /// Runs blocking work on a bounded number of threads.
@@ -692,7 +688,7 @@ async fn predict(
     let served = state.model(&name)?;
     let input = EncryptedInput::from_bytes(&bytes)?;
     let server = state.server_for(served, input.key_id, &caller).await?;
-    state.spend(&caller, &name, 1)?;
+    state.spend(&caller, &name, 1).await?;
     let bootstraps = server.bootstraps_per_inference() as u64;
     let out = state
         .heavy(move || server.infer(&input)?.to_bytes())
@@ -728,7 +724,7 @@ async fn predict_batch(
         );
     }
     let server = state.server_for(served, key_id, &caller).await?;
-    state.spend(&caller, &name, inputs.len() as u64)?;
+    state.spend(&caller, &name, inputs.len() as u64).await?;
     let bootstraps = (server.bootstraps_per_inference() * inputs.len()) as u64;
     let out = state
         .heavy(move || {
@@ -930,7 +926,6 @@ pub fn router(models: Vec<ModelBundle>, config: ServiceConfig) -> Result<Router>
         workers: Semaphore::new(config.workers.max(1)),
         config: config.clone(),
         limiters,
-        budgets: Mutex::new(HashMap::new()),
         metrics: Metrics::default(),
     });
     let trace = tower_http::trace::TraceLayer::new_for_http()

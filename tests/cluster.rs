@@ -5,7 +5,8 @@
 //! hand) the scaling with 1, 2 and 3 replicas.
 //!
 //! Needs `redis-server` and `haproxy` on the PATH: `.ci/run` installs them (Debian packages)
-//! and runs these tests with `--ignored`; a plain `cargo test` skips them.
+//! and runs these tests with `--ignored`; a plain `cargo test` skips them, and runs only the
+//! draining test, which needs neither.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -500,6 +501,86 @@ fn a_cluster_loses_no_row_through_faults() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// SIGTERM with `--drain-seconds 2`: `/v1/ready` answers 503 at once while `/v1/health` and
+/// predictions still answer, then the replica exits by itself.
+#[test]
+fn a_draining_replica_is_unready_but_still_serves() {
+    let dir = temp_dir("drain");
+    let models = dir.join("models");
+    cli(&[
+        "export",
+        "--data",
+        "data/breast_cancer.csv",
+        "--model",
+        "logistic",
+        "--out",
+        models.to_str().unwrap(),
+    ]);
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut replica = Proc::start(
+        "fhe-ml serve",
+        Command::new(BIN)
+            .args(["serve", "--models"])
+            .arg(&models)
+            .args([
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--drain-seconds",
+                "2",
+            ]),
+        &dir.join("serve.log"),
+    );
+    let remote = RemoteServer::new(&url).unwrap();
+    wait_until("replica", Duration::from_secs(30), || {
+        remote.health().is_ok()
+    });
+    let ready = || {
+        ureq::get(&format!("{url}/v1/ready"))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .map(|r| r.status().as_u16())
+    };
+    assert_eq!(ready().unwrap(), 200);
+    let spec = remote.client_spec("breast_cancer-logistic").unwrap();
+    let client = fhe_ml::client::Client::new(spec).unwrap();
+    let row = fhe_ml::data::load_csv("data/breast_cancer.csv")
+        .unwrap()
+        .features
+        .row(0)
+        .to_vec();
+    let input = client.encrypt(&row).unwrap();
+    let sigterm = Command::new("kill")
+        .args(["-TERM", &replica.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(sigterm.success());
+    wait_until("unready", Duration::from_secs(5), || {
+        ready().ok() == Some(503)
+    });
+    let health = remote.health().unwrap();
+    assert!(!health.ready, "{health:?}");
+    remote
+        .predict("breast_cancer-logistic", &input)
+        .expect("a draining replica still serves");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = replica.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "still running");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(
+        start.elapsed() >= Duration::from_millis(1000),
+        "stopped before draining"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// 50 clients, each with its own key, against one replica whose cache holds 3 expanded keys:
 /// every client is served (evicted keys come back from the store), and the replica's peak
 /// memory stays under its cache bound plus what it uses without keys.
@@ -509,6 +590,20 @@ fn fifty_clients_stay_under_the_memory_bound() {
     let cache_mib = 512;
     let mut cluster = Cluster::new("fifty", 1, cache_mib);
     let dir = cluster.dir.clone();
+    // The store answers by tenant: Bob never gets Alice's key, under her id.
+    {
+        use fhe_ml::keystore::{KeyStore, Lookup, RedisKeyStore};
+        let store =
+            RedisKeyStore::new(&format!("redis://127.0.0.1:{}/1", cluster.redis_port), 60).unwrap();
+        let (alice, bob) = (Some("alice".into()), Some("bob".into()));
+        store.put(&alice, &[9; 16], b"alice's key").unwrap();
+        assert_eq!(
+            store.get(&alice, &[9; 16]).unwrap(),
+            Lookup::Found(b"alice's key".to_vec())
+        );
+        assert_eq!(store.get(&bob, &[9; 16]).unwrap(), Lookup::OtherOwner);
+        assert_eq!(store.get(&None, &[8; 16]).unwrap(), Lookup::Missing);
+    }
     let url = cluster.replica_url(0);
     let remote = RemoteServer::new(&url).unwrap();
     let name = "breast_cancer-tree";
@@ -584,6 +679,92 @@ fn fifty_clients_stay_under_the_memory_bound() {
         "peak RSS {peak:.0} MiB over {baseline:.0} + {cache_mib} + {allowance:.0} MiB"
     );
     cluster.kill_replica(0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A tenant's query budget is one budget across replicas (a counter in Redis): 2 rows on one
+/// replica and 1 on another spend a 3-row budget, and the next row on either gets 429.
+#[test]
+#[ignore = "needs redis-server: run by .ci/run"]
+fn a_budget_is_shared_by_the_replicas() {
+    need("redis-server");
+    use fhe_ml::auth::{add_tenant, parse_budget, Tenants};
+    use fhe_ml::keystore::{KeyStore, RedisKeyStore, Spent};
+    let dir = temp_dir("budget");
+    let port = free_port();
+    let _redis = Proc::start(
+        "redis-server",
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir),
+        &dir.join("redis.log"),
+    );
+    wait_until("redis", Duration::from_secs(20), || redis_ping(port));
+    let url = format!("redis://127.0.0.1:{port}/0");
+
+    // The store itself: fixed windows, nothing spent when over.
+    let store = RedisKeyStore::new(&url, 60).unwrap();
+    let budget = parse_budget("5/hour").unwrap();
+    assert_eq!(store.spend("t", "m", 3, budget).unwrap(), Spent::Within);
+    match store.spend("t", "m", 3, budget).unwrap() {
+        Spent::Over { used, wait } => {
+            assert_eq!(used, 3);
+            assert!(wait > Duration::from_secs(3500) && wait <= Duration::from_secs(3600));
+        }
+        Spent::Within => panic!("6 rows of a 5-row budget"),
+    }
+    assert_eq!(store.spend("t", "m", 2, budget).unwrap(), Spent::Within);
+    assert!(matches!(
+        store.spend("t", "m", 1, budget).unwrap(),
+        Spent::Over { used: 5, .. }
+    ));
+    assert_eq!(store.spend("t", "other", 5, budget).unwrap(), Spent::Within);
+
+    // Two replicas, one tenant with 3 rows a day.
+    let file = dir.join("tenants.txt");
+    let token = add_tenant(&file, "carol", None, Some(parse_budget("3/day").unwrap())).unwrap();
+    let tenants = std::sync::Arc::new(Tenants::load(&file).unwrap());
+    let table = fhe_ml::data::load_csv("data/breast_cancer.csv").unwrap();
+    let config = fhe_ml::eval::EvalConfig::new(
+        fhe_ml::eval::Source::File("data/breast_cancer.csv".into()),
+        fhe_ml::eval::ModelKind::Logistic,
+    );
+    let model = fhe_ml::eval::compile_model(&config, &table).unwrap();
+    let bundle = fhe_ml::service::ModelBundle::new("bc", &model);
+    let replica = || {
+        fhe_ml::service::Background::start(
+            vec![bundle.clone()],
+            fhe_ml::service::ServiceConfig {
+                key_store: url.clone(),
+                tenants: Some(tenants.clone()),
+                ..Default::default()
+            },
+            "127.0.0.1:0",
+        )
+        .unwrap()
+    };
+    let (a, b) = (replica(), replica());
+    let options = fhe_ml::remote::RemoteOptions {
+        token: Some(token),
+        ca_pem: None,
+    };
+    let (ra, rb) = (
+        RemoteServer::connect(&a.url(), &options).unwrap(),
+        RemoteServer::connect(&b.url(), &options).unwrap(),
+    );
+    let client = fhe_ml::client::Client::new(model.client_spec()).unwrap();
+    let input = client.encrypt(&table.features.row(0).to_vec()).unwrap();
+    ra.predict_batch("bc", &[input.clone(), input.clone()])
+        .unwrap();
+    rb.predict("bc", &input).unwrap();
+    for remote in [&ra, &rb] {
+        let err = remote.predict("bc", &input).unwrap_err().to_string();
+        assert!(err.contains("429") && err.contains("RateLimited"), "{err}");
+    }
+    a.stop().unwrap();
+    b.stop().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
