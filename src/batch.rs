@@ -192,6 +192,46 @@ fn backoff(attempt: u32, retry_after_s: Option<u64>) -> Duration {
     }
 }
 
+/// Rows per request unless asked: 16 for models that bootstrap (so the work spreads over
+/// replicas), 256 for leveled ones.
+fn default_chunk(spec: &ClientSpec) -> usize {
+    if spec.needs_evaluation_key {
+        16
+    } else {
+        256
+    }
+}
+
+impl<'a> RemoteScorer<'a> {
+    /// A scorer for `client` on `model`, its evaluation key (for models that bootstrap) made
+    /// and uploaded.
+    fn start(
+        remote: &'a RemoteServer,
+        model: &'a str,
+        client: &'a Client,
+        options: &BatchOptions,
+    ) -> Result<Self> {
+        let key = if client.spec().needs_evaluation_key {
+            Some(client.evaluation_key()?.to_bytes()?)
+        } else {
+            None
+        };
+        let scorer = RemoteScorer {
+            remote,
+            model,
+            client,
+            key,
+            key_generation: Mutex::new(0),
+            max_retries: options.max_retries,
+            requests: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            uploads: AtomicU64::new(0),
+        };
+        scorer.upload()?;
+        Ok(scorer)
+    }
+}
+
 impl RemoteScorer<'_> {
     /// Uploads the key, retrying failures that can heal.
     fn upload(&self) -> Result<()> {
@@ -767,25 +807,8 @@ pub fn predict_csv(
 ) -> Result<BatchReport> {
     let spec = remote.client_spec(model)?;
     let client = Client::new(spec.clone())?;
-    let key = if spec.needs_evaluation_key {
-        Some(client.evaluation_key()?.to_bytes()?)
-    } else {
-        None
-    };
-    let scorer = RemoteScorer {
-        remote,
-        model,
-        client: &client,
-        key,
-        key_generation: Mutex::new(0),
-        max_retries: options.max_retries,
-        requests: AtomicU64::new(0),
-        retried: AtomicU64::new(0),
-        uploads: AtomicU64::new(0),
-    };
-    scorer.upload()?;
-    let default_chunk = if spec.needs_evaluation_key { 16 } else { 256 };
-    let report = run_job(&spec, &scorer, input, output, options, default_chunk)?;
+    let scorer = RemoteScorer::start(remote, model, &client, options)?;
+    let report = run_job(&spec, &scorer, input, output, options, default_chunk(&spec))?;
     if client.clipped_count() > 0 {
         eprintln!(
             "{} feature value(s) were outside the training range and clipped",
@@ -832,30 +855,10 @@ impl RemoteServer {
         mut sink: impl FnMut(u64, Scored) -> Result<()>,
     ) -> Result<BatchReport> {
         let start = Instant::now();
-        let key = if client.spec().needs_evaluation_key {
-            Some(client.evaluation_key()?.to_bytes()?)
-        } else {
-            None
-        };
-        let scorer = RemoteScorer {
-            remote: self,
-            model,
-            client,
-            key,
-            key_generation: Mutex::new(0),
-            max_retries: options.max_retries,
-            requests: AtomicU64::new(0),
-            retried: AtomicU64::new(0),
-            uploads: AtomicU64::new(0),
-        };
-        scorer.upload()?;
+        let scorer = RemoteScorer::start(self, model, client, options)?;
         let chunk = options
             .chunk_rows
-            .unwrap_or(if client.spec().needs_evaluation_key {
-                16
-            } else {
-                256
-            })
+            .unwrap_or(default_chunk(client.spec()))
             .max(1);
         let mut rows = rows.peekable();
         let chunks = std::iter::from_fn(move || {

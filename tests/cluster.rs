@@ -371,6 +371,22 @@ fn rows_of(output: &Path, n: usize) -> Vec<String> {
     predictions
 }
 
+/// The clear twin's output for `input` (`batch --model-file`), beside it.
+fn clear_twin(cluster: &Cluster, model: &str, input: &Path) -> PathBuf {
+    let expected = input.with_extension("expected.csv");
+    let model_file = cluster.model_file(model);
+    cli(&[
+        "batch",
+        "--model-file",
+        model_file.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        expected.to_str().unwrap(),
+    ]);
+    expected
+}
+
 /// One fault sequence on one job: restart the store at `at[0]` rows (every key lost), kill
 /// replica `victim` at `at[1]` and start it again (it holds no key, nor does the store: the
 /// client must upload its key again), kill the client at `at[2]` and run it again to the end.
@@ -418,17 +434,7 @@ fn a_cluster_loses_no_row_through_faults() {
     // 20,000 breast-cancer rows, leveled logistic regression: exact, byte for byte.
     let input = dir.join("bc.csv");
     replicate("data/breast_cancer.csv", 20_000, &input);
-    let expected = dir.join("bc-expected.csv");
-    let model_file = cluster.model_file("breast_cancer-logistic");
-    cli(&[
-        "batch",
-        "--model-file",
-        model_file.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        expected.to_str().unwrap(),
-    ]);
+    let expected = clear_twin(&cluster, "breast_cancer-logistic", &input);
     let output = dir.join("bc-out.csv");
     let start = Instant::now();
     let report = faulty_job(
@@ -457,17 +463,7 @@ fn a_cluster_loses_no_row_through_faults() {
     // 300 digits rows, the 64-32-10 MLP (32 bootstraps a row): keys in the store.
     let input = dir.join("digits.csv");
     replicate("data/digits.csv", 300, &input);
-    let expected = dir.join("digits-expected.csv");
-    let model_file = cluster.model_file("digits-mlp");
-    cli(&[
-        "batch",
-        "--model-file",
-        model_file.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        expected.to_str().unwrap(),
-    ]);
+    let expected = clear_twin(&cluster, "digits-mlp", &input);
     let output = dir.join("digits-out.csv");
     let start = Instant::now();
     let report = faulty_job(
