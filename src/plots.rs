@@ -1330,6 +1330,131 @@ pub fn lines(
     Ok(Svg(svg))
 }
 
+/// A named series of [`spread_lines`]: `(x, mean, spread)` points.
+pub type SpreadSeries<'a> = (&'a str, Vec<(f64, f64, f64)>);
+
+/// Lines through means with their spread: each series holds `(x, mean, spread)` points, drawn
+/// as a line through the means with a whisker from `mean - spread` to `mean + spread` at each
+/// point (a standard deviation over seeds, say), and `references` as horizontal dashed lines
+/// across the plot (a plaintext or encrypted baseline). The x axis is linear, or logarithmic
+/// when `x.log` (ε from 0.1 to 10, say; then every x must be positive); values in `y.unit`
+/// (`0..=100` in percent: whiskers are clipped to it).
+///
+/// # Errors
+///
+/// `Error::Other` if there are no points, a value is not finite, an x is not positive on a
+/// log axis, a mean is not positive on a log y axis or outside `0..=100` in percent, a spread
+/// is negative; or if plotters fails to draw the chart.
+pub fn spread_lines(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[SpreadSeries],
+    references: &[(&str, f64)],
+    x: Axis,
+    y: Axis,
+) -> Result<Svg> {
+    let points: Vec<(f64, f64, f64)> = series.iter().flat_map(|s| s.1.iter().copied()).collect();
+    if points.iter().any(|p| !(p.2.is_finite() && p.2 >= 0.0)) {
+        return Err(bad("a spread must be finite and not negative"));
+    }
+    let clip = |v: f64| {
+        if y.unit == Unit::Percent {
+            v.clamp(0.0, 100.0)
+        } else {
+            v
+        }
+    };
+    let means: Vec<f64> = points.iter().map(|p| p.1).collect();
+    check_values(&means, y, "a spread chart")?;
+    let xs: Vec<f64> = points.iter().map(|p| p.0).collect();
+    check_values(&xs, x, "a spread chart")?;
+    let mut ys: Vec<f64> = points
+        .iter()
+        .flat_map(|p| [clip(p.1 - p.2), clip(p.1 + p.2)])
+        .filter(|v| !y.log || *v > 0.0)
+        .collect();
+    ys.extend(references.iter().map(|r| r.1));
+    check_values(&ys, y, "a spread chart")?;
+    let y_ticks = Ticks::for_points(y, &ys)?;
+    let (x0, x1) = xs
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let x_ticks = if x.log {
+        Ticks::log(x.unit, x0, x1, 1.0, 1.0)?
+    } else {
+        let pad = if x1 > x0 { (x1 - x0) * 0.04 } else { 0.5 };
+        Ticks::linear(x.unit, x0 - pad, x1 + pad, 8, false, None)
+    };
+    let names: Vec<&str> = series
+        .iter()
+        .map(|s| s.0)
+        .chain(references.iter().map(|r| r.0))
+        .collect();
+    let colors = chart_colors(&names);
+    let legend = names
+        .iter()
+        .zip(&colors)
+        .enumerate()
+        .map(|(i, (n, c))| Entry {
+            name: n.to_string(),
+            color: *c,
+            mark: Mark::Line(if i < series.len() { 0 } else { 1 }),
+        })
+        .collect();
+    let frame = Frame {
+        title,
+        width: WIDTH,
+        x_desc: Some(x_desc),
+        y_desc: describe(y_desc, y),
+        x_area: LINE_PX as u32 * 2 + 16,
+        legend,
+    };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, frame.height())).into_drawing_area();
+        let mut chart = frame.draw(&root, &x_ticks, &y_ticks)?;
+        let (left, right) = (x_ticks.lo, x_ticks.hi);
+        for ((_, level), color) in references.iter().zip(&colors[series.len()..]) {
+            let at = y_ticks.pos(*level);
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(left, at), (right, at)],
+                    8,
+                    5,
+                    color.stroke_width(2),
+                ))
+                .map_err(plot_err)?;
+        }
+        for ((_, pts), &color) in series.iter().zip(&colors) {
+            let line: Vec<(f64, f64)> = pts
+                .iter()
+                .map(|&(px, m, _)| (x_ticks.pos(px), y_ticks.pos(m)))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(line.iter().copied(), color.stroke_width(2)))
+                .map_err(plot_err)?;
+            for &(px, m, spread) in pts {
+                let at = x_ticks.pos(px);
+                let (lo, hi) = (clip(m - spread), clip(m + spread));
+                if spread > 0.0 && (!y.log || lo > 0.0) {
+                    chart
+                        .draw_series(std::iter::once(PathElement::new(
+                            [(at, y_ticks.pos(lo)), (at, y_ticks.pos(hi))],
+                            color.stroke_width(1),
+                        )))
+                        .map_err(plot_err)?;
+                }
+                draw_marker(&root, chart.backend_coord(&(at, y_ticks.pos(m))), 0, color)?;
+            }
+        }
+        root.present().map_err(plot_err)?;
+    }
+    Ok(Svg(svg))
+}
+
 /// Grouped bars: for each group (x category), one bar per series, coloured by the series'
 /// name ([`color_for`]), each carrying its value ([`Unit::format`] of `axis.unit`); a
 /// missing value leaves a gap. Each series holds one value per group (`groups.len()`), in

@@ -510,3 +510,81 @@ pub fn load_comparison(path: impl AsRef<std::path::Path>) -> crate::Result<Vec<C
         message: format!("not a comparison results file: {e}"),
     })
 }
+
+/// `bench/results/techniques.json` (written by `scripts/techniques`): fhe-ml beside
+/// differential privacy, secure multi-party computation, federated learning and trusted
+/// hardware on the same splits and model shapes.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct TechniqueResults {
+    /// Date and time of the run, ISO 8601.
+    pub generated: String,
+    /// The machine: cores and platform.
+    pub machine: String,
+    /// A small CI run (few rows, seeds and rounds), not figures to quote.
+    pub smoke: bool,
+    /// Library name → version, for every library the run used.
+    pub libraries: std::collections::BTreeMap<String, String>,
+    /// Remarks on how the run was made (clipping bounds, what was skipped, ...).
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// One row per (technique, workload, setting).
+    pub rows: Vec<TechniqueRow>,
+}
+
+/// One row of [`TechniqueResults`]: a technique on a workload in one setting (an ε, a round
+/// of federated training, ...). Missing values are `None`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct TechniqueRow {
+    /// `plaintext`, `FHE`, `DP`, `MPC`, `FL` or `TEE`.
+    pub technique: String,
+    /// The library and its version (`diffprivlib 0.6.6`).
+    pub library: String,
+    /// `breast_cancer-logistic`, `digits-logistic` or `digits-mlp`.
+    pub workload: String,
+    /// The setting in words (`ε = 0.5`, `round 7, non-IID, 8 clients`, `2 parties`).
+    pub setting: String,
+    /// DP: the privacy budget ε.
+    pub epsilon: Option<f64>,
+    /// FL: the round this accuracy was measured after (1-based).
+    pub round: Option<u32>,
+    /// FL: `iid` or `non-iid`.
+    pub partition: Option<String>,
+    /// FL: the number of clients.
+    pub clients: Option<u32>,
+    /// Test accuracy, a fraction in `0..=1` (the mean over seeds when `seeds` is given).
+    pub accuracy: Option<f64>,
+    /// Standard deviation of the accuracy over seeds, a fraction.
+    pub accuracy_std: Option<f64>,
+    /// Seeds averaged.
+    pub seeds: Option<u32>,
+    /// Time to answer one query, milliseconds.
+    pub latency_ms_per_sample: Option<f64>,
+    /// Bytes that cross the network per query (both ways).
+    pub bytes_per_sample: Option<f64>,
+    /// MPC: communication rounds per query.
+    pub comm_rounds_per_sample: Option<f64>,
+    /// FL: bytes exchanged in all, up to this round.
+    pub bytes_total: Option<f64>,
+    /// Measured in this run; `false` for figures quoted from a source.
+    pub measured: bool,
+    /// For quoted figures: the citation and its URL.
+    pub source: Option<String>,
+}
+
+/// Reads a techniques results file ([`TechniqueResults`]).
+///
+/// # Errors
+///
+/// `Error::Io` if the file cannot be read; `Error::Csv` (naming the file) if it is not a
+/// techniques results file.
+pub fn load_techniques(path: impl AsRef<std::path::Path>) -> crate::Result<TechniqueResults> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|source| crate::Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| crate::Error::Csv {
+        path: path.to_path_buf(),
+        message: format!("not a techniques results file: {e}"),
+    })
+}

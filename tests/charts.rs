@@ -497,6 +497,63 @@ fn lines_keep_colours_and_percent_range() {
     assert_readable(&svg);
 }
 
+/// DP accuracy against ε: a log x axis labelled at 0.1, 1 and 10, whiskers of the spread
+/// clipped to 100%, dashed reference lines, and every series and reference in the legend.
+#[test]
+fn spread_lines_on_a_log_x_axis_with_references() {
+    let svg = plots::spread_lines(
+        "DP accuracy against ε",
+        "privacy budget ε (log scale)",
+        "test accuracy",
+        &[(
+            "DP",
+            vec![(0.1, 62.0, 9.0), (1.0, 80.0, 4.0), (10.0, 96.0, 6.0)],
+        )],
+        &[("plaintext", 97.4), ("FHE: fhe-ml, encrypted", 97.4)],
+        Axis::log(Unit::Plain),
+        Axis::linear(Unit::Percent),
+    )
+    .unwrap();
+    keep(&svg, "spread_lines_dp");
+    assert!(has_text(&svg, "DP accuracy against ε"));
+    assert!(has_text(&svg, "privacy budget ε (log scale)"));
+    for tick in ["0.1", "1", "10"] {
+        assert!(has_text(&svg, tick), "x tick {tick} missing");
+    }
+    assert_percent_axis(&svg);
+    for name in ["DP", "plaintext", "FHE: fhe-ml, encrypted"] {
+        assert!(
+            texts(&svg)
+                .iter()
+                .any(|t| t.content == name && t.anchor == "start"),
+            "legend entry {name} missing"
+        );
+    }
+    // Three whiskers, one per point: vertical two-point polylines in the series' colour.
+    let stroke = format!("stroke=\"{}\"", hex("DP"));
+    let whiskers = svg
+        .as_str()
+        .split("<polyline")
+        .skip(1)
+        .filter(|p| p.split('>').next().is_some_and(|tag| tag.contains(&stroke)))
+        .filter_map(|p| p.split("points=\"").nth(1)?.split('"').next())
+        .filter(|pts| {
+            let xy: Vec<&str> = pts.split_whitespace().collect();
+            xy.len() == 2 && xy[0].split(',').next() == xy[1].split(',').next()
+        })
+        .count();
+    assert_eq!(whiskers, 3);
+    assert_readable(&svg);
+    let lin = Axis::linear(Unit::Percent);
+    let log = Axis::log(Unit::Plain);
+    let one = |x: f64, m: f64, sd: f64| vec![("s", vec![(x, m, sd)])];
+    assert!(plots::spread_lines("t", "x", "y", &[], &[], lin, lin).is_err());
+    assert!(plots::spread_lines("t", "x", "y", &one(0.0, 50.0, 1.0), &[], log, lin).is_err());
+    assert!(plots::spread_lines("t", "x", "y", &one(1.0, 50.0, -1.0), &[], lin, lin).is_err());
+    assert!(plots::spread_lines("t", "x", "y", &one(1.0, 150.0, 1.0), &[], lin, lin).is_err());
+    assert!(plots::spread_lines("t", "x", "y", &one(1.0, f64::NAN, 1.0), &[], lin, lin).is_err());
+}
+
 #[test]
 fn lines_on_a_log_byte_axis() {
     let svg = plots::lines(
