@@ -235,6 +235,37 @@ def nb10(t):
 - The Poisson model on the wire: the server returned η = {glm.group(1)}, the client's exp(η) = {glm.group(2)} riders (float model {glm.group(3)}, truth {glm.group(4)})."""
 
 
+def nb09(t):
+    out = []
+    smoke = "SMOKE" in t
+    if smoke:
+        out.append("- **This is a smoke run** (few rows, seeds and rounds): not figures to quote.")
+    for w, name in [("breast_cancer-logistic", "Breast cancer"), ("digits-logistic", "Digits")]:
+        m = re.search(rf"{w}: plaintext ([\d.]+)%, FHE ([\d.]+)%, DP at ε = 0.1 ([\d.NaN]+)%, at ε = 1 ([\d.NaN]+)%, at ε = 10 ([\d.NaN]+)%", t)
+        if not m:
+            sys.exit(f"notebook 09: no accuracy line for {w}")
+        p, f, d01, d1, d10 = m.groups()
+        fl = dict(re.findall(rf"{w}: FL (iid|non-iid) after round \d+: ([\d.]+)%", t))
+        kib = re.search(rf"{w}: FL iid after round (\d+): [\d.]+%, (\d+) KiB exchanged", t)
+        cost = ("encryption costs no accuracy" if float(f) >= float(p)
+                else f"the 8-bit quantization costs {float(p) - float(f):.1f} points; encryption adds nothing to it")
+        line = (f"- **{name} logistic regression**: plaintext {p}%, encrypted with fhe-ml {f}% ({cost}); "
+                f"differential privacy {d01}% at ε = 0.1, {d1}% at ε = 1 and {d10}% at ε = 10")
+        if fl:
+            line += (f"; federated training reaches {fl.get('iid', '?')}% with IID clients and {fl.get('non-iid', '?')}% with non-IID ones"
+                     f" after {kib.group(1)} rounds ({kib.group(2)} KiB exchanged)" if kib else "")
+        out.append(line + ".")
+    for w in ["breast_cancer-logistic", "digits-logistic", "digits-mlp"]:
+        m = re.search(rf"{w}: FHE ([\d.]+) ms and (\d+) B per query, MPC ([\d.]+) ms, (\d+) B and (\d+) rounds per query", t)
+        if m:
+            fm, fb, mm, mb, mr = m.groups()
+            ratio = float(mm) / float(fm)
+            faster = f"FHE {ratio:.0f}x faster" if ratio >= 1 else f"MPC {1 / ratio:.0f}x faster"
+            out.append(f"- **{w}, one private query**: FHE {fm} ms and {fb} B; MPC {mm} ms, {mb} B in {mr} communication rounds on loopback ({faster} here; each MPC round costs a network round trip on a real network).")
+    out.append("- **Choosing**: to keep the query from the server, FHE (no second party, no rounds) or MPC (a second, non-colluding party); to keep training rows from being memorized, DP (an accuracy cost that grows as ε shrinks); to keep training rows where they are, FL; to trust a hardware vendor instead of mathematics, a TEE.")
+    return "\n".join(out)
+
+
 def mib_key(t):
     return num(r"evaluation key of the bootstrapped families: ([\d.]+) MiB", t) + " MiB"
 
@@ -247,4 +278,5 @@ fill(sys.argv[1] + "/05-trees.ipynb", nb05)
 fill(sys.argv[1] + "/06-service.ipynb", nb06)
 fill(sys.argv[1] + "/07-comparison.ipynb", nb07)
 fill(sys.argv[1] + "/08-bring-your-own-model.ipynb", nb08)
+fill(sys.argv[1] + "/09-privacy-techniques.ipynb", nb09)
 fill(sys.argv[1] + "/10-model-zoo.ipynb", nb10)
