@@ -539,8 +539,9 @@ pub struct TechniqueRow {
     pub technique: String,
     /// The library and its version (`diffprivlib 0.6.6`).
     pub library: String,
-    /// `breast_cancer-logistic`, `digits-logistic` or `digits-mlp`.
-    pub workload: String,
+    /// `breast_cancer-logistic`, `digits-logistic` or `digits-mlp`; `None` for published
+    /// figures of other workloads (TEE rows).
+    pub workload: Option<String>,
     /// The setting in words (`ε = 0.5`, `round 7, non-IID, 8 clients`, `2 parties`).
     pub setting: String,
     /// DP: the privacy budget ε.
