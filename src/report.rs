@@ -500,14 +500,21 @@ pub struct ComparisonRow {
 /// `Error::Io` if the file cannot be read; `Error::Csv` (naming the file) if it is not a JSON
 /// list of comparison rows.
 pub fn load_comparison(path: impl AsRef<std::path::Path>) -> crate::Result<Vec<ComparisonRow>> {
-    let path = path.as_ref();
+    load_results(path.as_ref(), "comparison")
+}
+
+/// Reads a JSON results file of type `T`; `what` names the kind in the error.
+fn load_results<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+    what: &str,
+) -> crate::Result<T> {
     let text = std::fs::read_to_string(path).map_err(|source| crate::Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
     serde_json::from_str(&text).map_err(|e| crate::Error::Csv {
         path: path.to_path_buf(),
-        message: format!("not a comparison results file: {e}"),
+        message: format!("not a {what} results file: {e}"),
     })
 }
 
@@ -579,13 +586,5 @@ pub struct TechniqueRow {
 /// `Error::Io` if the file cannot be read; `Error::Csv` (naming the file) if it is not a
 /// techniques results file.
 pub fn load_techniques(path: impl AsRef<std::path::Path>) -> crate::Result<TechniqueResults> {
-    let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|source| crate::Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|e| crate::Error::Csv {
-        path: path.to_path_buf(),
-        message: format!("not a techniques results file: {e}"),
-    })
+    load_results(path.as_ref(), "techniques")
 }
