@@ -541,6 +541,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         eprintln!("authentication on: {} tenant(s)", tenants.len());
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
+    // What the log shows of the store (a Redis password never).
+    let store_shown =
+        fhe_ml::keystore::open(&keys.key_store, keys.key_store_mib, keys.key_ttl)?.describe();
+    let cache_mib = keys.key_cache_mib;
     let config = ServiceConfig {
         key_store: keys.key_store,
         key_store_mib: keys.key_store_mib,
@@ -564,6 +568,9 @@ fn serve(args: ServeArgs) -> Result<()> {
             listener
                 .local_addr()
                 .map_err(|e| Error::Other(e.to_string()))?
+        );
+        eprintln!(
+            "keys: store {store_shown}, cache of expanded keys {cache_mib} MiB; drain {drain_seconds} s after SIGTERM"
         );
         // On a signal: readiness off, keep serving while load balancers notice, then stop
         // taking connections and finish the requests in flight.

@@ -524,7 +524,10 @@ fn a_draining_replica_is_unready_but_still_serves() {
                 &format!("127.0.0.1:{port}"),
                 "--drain-seconds",
                 "2",
-            ]),
+            ])
+            // Nothing listens there: a leveled model never asks the store, and the log must not
+            // show the password.
+            .args(["--key-store", "redis://:hunter2@127.0.0.1:1/0"]),
         &dir.join("serve.log"),
     );
     let remote = RemoteServer::new(&url).unwrap();
@@ -573,6 +576,17 @@ fn a_draining_replica_is_unready_but_still_serves() {
     assert!(
         start.elapsed() >= Duration::from_millis(1000),
         "stopped before draining"
+    );
+    let log = std::fs::read_to_string(dir.join("serve.log")).unwrap();
+    assert!(
+        log.contains(
+            "keys: store redis://127.0.0.1:1/0, cache of expanded keys 1024 MiB; drain 2 s"
+        ),
+        "{log}"
+    );
+    assert!(
+        !log.contains("hunter2"),
+        "the password is in the log: {log}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
