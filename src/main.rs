@@ -61,9 +61,9 @@ enum ModelArg {
     TreeRegressor,
     /// Random forest of regression trees (10 trees of depth 4).
     ForestRegressor,
-    /// Gradient-boosted trees classifier (20 rounds of depth 3, learning rate 0.3).
+    /// Gradient-boosted trees classifier (30 rounds of depth 3, learning rate 0.2).
     Gbdt,
-    /// Gradient-boosted trees regressor.
+    /// Gradient-boosted trees regressor (30 rounds of depth 3, learning rate 0.2).
     GbdtRegressor,
 }
 
@@ -291,7 +291,8 @@ enum Command {
         /// a load balancer stops sending requests before the replica stops.
         #[arg(long, default_value_t = 0)]
         drain_seconds: u64,
-        /// Tenants file (`fhe-ml token new`): every route but health then needs a token, and
+        /// Tenants file (`fhe-ml token new`): every route but `/v1/health` and `/v1/ready`
+        /// (the probes) then needs a token, and
         /// the tenants' quotas apply.
         #[arg(long)]
         auth: Option<PathBuf>,
@@ -739,11 +740,16 @@ fn batch(args: BatchArgs) -> Result<()> {
         String::new()
     };
     eprintln!(
-        "{}: {} rows{resumed} in {:.1} s, {:.0} rows/s; {} requests, {} retried, {} key upload(s)",
+        "{}: {} rows{resumed} in {:.1} s, {} rows/s; {} requests, {} retried, {} key upload(s)",
         output.display(),
         report.rows,
         report.seconds,
-        report.rows_per_s,
+        // Slow models (bootstrapped ones: a few rows a second) keep a decimal.
+        if report.rows_per_s < 100.0 {
+            format!("{:.1}", report.rows_per_s)
+        } else {
+            format!("{:.0}", report.rows_per_s)
+        },
         report.requests,
         report.retried,
         report.key_uploads

@@ -37,7 +37,7 @@ pub const MAX_BINS: u16 = 32;
 pub struct TrainedEnsemble {
     /// The ensemble in imported form: its float model is [`crate::Mode::Float`]'s.
     pub model: OnnxModel,
-    /// `"20-tree depth-3 gradient-boosted trees, learning rate 0.3"` and the like.
+    /// `"30-tree depth-3 gradient-boosted trees, learning rate 0.2"` and the like.
     pub description: String,
 }
 
