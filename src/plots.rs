@@ -850,7 +850,20 @@ struct Frame<'t> {
     legend: Vec<Entry>,
 }
 
-impl Frame<'_> {
+impl<'t> Frame<'t> {
+    /// The frame of a line chart: full width, room under the plot for the x ticks and the
+    /// x description.
+    fn lines(title: &'t str, x_desc: &'t str, y_desc: String, legend: Vec<Entry>) -> Self {
+        Frame {
+            title,
+            width: WIDTH,
+            x_desc: Some(x_desc),
+            y_desc,
+            x_area: LINE_PX as u32 * 2 + 16,
+            legend,
+        }
+    }
+
     fn height(&self) -> u32 {
         HEIGHT + legend_height(&self.legend, self.width)
     }
@@ -1297,14 +1310,7 @@ pub fn lines(
     } else {
         Vec::new()
     };
-    let frame = Frame {
-        title,
-        width: WIDTH,
-        x_desc: Some(x_desc),
-        y_desc: describe(y_desc, y),
-        x_area: LINE_PX as u32 * 2 + 16,
-        legend,
-    };
+    let frame = Frame::lines(title, x_desc, describe(y_desc, y), legend);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, frame.height())).into_drawing_area();
@@ -1404,14 +1410,7 @@ pub fn spread_lines(
             mark: Mark::Line(if i < series.len() { 0 } else { 1 }),
         })
         .collect();
-    let frame = Frame {
-        title,
-        width: WIDTH,
-        x_desc: Some(x_desc),
-        y_desc: describe(y_desc, y),
-        x_area: LINE_PX as u32 * 2 + 16,
-        legend,
-    };
+    let frame = Frame::lines(title, x_desc, describe(y_desc, y), legend);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, frame.height())).into_drawing_area();

@@ -4,6 +4,9 @@
 //! that lost the client's key gets it again without the caller doing anything.
 
 use std::path::{Path, PathBuf};
+
+mod common;
+use common::replicate;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,27 +30,6 @@ fn bundle(name: &str, data: &str, kind: ModelKind) -> ModelBundle {
     let table = load_csv(data).unwrap();
     let model = compile_model(&EvalConfig::new(Source::File(data.into()), kind), &table).unwrap();
     ModelBundle::new(name, &model)
-}
-
-/// `rows` data rows of `csv`, cycling, written to `out`; `bad_at` replaces one row's first
-/// cell with text.
-fn replicate(csv: &str, rows: usize, out: &Path, bad_at: Option<usize>) {
-    use std::io::Write;
-    let text = std::fs::read_to_string(csv).unwrap();
-    let mut lines = text.lines();
-    let header = lines.next().unwrap();
-    let data: Vec<&str> = lines.collect();
-    let mut w = std::io::BufWriter::new(std::fs::File::create(out).unwrap());
-    writeln!(w, "{header}").unwrap();
-    for i in 0..rows {
-        let line = data[i % data.len()];
-        if Some(i) == bad_at {
-            let rest = line.split_once(',').unwrap().1;
-            writeln!(w, "oops,{rest}").unwrap();
-        } else {
-            writeln!(w, "{line}").unwrap();
-        }
-    }
 }
 
 fn batch(args: &[&str]) -> std::process::Output {

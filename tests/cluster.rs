@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 use fhe_ml::batch::BatchReport;
 use fhe_ml::remote::RemoteServer;
 
+mod common;
+use common::replicate;
+
 const BIN: &str = env!("CARGO_BIN_EXE_fhe-ml");
 
 /// A child process killed (SIGKILL) when dropped.
@@ -126,19 +129,6 @@ fn cli(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Copies `rows` data rows of `csv`, cycling, into `out`.
-fn replicate(csv: &str, rows: usize, out: &Path) {
-    let text = std::fs::read_to_string(csv).unwrap();
-    let mut lines = text.lines();
-    let header = lines.next().unwrap();
-    let data: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
-    let mut w = std::io::BufWriter::new(std::fs::File::create(out).unwrap());
-    writeln!(w, "{header}").unwrap();
-    for i in 0..rows {
-        writeln!(w, "{}", data[i % data.len()]).unwrap();
-    }
 }
 
 struct Cluster {
@@ -433,7 +423,7 @@ fn a_cluster_loses_no_row_through_faults() {
 
     // 20,000 breast-cancer rows, leveled logistic regression: exact, byte for byte.
     let input = dir.join("bc.csv");
-    replicate("data/breast_cancer.csv", 20_000, &input);
+    replicate("data/breast_cancer.csv", 20_000, &input, None);
     let expected = clear_twin(&cluster, "breast_cancer-logistic", &input);
     let output = dir.join("bc-out.csv");
     let start = Instant::now();
@@ -462,7 +452,7 @@ fn a_cluster_loses_no_row_through_faults() {
 
     // 300 digits rows, the 64-32-10 MLP (32 bootstraps a row): keys in the store.
     let input = dir.join("digits.csv");
-    replicate("data/digits.csv", 300, &input);
+    replicate("data/digits.csv", 300, &input, None);
     let expected = clear_twin(&cluster, "digits-mlp", &input);
     let output = dir.join("digits-out.csv");
     let start = Instant::now();
@@ -797,7 +787,7 @@ fn scaling() {
             ("digits-mlp", "data/digits.csv", 96, 8),
         ] {
             let input = dir.join(format!("{model}.csv"));
-            replicate(data, rows, &input);
+            replicate(data, rows, &input, None);
             let output = dir.join(format!("{model}-out.csv"));
             let report = finish(batch_child(&cluster, model, &input, &output, chunk));
             println!(

@@ -94,3 +94,25 @@ pub fn regression_split(dataset: &str) -> fhe_ml::data::Split<f64> {
 pub fn data_path(dataset: &str) -> String {
     format!("{}/data/{dataset}.csv", env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Writes `rows` data rows of the CSV `csv`, cycling through them, to `out` (its header
+/// first); with `bad_at`, that data row's first cell becomes text (a row the model refuses).
+#[allow(dead_code)]
+pub fn replicate(csv: &str, rows: usize, out: &std::path::Path, bad_at: Option<usize>) {
+    use std::io::Write;
+    let text = std::fs::read_to_string(csv).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let data: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
+    let mut w = std::io::BufWriter::new(std::fs::File::create(out).unwrap());
+    writeln!(w, "{header}").unwrap();
+    for i in 0..rows {
+        let line = data[i % data.len()];
+        if Some(i) == bad_at {
+            let rest = line.split_once(',').unwrap().1;
+            writeln!(w, "oops,{rest}").unwrap();
+        } else {
+            writeln!(w, "{line}").unwrap();
+        }
+    }
+}
