@@ -475,7 +475,7 @@ struct KeyArgs {
     /// Seconds a key stays in a Redis store after its last use.
     #[arg(long, default_value_t = ServiceConfig::default().key_ttl_s)]
     key_ttl: u64,
-    /// Bound of this replica's cache of expanded keys, in MiB (about 115 MiB per key).
+    /// Bound of this replica's cache of expanded keys, in MiB (about 86 MiB per key).
     #[arg(long, default_value_t = ServiceConfig::default().key_cache_mib)]
     key_cache_mib: usize,
 }

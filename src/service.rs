@@ -77,7 +77,7 @@ pub struct ServiceConfig {
     pub key_store_mib: usize,
     /// Seconds a key stays in a Redis store after its last use.
     pub key_ttl_s: u64,
-    /// Bound of this replica's cache of expanded keys, in MiB (about 115 MiB per key); the
+    /// Bound of this replica's cache of expanded keys, in MiB (about 86 MiB per key); the
     /// least recently used go first, from the tenant holding the most.
     pub key_cache_mib: usize,
     /// Turned off when shutdown begins: `/v1/ready` then answers 503.

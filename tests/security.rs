@@ -214,9 +214,9 @@ fn a_tenant_cannot_evict_another_tenants_key() {
         &[(name.clone(), model.clone())],
         ServiceConfig {
             tenants: Some(tenants),
-            // Two keys in the store (about 29 MiB each) and in the cache (about 115 MiB).
+            // Two keys in the store (about 29 MiB each) and in the cache (about 86 MiB).
             key_store_mib: 70,
-            key_cache_mib: 300,
+            key_cache_mib: 200,
             ..ServiceConfig::default()
         },
     );

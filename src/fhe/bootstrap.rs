@@ -23,22 +23,21 @@ use tfhe::core_crypto::prelude::{
 };
 use tfhe::core_crypto::prelude::{
     blind_rotate_assign_mem_optimized, blind_rotate_assign_mem_optimized_requirement,
-    extract_lwe_sample_from_glwe_ciphertext, keyswitch_lwe_ciphertext, ComputationBuffers,
-    GlweSize, LweSize, MonomialDegree,
+    extract_lwe_sample_from_glwe_ciphertext, keyswitch_lwe_ciphertext,
+    keyswitch_lwe_ciphertext_with_scalar_change, ComputationBuffers, FourierLweBootstrapKey,
+    GlweSize, LweSize, ModulusSwitchedLweCiphertext, MonomialDegree,
 };
 use tfhe::shortint::atomic_pattern::AtomicPatternServerKey;
 use tfhe::shortint::client_key::atomic_pattern::{
-    AtomicPatternClientKey, StandardAtomicPatternClientKey,
+    AtomicPatternClientKey, KS32AtomicPatternClientKey, StandardAtomicPatternClientKey,
 };
 use tfhe::shortint::engine::ShortintEngine;
 use tfhe::shortint::parameters::v1_8::V1_8_PARAM_PKE_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128;
 use tfhe::shortint::server_key::ShortintBootstrappingKey;
-use tfhe::shortint::{
-    AtomicPatternParameters, CiphertextModulus, ClientKey, CompressedServerKey, PBSParameters,
-    ServerKey,
-};
+use tfhe::shortint::{CiphertextModulus, ClientKey, CompressedServerKey, PBSParameters, ServerKey};
 
 use crate::error::{Error, Result};
+use crate::fhe::params::BootstrapSet;
 use crate::fhe::wire::{self, Kind};
 use crate::fhe::LeveledParameters;
 
@@ -96,10 +95,6 @@ impl EvaluationKey {
             None => new_seeder(),
         };
         let mut generator = SecretRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
-        let small = allocate_and_generate_new_binary_lwe_secret_key(
-            LweDimension(pbs.lwe_dimension.0),
-            &mut generator,
-        );
         let glwe =
             GlweSecretKeyOwned::from_container(glwe_key, PolynomialSize(params.polynomial_size));
         let (pk_dimension, pk_noise) = public_key_parameters();
@@ -120,16 +115,31 @@ impl EvaluationKey {
             CiphertextModulus::new_native(),
             &mut encryption,
         );
-        let client = ClientKey {
-            atomic_pattern: AtomicPatternClientKey::Standard(
-                StandardAtomicPatternClientKey::from_raw_parts(
+        let small_dimension = LweDimension(pbs.lwe_dimension());
+        let atomic_pattern = match pbs {
+            BootstrapSet::Classic(p) => {
+                AtomicPatternClientKey::Standard(StandardAtomicPatternClientKey::from_raw_parts(
                     glwe,
-                    small,
-                    PBSParameters::PBS(pbs),
+                    allocate_and_generate_new_binary_lwe_secret_key(
+                        small_dimension,
+                        &mut generator,
+                    ),
+                    PBSParameters::PBS(p),
                     None,
-                ),
-            ),
+                ))
+            }
+            BootstrapSet::KeySwitch32(p) => {
+                AtomicPatternClientKey::KeySwitch32(KS32AtomicPatternClientKey::from_raw_parts(
+                    glwe,
+                    allocate_and_generate_new_binary_lwe_secret_key(
+                        small_dimension,
+                        &mut generator,
+                    ),
+                    p,
+                ))
+            }
         };
+        let client = ClientKey { atomic_pattern };
         // shortint draws the keys' randomness from a thread-local engine: seed it for this
         // generation, then put the previous one back.
         let engine = ShortintEngine::new_from_seeder(seeder.as_mut());
@@ -192,7 +202,7 @@ impl EvaluationKey {
             use tfhe::conformance::ParameterSetConformant;
             // The maximum degree only bounds shortint's own carry arithmetic, unused here.
             self.key
-                .is_conformant(&(AtomicPatternParameters::from(pbs), self.key.max_degree))
+                .is_conformant(&(pbs.atomic_pattern(), self.key.max_degree))
         };
         let (pk_dimension, _) = public_key_parameters();
         let pk = &self.public_key;
@@ -233,15 +243,16 @@ pub struct Bootstrapper {
 impl Bootstrapper {
     /// Bytes it holds, from tfhe's layouts: the Fourier bootstrapping key (`n × (k+1)² ×
     /// levels × N/2` complex values of 16 bytes), the keyswitching key (`k·N × levels ×
-    /// (n+1)` 64-bit words) and the compact public key (`2 × k·N` words). About 115 MiB for the
-    /// 2_2 set; what the service's key cache counts against `--key-cache-mib`.
+    /// (n+1)` words of 64 bits, 32 for KS32) and the compact public key (`2 × k·N` words).
+    /// About 115 MiB for the classic 2_2 set, 86 MiB for its KS32 twin; what the service's
+    /// key cache counts against `--key-cache-mib`.
     pub fn heap_bytes(&self) -> usize {
         let Ok(p) = self.params.bootstrap_parameters() else {
             return 0;
         };
-        let (n, k, big_n) = (p.lwe_dimension.0, p.glwe_dimension.0, p.polynomial_size.0);
-        let bsk = n * (k + 1) * (k + 1) * p.pbs_level.0 * (big_n / 2) * 16;
-        let ksk = k * big_n * p.ks_level.0 * (n + 1) * 8;
+        let (n, k, big_n) = (p.lwe_dimension(), p.glwe_dimension(), p.polynomial_size());
+        let bsk = n * (k + 1) * (k + 1) * p.pbs_level() * (big_n / 2) * 16;
+        let ksk = k * big_n * p.ks_level() * (n + 1) * p.keyswitch_word_bytes();
         let pk = 2 * self.params.lwe_dimension() * 8;
         bsk + ksk + pk
     }
@@ -329,7 +340,7 @@ impl Bootstrapper {
     ///
     /// # Errors
     /// `Error::Wire` when `lwe` is not `k·N + 1` coefficients long, or the key is not a
-    /// standard (KS-PBS) key with a classic bootstrapping key.
+    /// KS-PBS or KS32 key with a classic bootstrapping key.
     pub fn lookup(
         &self,
         lwe: Vec<u64>,
@@ -343,20 +354,6 @@ impl Bootstrapper {
                 self.lwe_size
             )));
         }
-        let AtomicPatternServerKey::Standard(ap) = &self.key.atomic_pattern else {
-            return Err(Error::Wire(
-                "the evaluation key is not a standard (KS-PBS) key".into(),
-            ));
-        };
-        let ShortintBootstrappingKey::Classic {
-            bsk,
-            modulus_switch_noise_reduction_key: modulus_switch,
-        } = &ap.bootstrapping_key
-        else {
-            return Err(Error::Wire(
-                "the evaluation key is not a classic bootstrapping key".into(),
-            ));
-        };
         let mut lwe = lwe;
         // The window start moves to coefficient 0; shortint's centered modulus switch reads
         // floor(phase), so half a position up makes it round to the nearest position, as the
@@ -365,30 +362,56 @@ impl Bootstrapper {
         let body = lwe.last_mut().expect("non-empty");
         *body = body.wrapping_add(half_position).wrapping_add(table.shift);
         let input = LweCiphertextOwned::from_container(lwe, CiphertextModulus::new_native());
-        let mut small = LweCiphertextOwned::new(
-            0u64,
-            ap.key_switching_key.output_lwe_size(),
-            CiphertextModulus::new_native(),
-        );
-        keyswitch_lwe_ciphertext(&ap.key_switching_key, &input, &mut small);
         let polynomial_size = PolynomialSize(self.polynomial_size);
-        let switched = modulus_switch.lwe_ciphertext_modulus_switch(
-            &small,
-            polynomial_size.to_blind_rotation_input_modulus_log(),
-        );
-        let mut acc = table.acc.clone();
-        let fft = Fft::new(polynomial_size);
-        let fft = fft.as_view();
-        let mut buffers = ComputationBuffers::new();
-        buffers.resize(
-            blind_rotate_assign_mem_optimized_requirement::<u64>(
-                acc.glwe_size(),
-                polynomial_size,
-                fft,
-            )
-            .unaligned_bytes_required(),
-        );
-        blind_rotate_assign_mem_optimized(&switched, &mut acc, bsk, fft, buffers.stack());
+        let log_modulus = polynomial_size.to_blind_rotation_input_modulus_log();
+        let not_classic =
+            || Error::Wire("the evaluation key is not a classic bootstrapping key".into());
+        // Keyswitch to the small key (on 64 or 32 bits), then shortint's centered switch to 2N.
+        let acc = match &self.key.atomic_pattern {
+            AtomicPatternServerKey::Standard(ap) => {
+                let ShortintBootstrappingKey::Classic {
+                    bsk,
+                    modulus_switch_noise_reduction_key: modulus_switch,
+                } = &ap.bootstrapping_key
+                else {
+                    return Err(not_classic());
+                };
+                let mut small = LweCiphertextOwned::new(
+                    0u64,
+                    ap.key_switching_key.output_lwe_size(),
+                    CiphertextModulus::new_native(),
+                );
+                keyswitch_lwe_ciphertext(&ap.key_switching_key, &input, &mut small);
+                let switched = modulus_switch.lwe_ciphertext_modulus_switch(&small, log_modulus);
+                rotate(&switched, bsk, &table.acc)
+            }
+            AtomicPatternServerKey::KeySwitch32(ap) => {
+                let ShortintBootstrappingKey::Classic {
+                    bsk,
+                    modulus_switch_noise_reduction_key: modulus_switch,
+                } = &ap.bootstrapping_key
+                else {
+                    return Err(not_classic());
+                };
+                let mut small = LweCiphertextOwned::new(
+                    0u32,
+                    ap.key_switching_key.output_lwe_size(),
+                    ap.key_switching_key.ciphertext_modulus(),
+                );
+                keyswitch_lwe_ciphertext_with_scalar_change(
+                    &ap.key_switching_key,
+                    &input,
+                    &mut small,
+                );
+                let switched = modulus_switch.lwe_ciphertext_modulus_switch(&small, log_modulus);
+                rotate(&switched, bsk, &table.acc)
+            }
+            _ => {
+                return Err(Error::Wire(
+                    "the evaluation key is not a KS-PBS or KS32 key".into(),
+                ))
+            }
+        };
         Ok(table
             .reads
             .iter()
@@ -408,6 +431,27 @@ impl Bootstrapper {
     }
 }
 
+/// Blind rotation of a copy of the test polynomial by a modulus-switched small ciphertext.
+fn rotate<
+    K: tfhe::core_crypto::prelude::Container<Element = tfhe::core_crypto::fft_impl::fft64::c64>,
+>(
+    switched: &impl ModulusSwitchedLweCiphertext<usize>,
+    bsk: &FourierLweBootstrapKey<K>,
+    table: &GlweCiphertextOwned<u64>,
+) -> GlweCiphertextOwned<u64> {
+    let mut acc = table.clone();
+    let polynomial_size = acc.polynomial_size();
+    let fft = Fft::new(polynomial_size);
+    let fft = fft.as_view();
+    let mut buffers = ComputationBuffers::new();
+    buffers.resize(
+        blind_rotate_assign_mem_optimized_requirement::<u64>(acc.glwe_size(), polynomial_size, fft)
+            .unaligned_bytes_required(),
+    );
+    blind_rotate_assign_mem_optimized(switched, &mut acc, bsk, fft, buffers.stack());
+    acc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,7 +466,13 @@ mod tests {
     /// spread tfhe's noise formulas predict.
     #[test]
     fn lookup_reads_the_encrypted_position_with_the_predicted_noise() {
-        let params = LeveledParameters::default();
+        // Both shipped patterns: KS32 (the default) and the classic KS-PBS of older models.
+        for params in LeveledParameters::known() {
+            lookup_reads(params);
+        }
+    }
+
+    fn lookup_reads(params: LeveledParameters) {
         let n = params.polynomial_size;
         let mut seeder = new_seeder();
         let mut secret = SecretRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
@@ -498,8 +548,9 @@ mod tests {
         let noise = params.bootstrap_noise().unwrap();
         let predicted = noise.lookup_positions(0.0, 1.0);
         eprintln!(
-            "lookup position error: mean {mean:.3}, sd {sd:.3}, predicted {predicted:.3} \
+            "{}: lookup position error: mean {mean:.3}, sd {sd:.3}, predicted {predicted:.3} \
              (modulus switch {:.3}, keyswitch {:.3}); output sd 2^{:.2}",
+            params.name,
             noise.modulus_switch_positions,
             noise.keyswitch_positions,
             noise.output_std.log2()
