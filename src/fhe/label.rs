@@ -313,17 +313,17 @@ impl LabelHead {
         let lookup_sigma = noise.lookup_positions(0.0, position);
         let margin = GAUSSIAN_MARGIN * lookup_sigma;
         let n = params.polynomial_size as f64;
-        let per_unit = |m: u64| m as f64 * 2f64.powi(delta_log2 as i32 - position_log2 as i32);
-        // Finest level: v = d + 1/2 is at least (1/2 - error) units from zero.
-        let mut k = 0u32;
-        while (0.5 - range.bounded_error) * per_unit(1u64 << k) <= margin {
-            k += 1;
-            if k >= 63 || delta_log2 + k >= 63 {
-                return bad("the scores' delta is too small to resolve one unit".into());
-            }
+        let unit = 2f64.powi(delta_log2 as i32 - position_log2 as i32);
+        let per_unit = |m: u64| m as f64 * unit;
+        // Finest level: v = d + 1/2 is at least (1/2 - error) units from zero; its multiplier
+        // is the smallest integer that puts that over half a position beyond the margin (reads
+        // round to the nearest position; any integer multiplier wraps exactly).
+        let finest = ((margin + 0.5) / ((0.5 - range.bounded_error) * unit)).floor() + 1.0;
+        if finest.log2() + delta_log2 as f64 >= 63.0 {
+            return bad("the scores' delta is too small to resolve one unit".into());
         }
         let band = margin.ceil() as u32 + 1;
-        let mut chain = vec![(1u64 << k, 0u32)];
+        let mut chain = vec![(finest as u64, 0u32)];
         let reach =
             range.max_abs as f64 + GAUSSIAN_MARGIN * range.sigma + range.bounded_error + 0.5;
         loop {
@@ -331,19 +331,17 @@ impl LabelHead {
             if reach * per_unit(m) + margin < n - f as f64 {
                 break;
             }
-            // The coarser level's zero band, read at this level, must not wrap.
-            let limit = (n - f as f64 - margin) / (band as f64 + margin);
-            let mut r = 1u64;
-            while r * 2 <= m && ((r * 2) as f64) < limit {
-                r *= 2;
-            }
-            if r == 1 || chain.len() == MAX_LEVELS {
+            // The coarser level's zero band, read at this level, must not wrap: the ratio of
+            // multipliers stays below `limit` (about 28 at N = 2048), any integer ratio.
+            let limit = (n - f as f64 - margin - 0.5) / (band as f64 + margin);
+            let coarser = (m as f64 / limit).floor() as u64 + 1;
+            if coarser >= m || chain.len() == MAX_LEVELS {
                 return bad(format!(
                     "scores up to {} units need more than {MAX_LEVELS} scales at delta 2^{delta_log2}",
                     range.max_abs
                 ));
             }
-            chain.push((m / r, band));
+            chain.push((coarser, band));
         }
         chain.reverse();
         let l = chain.len() as u32;
@@ -420,15 +418,12 @@ impl LabelHead {
         }
     }
 
-    /// Bootstraps per inference: levels and combine per comparison, one-hot per class and
-    /// rank (multiclass), and the sanitizing rounds per returned label bit.
+    /// Bootstraps per inference: levels and combine per comparison, one-hot per class (one
+    /// blind rotation read at every returned rank; multiclass), and the sanitizing rounds per
+    /// returned label bit.
     pub fn bootstraps(&self) -> usize {
         // Saturating: a head read from untrusted bytes is counted before it is checked.
-        let onehot = if self.pairwise {
-            self.classes.saturating_mul(self.top)
-        } else {
-            0
-        };
+        let onehot = if self.pairwise { self.classes } else { 0 };
         self.comparisons()
             .saturating_mul(self.levels.len().saturating_add(1))
             .saturating_add(onehot)
@@ -490,6 +485,8 @@ impl LabelHead {
     /// (±1 win unit), read at `q` or, for a negative sum, at `q - N` (the table holds `2^63`,
     /// its own negation, so both halves of the circle agree). Sums lie within
     /// `(C - 1)·c + margin` of zero and `(2C - 1)·c + margin ≤ N`, so the halves never meet.
+    /// The encrypted head reads rank 0's table `2rc` positions on for rank `r` (one blind
+    /// rotation for every rank; `onehot_reads_give_every_rank` checks it equals rank `r`'s).
     fn onehot_entry(&self, rank: usize, q: usize) -> i64 {
         let c = self.win_unit as i64;
         let target = (self.classes as i64 - 1 - 2 * rank as i64) * c;
@@ -528,6 +525,13 @@ impl LabelHead {
         self.negacyclic(p, |_| 1) > 0
     }
 
+    /// Coefficients read from rank 0's one-hot rotation, one per returned rank: `2rc`.
+    fn onehot_reads(&self) -> Vec<usize> {
+        (0..self.top)
+            .map(|r| 2 * r * self.win_unit as usize)
+            .collect()
+    }
+
     /// The test polynomials the server bootstraps with (built once per server).
     pub fn tables(&self) -> LabelTables {
         let n = self.polynomial_size;
@@ -550,15 +554,13 @@ impl LabelHead {
         LabelTables {
             levels,
             sign: TestPolynomial::from_coefficients(&vec![sign_value; n]),
-            onehot: (0..self.top)
-                .map(|r| {
-                    TestPolynomial::from_coefficients(
-                        &(0..n)
-                            .map(|q| (self.onehot_entry(r, q) as u64) << 63)
-                            .collect::<Vec<_>>(),
-                    )
-                })
-                .collect(),
+            onehot: TestPolynomial::windowed(
+                &(0..n)
+                    .map(|q| (self.onehot_entry(0, q) as u64) << 63)
+                    .collect::<Vec<_>>(),
+                0,
+                self.onehot_reads(),
+            ),
             label_bit: TestPolynomial::from_coefficients(&vec![LABEL_BIT; n]),
         }
     }
@@ -641,14 +643,15 @@ impl LabelHead {
                     w
                 })
                 .collect();
-            // onehot[r * C + i]: class i ranks r.
-            let onehot: Vec<Vec<u64>> = (0..self.top * self.classes)
+            // by_class[i][r]: class i ranks r (one rotation per class, read at every rank).
+            let by_class: Vec<Vec<Vec<u64>>> = wins
                 .into_par_iter()
-                .map(|k| {
-                    let (r, i) = (k / self.classes, k % self.classes);
-                    first(bootstrapper.lookup(wins[i].clone(), &tables.onehot[r], 0)?)
-                })
+                .map(|w| bootstrapper.lookup(w, &tables.onehot, 0))
                 .collect::<Result<_>>()?;
+            // onehot[r * C + i]
+            let onehot: Vec<Vec<u64>> = (0..self.top * self.classes)
+                .map(|k| by_class[k % self.classes][k / self.classes].clone())
+                .collect();
             onehot
                 .chunks(self.classes)
                 .flat_map(|ranked| {
@@ -706,8 +709,8 @@ impl LabelHead {
 pub struct LabelTables {
     levels: Vec<TestPolynomial>,
     sign: TestPolynomial,
-    /// One per returned rank.
-    onehot: Vec<TestPolynomial>,
+    /// Rank 0's table, read at every returned rank.
+    onehot: TestPolynomial,
     label_bit: TestPolynomial,
 }
 
@@ -846,6 +849,10 @@ mod tests {
             }
         }
         let h = head(10, 42, 860_000, 0.1);
+        assert_eq!(
+            h.clone().with_top(3).unwrap().bootstraps(),
+            h.bootstraps() + 8 * 4
+        );
         assert!(h.clone().with_top(11).is_err());
         assert!(h.clone().with_top(0).is_err());
         assert_eq!(h.clone().with_top(3).unwrap().output_ciphertexts(), 12);
@@ -881,6 +888,31 @@ mod tests {
         }
         let bad_wire = bincode::serialize(&16u32).unwrap();
         assert!(bincode::deserialize::<OutputMode>(&bad_wire).is_err());
+    }
+
+    /// The encrypted head reads every rank from rank 0's table, `2rc` positions on: for every
+    /// sum of wins, with the read pushed by noise up to the margin, that equals rank `r`'s own
+    /// table (what `compare`'s clear twin ranks by).
+    #[test]
+    fn onehot_reads_give_every_rank() {
+        for classes in [15usize, 10, 7, 3] {
+            let h = head(classes, 42, 860_000, 0.1).with_top(classes).unwrap();
+            let reads = h.onehot_reads();
+            let c = h.win_unit as f64;
+            for (rank, &read) in reads.iter().enumerate() {
+                assert!(read < h.polynomial_size);
+                for w in (-(classes as i64 - 1)..=classes as i64 - 1).step_by(2) {
+                    for noise in [-h.margin, -h.margin / 2.0, 0.0, h.margin / 2.0, h.margin] {
+                        let p = (w as f64 * c + noise).round() as i64;
+                        let got = h
+                            .negacyclic(p + read as i64, |q| h.onehot_entry(0, q))
+                            .abs();
+                        let own = h.negacyclic(p, |q| h.onehot_entry(rank, q)).abs();
+                        assert_eq!(got, own, "{classes} classes: rank {rank}, wins {w}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

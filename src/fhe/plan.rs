@@ -68,9 +68,15 @@ pub struct NoiseReport {
 
 /// Bits of the largest |score| (or, in label mode with several outputs, |difference of two
 /// scores|), refusing what the 64-bit encoding cannot hold.
-fn score_message_bits(bounds: &[(i64, i64)], output: OutputMode) -> Result<u32> {
+fn score_message_bits(
+    bounds: &[(i64, i64)],
+    compared: Option<u64>,
+    output: OutputMode,
+) -> Result<u32> {
     let max_abs = match output {
-        OutputMode::Label | OutputMode::TopK(_) => compared_max_abs(bounds),
+        OutputMode::Label | OutputMode::TopK(_) => {
+            compared.unwrap_or_else(|| compared_max_abs(bounds))
+        }
         OutputMode::Scores => bounds
             .iter()
             .map(|&(lo, hi)| lo.unsigned_abs().max(hi.unsigned_abs()))
@@ -119,7 +125,11 @@ impl EncodingPlan {
         program: &Program,
         output: OutputMode,
     ) -> Result<Self> {
-        let message_bits = score_message_bits(&program.output_bounds(), output)?;
+        let message_bits = score_message_bits(
+            &program.output_bounds(),
+            Some(program.compared_max_abs()),
+            output,
+        )?;
         if let Some(layer) = program.as_linear() {
             return Self::for_linear(params, layer, message_bits);
         }
@@ -274,7 +284,7 @@ impl EncodingPlan {
         let bounds = program.output_bounds();
         let pairwise = bounds.len() > 1;
         let classes = if pairwise { bounds.len() } else { 2 };
-        let max_abs = compared_max_abs(&bounds);
+        let max_abs = program.compared_max_abs();
         let delta = 2f64.powi(plan.output_delta_log2 as i32);
         let (bounded_error, sigma) = match program.as_linear() {
             Some(layer) => {
@@ -419,7 +429,7 @@ mod tests {
     fn plan_bounds_error_below_quarter_delta() {
         let layer = LinearLayer::new(30, 1, vec![127; 30], vec![-5000]).unwrap();
         let bounds = layer.bounds(&vec![(0, 255); 30]);
-        let bits = score_message_bits(&bounds, OutputMode::Scores).unwrap();
+        let bits = score_message_bits(&bounds, None, OutputMode::Scores).unwrap();
         let plan = EncodingPlan::for_linear(LeveledParameters::default(), &layer, bits).unwrap();
         let (err, delta) = plan.error_bound(layer.max_row_l1());
         assert!(err <= delta / 4, "{err} > {delta}/4");

@@ -585,6 +585,53 @@ impl Program {
         }
         bounds
     }
+
+    /// Largest |value| a label head compares over valid inputs: one score's bound, or, for
+    /// several scores, the largest bound of a difference `s_i - s_j`. When the scores come from
+    /// a linear step, each difference is bounded as the linear map with weights `w_i - w_j`
+    /// over that step's input bounds (the inputs shared by both scores cancel, so this is
+    /// tighter than `max_i - min_j`); otherwise from the scores' own bounds.
+    pub fn compared_max_abs(&self) -> u64 {
+        let bounds = self.output_bounds();
+        let steps = self.score_steps();
+        let Some((Step::Linear(layer), before)) = steps.split_last() else {
+            return crate::fhe::label::compared_max_abs(&bounds);
+        };
+        if bounds.len() < 2 {
+            return crate::fhe::label::compared_max_abs(&bounds);
+        }
+        let max = ((1u64 << self.input_bits) - 1) as i64;
+        let mut inputs = vec![(0, max); self.n_inputs];
+        for step in before {
+            inputs = match step {
+                Step::Linear(layer) => layer.bounds(&inputs),
+                Step::Lookup(layer) => layer.neuron_bounds(),
+                Step::Label(_) => inputs,
+            };
+        }
+        let pairs: Vec<(usize, usize)> = crate::fhe::label::pairs(bounds.len()).collect();
+        let weights = pairs
+            .iter()
+            .flat_map(|&(i, j)| layer.row(i).iter().zip(layer.row(j)).map(|(a, b)| a - b))
+            .collect();
+        let bias = pairs
+            .iter()
+            .map(|&(i, j)| layer.bias[i] - layer.bias[j])
+            .collect();
+        let differences = LinearLayer::new(layer.n_inputs, pairs.len(), weights, bias)
+            .and_then(|d| d.with_exclusive(layer.exclusive.clone()));
+        match differences {
+            Ok(d) => d
+                .bounds(&inputs)
+                .into_iter()
+                .map(|(lo, hi)| lo.unsigned_abs().max(hi.unsigned_abs()))
+                .max()
+                .unwrap_or(0)
+                // Never wider than the scores' own bounds allow.
+                .min(crate::fhe::label::compared_max_abs(&bounds)),
+            Err(_) => crate::fhe::label::compared_max_abs(&bounds),
+        }
+    }
 }
 
 #[cfg(test)]
