@@ -126,12 +126,21 @@ struct ModelArgs {
     /// MLP training epochs.
     #[arg(long, default_value_t = MlpConfig::default().epochs)]
     epochs: usize,
+    /// MLP: fraction of each hidden layer's neurons pruned after three quarters of the epochs
+    /// (one bootstrap fewer per inference each; 0: none).
+    #[arg(long, default_value_t = MlpConfig::default().prune)]
+    prune: f64,
     /// Tree depth (trees and forests: 4; gradient-boosted trees: 3).
     #[arg(long)]
     depth: Option<usize>,
     /// Trees in a forest (10), or boosting rounds (20).
     #[arg(long)]
     trees: Option<usize>,
+    /// Trees and forests: prefer a feature already split on when its split removes at least
+    /// 1 - this of the impurity the best split removes (each distinct feature is one
+    /// comparison bootstrap; 0: plain CART).
+    #[arg(long, default_value_t = ForestConfig::default().reuse)]
+    feature_reuse: f64,
     /// Gradient-boosted trees' learning rate (shrinkage of each tree).
     #[arg(long, default_value_t = GbdtParams::default().learning_rate)]
     learning_rate: f64,
@@ -170,9 +179,11 @@ impl ModelArgs {
         config.mlp.hidden = self.hidden;
         config.mlp.activation_bits = self.activation_bits;
         config.mlp.epochs = self.epochs;
+        config.mlp.prune = self.prune;
         config.mlp.input_bits = linear_bits;
         config.forest.depth = self.depth.unwrap_or(config.forest.depth);
         config.forest.trees = self.trees.unwrap_or(ForestConfig::forest().trees);
+        config.forest.reuse = self.feature_reuse;
         config.regression_trees.depth = self.depth.unwrap_or(config.regression_trees.depth);
         config.regression_trees.trees = self.trees.unwrap_or(config.regression_trees.trees);
         config.gbdt = GbdtParams {

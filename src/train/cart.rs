@@ -64,6 +64,10 @@ pub struct CartParams {
     pub max_depth: usize,
     /// Features drawn (without replacement) as candidates at each node; `None`: all of them.
     pub max_features: Option<usize>,
+    /// Prefer a feature already split on (in this tree or, through `grow_reusing`, in others)
+    /// when its best split removes at least `1 - reuse` of the impurity the best split
+    /// removes: encrypted, every distinct feature is one bootstrap. 0: plain CART.
+    pub reuse: f64,
 }
 
 /// Per-row statistics summed over a set of rows: class counts, or (count, Σy, Σy²).
@@ -129,10 +133,36 @@ pub fn grow(
     params: CartParams,
     rng: &mut ChaCha8Rng,
 ) -> Vec<CartNode> {
+    grow_reusing(x, rows, target, params, rng, &mut vec![false; x.ncols()])
+}
+
+/// As [`grow`], with `used` (one flag per column of `x`) the features already split on, which
+/// `params.reuse` prefers; the features this tree splits on are added to it.
+pub fn grow_reusing(
+    x: &Array2<f64>,
+    rows: &[usize],
+    target: Target,
+    params: CartParams,
+    rng: &mut ChaCha8Rng,
+    used: &mut [bool],
+) -> Vec<CartNode> {
     let mut nodes = Vec::new();
     let mut rows = rows.to_vec();
-    node(x, &mut rows, target, params, 0, rng, &mut nodes);
+    let mut grower = Grower {
+        x,
+        target,
+        params,
+        used,
+    };
+    grower.node(&mut rows, 0, rng, &mut nodes);
     nodes
+}
+
+struct Grower<'a, 'b> {
+    x: &'a Array2<f64>,
+    target: Target<'a>,
+    params: CartParams,
+    used: &'b mut [bool],
 }
 
 fn leaf(target: Target, rows: &[usize]) -> CartNode {
@@ -144,67 +174,85 @@ fn leaf(target: Target, rows: &[usize]) -> CartNode {
     CartNode::Leaf { value }
 }
 
-fn node(
-    x: &Array2<f64>,
-    rows: &mut [usize],
-    target: Target,
-    params: CartParams,
-    depth: usize,
-    rng: &mut ChaCha8Rng,
-    nodes: &mut Vec<CartNode>,
-) -> usize {
-    let index = nodes.len();
-    let total = stats(target, rows);
-    let parent = weighted_impurity(target, &total);
-    nodes.push(leaf(target, rows));
-    if depth >= params.max_depth || rows.len() < 2 || parent <= 1e-12 * rows.len() as f64 {
-        return index;
-    }
-    let d = x.ncols();
-    let mut features: Vec<usize> = (0..d).collect();
-    if let Some(k) = params.max_features {
-        features.shuffle(rng);
-        features.truncate(k.clamp(1, d));
-        features.sort_unstable();
-    }
-    // (impurity, feature, threshold)
-    let mut best: Option<(f64, usize, f64)> = None;
-    let width = target.width();
-    let mut order = rows.to_vec();
-    for &f in &features {
-        order.sort_by(|&a, &b| x[[a, f]].total_cmp(&x[[b, f]]));
-        let mut left = vec![0.0; if width == 1 { 3 } else { width }];
-        let mut right = total.clone();
-        for i in 0..order.len() - 1 {
-            add_row(target, &mut left, order[i], 1.0);
-            add_row(target, &mut right, order[i], -1.0);
-            let (a, b) = (x[[order[i], f]], x[[order[i + 1], f]]);
-            if a >= b {
-                continue;
-            }
-            let impurity = weighted_impurity(target, &left) + weighted_impurity(target, &right);
-            if best.is_none_or(|(v, ..)| impurity < v - 1e-12 * parent.abs().max(1.0)) {
+impl Grower<'_, '_> {
+    fn node(
+        &mut self,
+        rows: &mut [usize],
+        depth: usize,
+        rng: &mut ChaCha8Rng,
+        nodes: &mut Vec<CartNode>,
+    ) -> usize {
+        let (x, target, params) = (self.x, self.target, self.params);
+        let index = nodes.len();
+        let total = stats(target, rows);
+        let parent = weighted_impurity(target, &total);
+        nodes.push(leaf(target, rows));
+        if depth >= params.max_depth || rows.len() < 2 || parent <= 1e-12 * rows.len() as f64 {
+            return index;
+        }
+        let d = x.ncols();
+        let mut features: Vec<usize> = (0..d).collect();
+        if let Some(k) = params.max_features {
+            features.shuffle(rng);
+            features.truncate(k.clamp(1, d));
+            features.sort_unstable();
+        }
+        // (impurity, feature, threshold): over all candidates, and over features already used.
+        let mut best: Option<(f64, usize, f64)> = None;
+        let mut best_used: Option<(f64, usize, f64)> = None;
+        let width = target.width();
+        let mut order = rows.to_vec();
+        for &f in &features {
+            order.sort_by(|&a, &b| x[[a, f]].total_cmp(&x[[b, f]]));
+            let mut left = vec![0.0; if width == 1 { 3 } else { width }];
+            let mut right = total.clone();
+            for i in 0..order.len() - 1 {
+                add_row(target, &mut left, order[i], 1.0);
+                add_row(target, &mut right, order[i], -1.0);
+                let (a, b) = (x[[order[i], f]], x[[order[i + 1], f]]);
+                if a >= b {
+                    continue;
+                }
+                let impurity = weighted_impurity(target, &left) + weighted_impurity(target, &right);
+                let better = |best: &Option<(f64, usize, f64)>| {
+                    best.is_none_or(|(v, ..)| impurity < v - 1e-12 * parent.abs().max(1.0))
+                };
                 let mid = a + (b - a) / 2.0;
                 // Rounding can put the midpoint on b: then `x < threshold` must still hold for a.
                 let threshold = if mid > a && mid <= b { mid } else { b };
-                best = Some((impurity, f, threshold));
+                if better(&best) {
+                    best = Some((impurity, f, threshold));
+                }
+                if self.used[f] && better(&best_used) {
+                    best_used = Some((impurity, f, threshold));
+                }
             }
         }
+        let Some((impurity, feature, threshold)) = best else {
+            return index;
+        };
+        let (feature, threshold) = match best_used {
+            Some((v, f, t))
+                if params.reuse > 0.0
+                    && parent - v >= (1.0 - params.reuse) * (parent - impurity) =>
+            {
+                (f, t)
+            }
+            _ => (feature, threshold),
+        };
+        self.used[feature] = true;
+        let (mut l, mut r): (Vec<usize>, Vec<usize>) =
+            rows.iter().partition(|&&row| x[[row, feature]] < threshold);
+        let left = self.node(&mut l, depth + 1, rng, nodes);
+        let right = self.node(&mut r, depth + 1, rng, nodes);
+        nodes[index] = CartNode::Split {
+            feature,
+            threshold,
+            left,
+            right,
+        };
+        index
     }
-    let Some((_, feature, threshold)) = best else {
-        return index;
-    };
-    let (mut l, mut r): (Vec<usize>, Vec<usize>) =
-        rows.iter().partition(|&&row| x[[row, feature]] < threshold);
-    let left = node(x, &mut l, target, params, depth + 1, rng, nodes);
-    let right = node(x, &mut r, target, params, depth + 1, rng, nodes);
-    nodes[index] = CartNode::Split {
-        feature,
-        threshold,
-        left,
-        right,
-    };
-    index
 }
 
 /// The leaf a row reaches.
@@ -251,6 +299,7 @@ mod tests {
             CartParams {
                 max_depth: 3,
                 max_features: None,
+                reuse: 0.0,
             },
             &mut rng,
         );
@@ -276,6 +325,7 @@ mod tests {
             CartParams {
                 max_depth: 1,
                 max_features: None,
+                reuse: 0.0,
             },
             &mut rng,
         );

@@ -421,6 +421,7 @@ impl TreeRegressorParams {
         let params = cart::CartParams {
             max_depth: self.depth,
             max_features: None,
+            reuse: 0.0,
         };
         let mut trees = Vec::with_capacity(self.trees);
         if self.trees == 1 {

@@ -36,6 +36,12 @@ pub struct ForestConfig {
     pub feature_fraction: f64,
     /// Seed of the forest's bootstrap rows and feature draws (ChaCha8).
     pub seed: u64,
+    /// The quantized (encrypted) trees prefer a feature some tree already splits on when its
+    /// split removes at least `1 - reuse` of the impurity the best split removes: each distinct
+    /// feature is one comparison bootstrap per inference ([`crate::train::cart::CartParams`]).
+    /// 0: plain CART. Models saved before issue 19 read as 0.
+    #[serde(default)]
+    pub reuse: f64,
 }
 
 impl Default for ForestConfig {
@@ -46,6 +52,7 @@ impl Default for ForestConfig {
             input_bits: 4,
             feature_fraction: 0.5,
             seed: 42,
+            reuse: 0.2,
         }
     }
 }
@@ -77,6 +84,9 @@ impl ForestConfig {
         }
         if !(self.feature_fraction > 0.0 && self.feature_fraction <= 1.0) {
             return bad("the feature fraction must be in (0, 1]");
+        }
+        if !(0.0..1.0).contains(&self.reuse) {
+            return bad("feature reuse must be in [0, 1)");
         }
         Ok(())
     }
@@ -134,6 +144,48 @@ impl Tree {
                 }
             }
         }
+    }
+
+    /// The same tree with every split whose two sides predict one class replaced by a leaf of
+    /// that class (bottom up): the same predictions, fewer splits. CART grows such splits when
+    /// they purify a side without changing its majority; encrypted, each leaf parent costs a
+    /// lookup.
+    pub fn merged(&self) -> Tree {
+        fn build(old: &[Node], i: usize, out: &mut Vec<Node>) -> usize {
+            let index = out.len();
+            match old[i] {
+                Node::Leaf { class } => out.push(Node::Leaf { class }),
+                Node::Split {
+                    feature,
+                    threshold,
+                    left,
+                    right,
+                } => {
+                    out.push(Node::Leaf { class: 0 });
+                    let l = build(old, left, out);
+                    let r = build(old, right, out);
+                    match (&out[l], &out[r]) {
+                        (Node::Leaf { class: a }, Node::Leaf { class: b }) if a == b => {
+                            let class = *a;
+                            out.truncate(index);
+                            out.push(Node::Leaf { class });
+                        }
+                        _ => {
+                            out[index] = Node::Split {
+                                feature,
+                                threshold,
+                                left: l,
+                                right: r,
+                            }
+                        }
+                    }
+                }
+            }
+            index
+        }
+        let mut nodes = Vec::with_capacity(self.nodes.len());
+        build(&self.nodes, 0, &mut nodes);
+        Tree { nodes }
     }
 
     /// Depth of the deepest leaf.
@@ -226,21 +278,34 @@ fn fit_tree(
     n_classes: usize,
     depth: usize,
     features: &[usize],
+    reuse: Option<(f64, &mut [bool])>,
 ) -> Result<Tree> {
     let y = targets.to_vec();
     let rows: Vec<usize> = (0..y.len()).collect();
     // Every candidate feature at every node: the randomness of a forest is in its draws.
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let grown = cart::grow(
+    // `used` of the forest (all features) seen through this tree's columns.
+    let (tolerance, mut used) = match &reuse {
+        Some((r, used)) => (*r, features.iter().map(|&f| used[f]).collect()),
+        None => (0.0, vec![false; features.len()]),
+    };
+    let grown = cart::grow_reusing(
         &records,
         &rows,
         cart::Target::Classes { y: &y, n_classes },
         cart::CartParams {
             max_depth: depth,
             max_features: None,
+            reuse: tolerance,
         },
         &mut rng,
+        &mut used,
     );
+    if let Some((_, forest_used)) = reuse {
+        for (&f, &u) in features.iter().zip(&used) {
+            forest_used[f] |= u;
+        }
+    }
     let nodes = grown
         .into_iter()
         .map(|node| match node {
@@ -261,7 +326,7 @@ fn fit_tree(
             },
         })
         .collect();
-    Ok(Tree { nodes })
+    Ok(Tree { nodes }.merged())
 }
 
 /// Fits the plaintext and the quantized forests on the split's training rows.
@@ -285,6 +350,8 @@ pub fn fit_forest(split: &Split<usize>, config: &ForestConfig) -> Result<Trained
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let per_tree = ((d as f64 * config.feature_fraction).ceil() as usize).clamp(1, d);
     let (mut plain, mut quant) = (Vec::new(), Vec::new());
+    // Features the quantized trees split on so far (each is one comparison bootstrap).
+    let mut used = vec![false; d];
     for _ in 0..config.trees {
         // A single tree sees everything; a forest's trees see bootstrap rows and some columns.
         let (rows, mut features): (Vec<usize>, Vec<usize>) = if config.trees == 1 {
@@ -304,6 +371,7 @@ pub fn fit_forest(split: &Split<usize>, config: &ForestConfig) -> Result<Trained
             n_classes,
             config.depth,
             &features,
+            None,
         )?);
         quant.push(fit_tree(
             take(&quantized),
@@ -311,6 +379,7 @@ pub fn fit_forest(split: &Split<usize>, config: &ForestConfig) -> Result<Trained
             n_classes,
             config.depth,
             &features,
+            Some((config.reuse, &mut used)),
         )?);
     }
     Ok(TrainedForest {
@@ -325,4 +394,53 @@ pub fn fit_forest(split: &Split<usize>, config: &ForestConfig) -> Result<Trained
             n_classes,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A split whose sides both predict class 1 (after merging below it) becomes a leaf; the
+    /// merged tree predicts the same class for every level of its two features.
+    #[test]
+    fn splits_with_one_class_on_both_sides_merge() {
+        let split = |feature, threshold, left, right| Node::Split {
+            feature,
+            threshold,
+            left,
+            right,
+        };
+        let leaf = |class| Node::Leaf { class };
+        // root: x0 < 2 ? (x1 < 1 ? 1 : (x1 < 3 ? 1 : 1)) : (x1 < 4 ? 0 : 1)
+        let tree = Tree {
+            nodes: vec![
+                split(0, 2.0, 1, 6),
+                split(1, 1.0, 2, 3),
+                leaf(1),
+                split(1, 3.0, 4, 5),
+                leaf(1),
+                leaf(1),
+                split(1, 4.0, 7, 8),
+                leaf(0),
+                leaf(1),
+            ],
+        };
+        let merged = tree.merged();
+        assert_eq!(
+            merged.nodes,
+            vec![
+                split(0, 2.0, 1, 2),
+                leaf(1),
+                split(1, 4.0, 3, 4),
+                leaf(0),
+                leaf(1)
+            ]
+        );
+        for a in 0..6 {
+            for b in 0..6 {
+                let row = [a as f64, b as f64];
+                assert_eq!(merged.predict(&row), tree.predict(&row), "{row:?}");
+            }
+        }
+    }
 }
