@@ -450,7 +450,7 @@ fn a_cluster_loses_no_row_through_faults() {
         report.retried
     );
 
-    // 300 digits rows, the 64-32-10 MLP (32 bootstraps a row): keys in the store.
+    // 300 digits rows, the 64-32-10 MLP pruned to 24 hidden neurons (24 bootstraps a row).
     let input = dir.join("digits.csv");
     replicate("data/digits.csv", 300, &input, None);
     let expected = clear_twin(&cluster, "digits-mlp", &input);

@@ -7,8 +7,8 @@
 //! 4096 positions with Gaussian noise (σ ≈ 4.8 positions). A compared value `v = d + 1/2`
 //! (`d`: a score, or the difference of two; the half unit breaks ties the way the clear argmax
 //! does) is read at several scales at once: level `j` multiplies the ciphertext by `m_j`
-//! (`c_j` positions per unit, a factor of up to 16 between levels) and returns `0` inside a
-//! band of ±`F` positions around zero, else the sign. A coarse level that says "not zero" is
+//! (`c_j` positions per unit; any integer ratio between levels below the noise limit, about
+//! 28 at N = 2048) and returns `0` inside a band of ±`F` positions around zero, else the sign. A coarse level that says "not zero" is
 //! right; one that says "zero" guarantees the next finer level does not wrap. The first
 //! non-zero level decides: a second bootstrap reads `Σ t_j 2^(L-j)`, whose sign is that
 //! level's (`2^k > 2^k - 1`). The finest level has no band and reads `v` at `c_L` positions per
@@ -18,7 +18,8 @@
 //! **Argmax and top-k.** Every pair `i < j` gets one comparison (`i` wins ties, as the clear
 //! argmax takes the first maximum); class `i`'s sum of ±1 outcomes is `C - 1 - 2r` exactly
 //! when `i` ranks `r` (the ranks are a permutation: the order is total), which one lookup per
-//! class and rank turns into a one-hot bit; each returned label's bits are sums of those.
+//! class and rank turns into a one-hot bit (one blind rotation per class, read at every returned
+//! rank); each returned label's bits are sums of those.
 //!
 //! **Sanitization.** Each label bit is `±2^62`. `SANITIZE_ROUNDS` times: add a fresh
 //! encryption of zero under the client's compact public key with TUniform(2^61) body noise,
