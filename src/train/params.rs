@@ -154,6 +154,13 @@ impl MlpParams {
         self
     }
 
+    /// Fraction of each hidden layer pruned after three quarters of the epochs (0 to 0.95;
+    /// default 0.25): one bootstrap per inference fewer for each neuron removed.
+    pub fn prune(mut self, fraction: f64) -> Self {
+        self.0.prune = fraction;
+        self
+    }
+
     /// Seed of initialization and shuffling.
     pub fn seed(mut self, seed: u64) -> Self {
         self.0.seed = seed;
@@ -230,6 +237,13 @@ impl ForestParams {
     /// Bits per feature (2..=5).
     pub fn input_bits(mut self, bits: u32) -> Self {
         self.0.input_bits = bits;
+        self
+    }
+
+    /// Feature reuse of the encrypted trees, in `[0, 1)` (default 0.2; 0: plain CART): see
+    /// [`ForestConfig::reuse`].
+    pub fn feature_reuse(mut self, reuse: f64) -> Self {
+        self.0.reuse = reuse;
         self
     }
 
