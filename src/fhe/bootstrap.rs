@@ -24,8 +24,8 @@ use tfhe::core_crypto::prelude::{
 use tfhe::core_crypto::prelude::{
     blind_rotate_assign_mem_optimized, blind_rotate_assign_mem_optimized_requirement,
     extract_lwe_sample_from_glwe_ciphertext, keyswitch_lwe_ciphertext,
-    keyswitch_lwe_ciphertext_with_scalar_change, ComputationBuffers, FourierLweBootstrapKey,
-    GlweSize, LweSize, ModulusSwitchedLweCiphertext, MonomialDegree,
+    keyswitch_lwe_ciphertext_with_scalar_change, CastInto, ComputationBuffers, GlweSize, LweSize,
+    MonomialDegree, UnsignedInteger,
 };
 use tfhe::shortint::atomic_pattern::AtomicPatternServerKey;
 use tfhe::shortint::client_key::atomic_pattern::{
@@ -362,37 +362,18 @@ impl Bootstrapper {
         let body = lwe.last_mut().expect("non-empty");
         *body = body.wrapping_add(half_position).wrapping_add(table.shift);
         let input = LweCiphertextOwned::from_container(lwe, CiphertextModulus::new_native());
-        let polynomial_size = PolynomialSize(self.polynomial_size);
-        let log_modulus = polynomial_size.to_blind_rotation_input_modulus_log();
-        let not_classic =
-            || Error::Wire("the evaluation key is not a classic bootstrapping key".into());
-        // Keyswitch to the small key (on 64 or 32 bits), then shortint's centered switch to 2N.
+        // Keyswitch to the small key (on 64 or 32 bits), then switch and rotate.
         let acc = match &self.key.atomic_pattern {
             AtomicPatternServerKey::Standard(ap) => {
-                let ShortintBootstrappingKey::Classic {
-                    bsk,
-                    modulus_switch_noise_reduction_key: modulus_switch,
-                } = &ap.bootstrapping_key
-                else {
-                    return Err(not_classic());
-                };
                 let mut small = LweCiphertextOwned::new(
                     0u64,
                     ap.key_switching_key.output_lwe_size(),
                     CiphertextModulus::new_native(),
                 );
                 keyswitch_lwe_ciphertext(&ap.key_switching_key, &input, &mut small);
-                let switched = modulus_switch.lwe_ciphertext_modulus_switch(&small, log_modulus);
-                rotate(&switched, bsk, &table.acc)
+                switch_and_rotate(&ap.bootstrapping_key, &small, &table.acc)?
             }
             AtomicPatternServerKey::KeySwitch32(ap) => {
-                let ShortintBootstrappingKey::Classic {
-                    bsk,
-                    modulus_switch_noise_reduction_key: modulus_switch,
-                } = &ap.bootstrapping_key
-                else {
-                    return Err(not_classic());
-                };
                 let mut small = LweCiphertextOwned::new(
                     0u32,
                     ap.key_switching_key.output_lwe_size(),
@@ -403,8 +384,7 @@ impl Bootstrapper {
                     &input,
                     &mut small,
                 );
-                let switched = modulus_switch.lwe_ciphertext_modulus_switch(&small, log_modulus);
-                rotate(&switched, bsk, &table.acc)
+                switch_and_rotate(&ap.bootstrapping_key, &small, &table.acc)?
             }
             _ => {
                 return Err(Error::Wire(
@@ -431,16 +411,34 @@ impl Bootstrapper {
     }
 }
 
-/// Blind rotation of a copy of the test polynomial by a modulus-switched small ciphertext.
-fn rotate<
-    K: tfhe::core_crypto::prelude::Container<Element = tfhe::core_crypto::fft_impl::fft64::c64>,
->(
-    switched: &impl ModulusSwitchedLweCiphertext<usize>,
-    bsk: &FourierLweBootstrapKey<K>,
+/// Shortint's centered modulus switch of a keyswitched (small) ciphertext to `2N`, then the
+/// blind rotation of a copy of the test polynomial by it.
+///
+/// # Errors
+/// `Error::Wire` when the key is not a classic (one-bit) bootstrapping key.
+fn switch_and_rotate<T>(
+    key: &ShortintBootstrappingKey<T>,
+    small: &LweCiphertextOwned<T>,
     table: &GlweCiphertextOwned<u64>,
-) -> GlweCiphertextOwned<u64> {
+) -> Result<GlweCiphertextOwned<u64>>
+where
+    T: UnsignedInteger + CastInto<usize>,
+{
+    let ShortintBootstrappingKey::Classic {
+        bsk,
+        modulus_switch_noise_reduction_key: modulus_switch,
+    } = key
+    else {
+        return Err(Error::Wire(
+            "the evaluation key is not a classic bootstrapping key".into(),
+        ));
+    };
     let mut acc = table.clone();
     let polynomial_size = acc.polynomial_size();
+    let switched = modulus_switch.lwe_ciphertext_modulus_switch::<usize, _>(
+        small,
+        polynomial_size.to_blind_rotation_input_modulus_log(),
+    );
     let fft = Fft::new(polynomial_size);
     let fft = fft.as_view();
     let mut buffers = ComputationBuffers::new();
@@ -448,8 +446,8 @@ fn rotate<
         blind_rotate_assign_mem_optimized_requirement::<u64>(acc.glwe_size(), polynomial_size, fft)
             .unaligned_bytes_required(),
     );
-    blind_rotate_assign_mem_optimized(switched, &mut acc, bsk, fft, buffers.stack());
-    acc
+    blind_rotate_assign_mem_optimized(&switched, &mut acc, bsk, fft, buffers.stack());
+    Ok(acc)
 }
 
 #[cfg(test)]

@@ -257,54 +257,56 @@ pub enum BootstrapSet {
 }
 
 impl BootstrapSet {
+    /// (n, k, N, PBS base log, PBS levels, KS base log, KS levels): what both patterns share.
+    fn shape(&self) -> [usize; 7] {
+        match self {
+            Self::Classic(p) => [
+                p.lwe_dimension.0,
+                p.glwe_dimension.0,
+                p.polynomial_size.0,
+                p.pbs_base_log.0,
+                p.pbs_level.0,
+                p.ks_base_log.0,
+                p.ks_level.0,
+            ],
+            Self::KeySwitch32(p) => [
+                p.lwe_dimension.0,
+                p.glwe_dimension.0,
+                p.polynomial_size.0,
+                p.pbs_base_log.0,
+                p.pbs_level.0,
+                p.ks_base_log.0,
+                p.ks_level.0,
+            ],
+        }
+    }
     /// Small LWE dimension n (the keyswitch's output, the blind rotation's input).
     pub fn lwe_dimension(&self) -> usize {
-        match self {
-            Self::Classic(p) => p.lwe_dimension.0,
-            Self::KeySwitch32(p) => p.lwe_dimension.0,
-        }
+        self.shape()[0]
     }
     /// GLWE dimension k of the bootstrapping key.
     pub fn glwe_dimension(&self) -> usize {
-        match self {
-            Self::Classic(p) => p.glwe_dimension.0,
-            Self::KeySwitch32(p) => p.glwe_dimension.0,
-        }
+        self.shape()[1]
     }
     /// Polynomial size N of the bootstrapping key.
     pub fn polynomial_size(&self) -> usize {
-        match self {
-            Self::Classic(p) => p.polynomial_size.0,
-            Self::KeySwitch32(p) => p.polynomial_size.0,
-        }
+        self.shape()[2]
     }
     /// log2 of the bootstrapping key's decomposition base.
     pub fn pbs_base_log(&self) -> usize {
-        match self {
-            Self::Classic(p) => p.pbs_base_log.0,
-            Self::KeySwitch32(p) => p.pbs_base_log.0,
-        }
+        self.shape()[3]
     }
     /// Levels of the bootstrapping key's decomposition.
     pub fn pbs_level(&self) -> usize {
-        match self {
-            Self::Classic(p) => p.pbs_level.0,
-            Self::KeySwitch32(p) => p.pbs_level.0,
-        }
+        self.shape()[4]
     }
     /// log2 of the keyswitching key's decomposition base.
     pub fn ks_base_log(&self) -> usize {
-        match self {
-            Self::Classic(p) => p.ks_base_log.0,
-            Self::KeySwitch32(p) => p.ks_base_log.0,
-        }
+        self.shape()[5]
     }
     /// Levels of the keyswitching key's decomposition.
     pub fn ks_level(&self) -> usize {
-        match self {
-            Self::Classic(p) => p.ks_level.0,
-            Self::KeySwitch32(p) => p.ks_level.0,
-        }
+        self.shape()[6]
     }
     /// Bits of the modulus the keyswitch lands in: 64, or 32 for KS32.
     pub fn keyswitch_modulus_bits(&self) -> u32 {

@@ -574,9 +574,15 @@ impl Program {
 
     /// Exact interval of every score over all valid inputs.
     pub fn output_bounds(&self) -> Vec<(i64, i64)> {
+        self.bounds_after(self.score_steps())
+    }
+
+    /// Exact output intervals after `steps` (a prefix of this program's), from the inputs'
+    /// `0..2^input_bits - 1`.
+    fn bounds_after(&self, steps: &[Step]) -> Vec<(i64, i64)> {
         let max = ((1u64 << self.input_bits) - 1) as i64;
         let mut bounds = vec![(0, max); self.n_inputs];
-        for step in self.score_steps() {
+        for step in steps {
             bounds = match step {
                 Step::Linear(layer) => layer.bounds(&bounds),
                 Step::Lookup(layer) => layer.neuron_bounds(),
@@ -600,15 +606,7 @@ impl Program {
         if bounds.len() < 2 {
             return crate::fhe::label::compared_max_abs(&bounds);
         }
-        let max = ((1u64 << self.input_bits) - 1) as i64;
-        let mut inputs = vec![(0, max); self.n_inputs];
-        for step in before {
-            inputs = match step {
-                Step::Linear(layer) => layer.bounds(&inputs),
-                Step::Lookup(layer) => layer.neuron_bounds(),
-                Step::Label(_) => inputs,
-            };
-        }
+        let inputs = self.bounds_after(before);
         let pairs: Vec<(usize, usize)> = crate::fhe::label::pairs(bounds.len()).collect();
         let weights = pairs
             .iter()
@@ -646,6 +644,30 @@ mod tests {
             scale_shift: 0,
             mirror: 0,
             neurons: vec![TableFunction::staircase(0, &[2, 4])],
+        }
+    }
+
+    /// The compared bound of two scores from one linear step: the shared input cancels, so
+    /// `|s_0 - s_1|` is bounded by `7` (weights 3 - 2 on input 0, 1 - 1 on input 1), not by
+    /// `max s_0 - min s_1 = 28`; and every input pair stays within it.
+    #[test]
+    fn compared_bounds_cancel_shared_inputs() {
+        let layer = LinearLayer::new(2, 2, vec![3, 1, 2, 1], vec![0, 0]).unwrap();
+        let program = Program {
+            n_inputs: 2,
+            input_bits: 3,
+            steps: vec![Step::Linear(layer.clone())],
+        };
+        assert_eq!(
+            crate::fhe::label::compared_max_abs(&program.output_bounds()),
+            28
+        );
+        assert_eq!(program.compared_max_abs(), 7);
+        for a in 0..8 {
+            for b in 0..8 {
+                let s = layer.apply(&[a, b]);
+                assert!((s[0] - s[1]).unsigned_abs() <= 7);
+            }
         }
     }
 
