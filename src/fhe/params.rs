@@ -257,56 +257,34 @@ pub enum BootstrapSet {
 }
 
 impl BootstrapSet {
-    /// (n, k, N, PBS base log, PBS levels, KS base log, KS levels): what both patterns share.
-    fn shape(&self) -> [usize; 7] {
-        match self {
-            Self::Classic(p) => [
-                p.lwe_dimension.0,
-                p.glwe_dimension.0,
-                p.polynomial_size.0,
-                p.pbs_base_log.0,
-                p.pbs_level.0,
-                p.ks_base_log.0,
-                p.ks_level.0,
-            ],
-            Self::KeySwitch32(p) => [
-                p.lwe_dimension.0,
-                p.glwe_dimension.0,
-                p.polynomial_size.0,
-                p.pbs_base_log.0,
-                p.pbs_level.0,
-                p.ks_base_log.0,
-                p.ks_level.0,
-            ],
-        }
-    }
+    // The shared dimensions come from tfhe's own accessors on `AtomicPatternParameters`.
     /// Small LWE dimension n (the keyswitch's output, the blind rotation's input).
     pub fn lwe_dimension(&self) -> usize {
-        self.shape()[0]
+        self.atomic_pattern().lwe_dimension().0
     }
     /// GLWE dimension k of the bootstrapping key.
     pub fn glwe_dimension(&self) -> usize {
-        self.shape()[1]
+        self.atomic_pattern().glwe_dimension().0
     }
     /// Polynomial size N of the bootstrapping key.
     pub fn polynomial_size(&self) -> usize {
-        self.shape()[2]
+        self.atomic_pattern().polynomial_size().0
     }
     /// log2 of the bootstrapping key's decomposition base.
     pub fn pbs_base_log(&self) -> usize {
-        self.shape()[3]
+        self.atomic_pattern().pbs_base_log().0
     }
     /// Levels of the bootstrapping key's decomposition.
     pub fn pbs_level(&self) -> usize {
-        self.shape()[4]
+        self.atomic_pattern().pbs_level().0
     }
     /// log2 of the keyswitching key's decomposition base.
     pub fn ks_base_log(&self) -> usize {
-        self.shape()[5]
+        self.atomic_pattern().ks_base_log().0
     }
     /// Levels of the keyswitching key's decomposition.
     pub fn ks_level(&self) -> usize {
-        self.shape()[6]
+        self.atomic_pattern().ks_level().0
     }
     /// Bits of the modulus the keyswitch lands in: 64, or 32 for KS32.
     pub fn keyswitch_modulus_bits(&self) -> u32 {
